@@ -1,0 +1,41 @@
+"""agentic: multi-turn agentic reinforcement learning for small language models.
+
+The core: the action grammar, tools, the task contract and the Gymnasium environment.
+Built-in tools and tasks live in the top-level packages `tools` and `tasks` and are
+found through entry points, so importing `agentic` stays light.
+"""
+
+from agentic.actions import Action, ActionKind, ask, finish, render_action, tool_call
+from agentic.env import AgenticEnvironment
+from agentic.parsing import parse_action
+from agentic.registry import all_tools, gym_id, make_task, register_builtin_gym_ids, register_task, register_tool, task_names
+from agentic.tasks import Budget, Score, Task, Turn
+from agentic.tools import Tool, ToolRegistry, ToolResult, tool
+
+register_builtin_gym_ids()
+
+__all__ = [
+    "Action",
+    "ActionKind",
+    "AgenticEnvironment",
+    "Budget",
+    "Score",
+    "Task",
+    "Tool",
+    "ToolRegistry",
+    "ToolResult",
+    "Turn",
+    "all_tools",
+    "ask",
+    "finish",
+    "gym_id",
+    "make_task",
+    "parse_action",
+    "register_task",
+    "register_tool",
+    "render_action",
+    "task_names",
+    "tool",
+    "tool_call",
+]
+__version__ = "0.1.0"

@@ -1,0 +1,193 @@
+"""`AgenticEnvironment`: a Gymnasium environment in which a language model acts in text.
+
+One step takes the agent's text for one turn, parses it (`parse_action`) and
+dispatches it: a tool call goes to the task's `ToolRegistry` and comes back as
+``<result>…</result>``; a question goes to the user simulator and comes back as
+``<user>…</user>``; ``<finish>`` ends the episode with the task's score; plain text
+and invalid actions get ``<sys>…</sys>`` feedback. The observation is always the full
+context the policy continues from.
+
+Budgets (defaults from the task's `Budget`, overridable per environment):
+
+- every step spends one turn; after ``max_turns`` turns without ``<finish>`` the episode is truncated;
+- invalid actions (unparseable, plain text, over ``max_action_tokens``, unknown tool,
+  arguments that fail the schema) count against ``max_invalid``; the ``max_invalid``-th truncates;
+- tool calls that run (including ones that raise or time out) count against ``max_tool_calls``;
+  a call beyond it is not run and truncates the episode.
+
+On truncation the task scores ``answer=None`` and that score is the last reward.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import string
+from typing import Any, Callable
+
+import gymnasium
+from gymnasium import spaces
+
+from agentic.actions import Action, ActionKind
+from agentic.parsing import parse_action
+from agentic.registry import make_task
+from agentic.tasks import Budget, Score, Task, Turn
+from agentic.tools import ToolRegistry, ToolResult
+
+MAX_CONTEXT_CHARS = 1_000_000
+_WORDISH = re.compile(r"\w+|[^\w\s]")
+
+
+def approximate_token_count(text: str) -> int:
+    """Words and punctuation marks: a tokenizer-free stand-in for the per-turn token budget."""
+    return len(_WORDISH.findall(text))
+
+
+class UnicodeText(spaces.Text):
+    """A `Text` space holding any Unicode string of bounded length.
+
+    Gymnasium's `Text` checks membership against a finite charset; agent text is
+    arbitrary Unicode, so membership only bounds the length. Samples are drawn from
+    printable ASCII, which includes the sentinel characters.
+    """
+
+    def __init__(self, max_length: int, *, min_length: int = 0, seed: int | None = None):
+        super().__init__(max_length, min_length=min_length, charset=string.printable, seed=seed)
+
+    def contains(self, x: Any) -> bool:
+        return isinstance(x, str) and self.min_length <= len(x) <= self.max_length
+
+
+class AgenticEnvironment(gymnasium.Env[str, str]):
+    metadata = {"render_modes": ["ansi", "human"], "render_fps": 4}
+
+    def __init__(
+        self,
+        task: str | Task,
+        *,
+        render_mode: str | None = None,
+        budget: Budget | None = None,
+        count_tokens: Callable[[str], int] = approximate_token_count,
+        user: Callable[[Any, str, dict[str, Any]], str] | None = None,
+        **task_kwargs: Any,
+    ):
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}, got {render_mode!r}")
+        self.task = make_task(task, **task_kwargs) if isinstance(task, str) else task
+        self.budget = budget or self.task.budget
+        self.tools = ToolRegistry(self.task.tools)
+        self.count_tokens = count_tokens
+        self.user = user or self.task.user
+        self.render_mode = render_mode
+        self.observation_space = UnicodeText(MAX_CONTEXT_CHARS)
+        self.action_space = UnicodeText(MAX_CONTEXT_CHARS)
+        self.instance: Any = None
+        self.history: list[Turn] = []
+        self.context = ""
+        self._done = True
+
+    # -- Gymnasium API -------------------------------------------------------------------
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
+        super().reset(seed=seed)
+        rng = random.Random(int(self.np_random.integers(2**63)))
+        options = options or {}
+        self.instance = options["instance"] if "instance" in options else self.task.sample(rng)
+        self.state = self.task.initial_state(self.instance)
+        self.history = []
+        self.turns = self.tool_calls = self.invalid = 0
+        self.context = self.task.prompt(self.instance)
+        self._done = False
+        return self.context, {"task": self.task.name, "budget": self._budget_left()}
+
+    def step(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
+        if self._done:
+            raise RuntimeError("the episode is over: call reset() before step()")
+        text = action if isinstance(action, str) else str(action)
+        self.turns += 1
+        parsed = parse_action(text)
+        if self.count_tokens(text) > self.budget.max_action_tokens:
+            parsed = Action(
+                ActionKind.INVALID,
+                thought=parsed.thought,
+                error=f"the action is longer than {self.budget.max_action_tokens} tokens",
+                raw=text,
+            )
+        event, delta, result, score = self._dispatch(parsed)
+        terminated = score is not None
+        truncated, reason = False, None
+        if not terminated:
+            reason = self._spent_budget(event)
+            if reason is not None:
+                truncated = True
+                delta += f"<sys>episode over: {reason}</sys>\n"
+        consumed = text[: len(text) - len(parsed.discarded)]
+        turn = Turn(parsed, event, delta, result)
+        shaping = 0.0 if terminated else self.task.shaping(self.instance, turn, self.state)
+        if truncated:
+            score = self.task.score(self.instance, None, [*self.history, turn])
+        terminal = score.total if score is not None else 0.0
+        reward = float(shaping + terminal)
+        self.history.append(Turn(parsed, event, delta, result, reward))
+        self.context += consumed + delta
+        self._done = terminated or truncated
+        info = {
+            "action": parsed,
+            "event": event,
+            "delta": delta,
+            "tool_result": result,
+            "reward_breakdown": {"shaping": shaping, **({"terminal": terminal} | (score.breakdown if score else {}))},
+            "score": score,
+            "budget": self._budget_left(),
+            "truncation_reason": reason,
+        }
+        if self.render_mode == "human":
+            print(consumed + delta, end="", flush=True)
+        return self.context, reward, terminated, truncated, info
+
+    def render(self) -> str | None:
+        if self.render_mode == "ansi":
+            return self.context
+        if self.render_mode == "human":
+            print(self.context)
+        return None
+
+    # -- dispatch ------------------------------------------------------------------------
+
+    def _dispatch(self, action: Action) -> tuple[str, str, ToolResult | None, Score | None]:
+        """(event, appended text, tool result, terminal score) for one parsed action."""
+        if action.kind is ActionKind.FINISH:
+            return "finish", "", None, self.task.score(self.instance, action.content, self.history)
+        if action.kind is ActionKind.ASK:
+            reply = self.user(self.instance, action.content, self.state)
+            return "ask", f"\n<user>{reply}</user>\n", None, None
+        if action.kind is ActionKind.TOOL:
+            if action.tool in self.tools and self.tool_calls >= self.budget.max_tool_calls:
+                return "over_budget", "\n", None, None
+            result = self.tools.call(action.tool, action.arguments, {"instance": self.instance, "state": self.state, "env": self})
+            if not result.executed:
+                self.invalid += 1
+                return "bad_tool_call", f"\n<sys>{result.text}</sys>\n", result, None
+            self.tool_calls += 1
+            return ("tool" if result.ok else "tool_error"), f"\n<result>{result.text}</result>\n", result, None
+        self.invalid += 1
+        if action.kind is ActionKind.TEXT:
+            message = 'no action: end the turn with <tool name="NAME">{...}</tool>, <ask>...</ask> or <finish>...</finish>'
+            return "text", f"\n<sys>{message}</sys>\n", None, None
+        return "invalid", f"\n<sys>{action.error}</sys>\n", None, None
+
+    def _spent_budget(self, event: str) -> str | None:
+        if event == "over_budget":
+            return f"tool-call budget of {self.budget.max_tool_calls} spent"
+        if self.invalid >= self.budget.max_invalid:
+            return f"{self.invalid} invalid actions (budget {self.budget.max_invalid})"
+        if self.turns >= self.budget.max_turns:
+            return f"turn budget of {self.budget.max_turns} spent without <finish>"
+        return None
+
+    def _budget_left(self) -> dict[str, int]:
+        return {
+            "turns": self.budget.max_turns - getattr(self, "turns", 0),
+            "tool_calls": self.budget.max_tool_calls - getattr(self, "tool_calls", 0),
+            "invalid": self.budget.max_invalid - getattr(self, "invalid", 0),
+        }

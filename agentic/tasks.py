@@ -1,0 +1,108 @@
+"""The `Task` contract: what a task supplies to the environment, the trainer and the evaluator."""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Sequence
+
+from agentic.actions import Action
+from agentic.tools import Tool, ToolResult
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Per-episode limits. Running out of any truncates the episode (see `AgenticEnvironment`)."""
+
+    max_turns: int = 8
+    max_tool_calls: int = 6
+    max_invalid: int = 3
+    max_action_tokens: int = 256
+
+
+@dataclass(frozen=True)
+class Score:
+    """A terminal score: the reward, its named parts and whether the task was solved."""
+
+    total: float
+    breakdown: dict[str, float] = field(default_factory=dict)
+    success: bool = False
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One step of an episode as the task sees it: what the agent did and what came back."""
+
+    action: Action
+    event: str
+    observation: str
+    tool_result: ToolResult | None = None
+    reward: float = 0.0
+
+
+class Task:
+    """Base class of a task. Subclasses set ``name`` and ``tools`` and implement `sample`,
+    `prompt`, `score` and `oracle`; the other methods have sensible defaults.
+
+    Instances should be JSON-friendly (dicts or dataclasses of plain values) so that
+    trajectories can be saved with them.
+    """
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    tools: ClassVar[Sequence[Tool]] = ()
+    budget: ClassVar[Budget] = Budget()
+
+    def sample(self, rng: random.Random) -> Any:
+        """A new instance drawn with ``rng`` (the environment seeds it from ``reset(seed=...)``)."""
+        raise NotImplementedError
+
+    def prompt(self, instance: Any) -> str:
+        """The text the agent starts from."""
+        raise NotImplementedError
+
+    def initial_state(self, instance: Any) -> dict[str, Any]:
+        """Mutable per-episode state, passed to tools that take a ``state`` parameter."""
+        return {}
+
+    def user(self, instance: Any, question: str, state: dict[str, Any]) -> str:
+        """The simulated user's reply to ``<ask>``."""
+        return "I have nothing to add; please go on with what you know."
+
+    def shaping(self, instance: Any, turn: Turn, state: dict[str, Any]) -> float:
+        """Reward for one non-final turn (e.g. a small penalty for invalid actions)."""
+        return 0.0
+
+    def score(self, instance: Any, answer: str | None, history: Sequence[Turn]) -> Score:
+        """Terminal score of ``answer`` (None when the episode was truncated)."""
+        raise NotImplementedError
+
+    def oracle(self, instance: Any, history: Sequence[Turn]) -> str:
+        """The next action text of a policy that solves the instance, given the episode so far."""
+        raise NotImplementedError
+
+    def match_arguments(self, tool: str, predicted: dict[str, Any], expected: dict[str, Any]) -> bool:
+        """Whether a predicted tool call's arguments count as the expected ones (tool-call accuracy)."""
+        return _canonical(predicted) == _canonical(expected)
+
+    def tool_manual(self) -> str:
+        """A compact description of the actions and tools, for prompts."""
+        lines = ['Act with <tool name="NAME">{json arguments}</tool>, <ask>question</ask> or <finish>answer</finish>.']
+        lines += [f"- {t.signature()}: {t.description.splitlines()[0] if t.description else ''}" for t in self.tools]
+        return "\n".join(lines)
+
+
+def _canonical(value: Any) -> Any:
+    """Arguments compared loosely: strings stripped and case-folded, numbers by value."""
+    if isinstance(value, dict):
+        return {str(k): _canonical(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_canonical(v) for v in value]
+    if isinstance(value, str):
+        return " ".join(value.split()).casefold()
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, (int, float)) and math.isfinite(value):
+        return round(float(value), 9)
+    return value

@@ -1,0 +1,1 @@
+"""Built-in tasks: `Task` subclasses found through the `agentic.tasks` entry points."""

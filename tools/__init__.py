@@ -1,0 +1,1 @@
+"""Built-in tools: typed functions registered with `@agentic.tool`, found through the `agentic.tools` entry points."""
