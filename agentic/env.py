@@ -35,12 +35,13 @@ from agentic.tasks import Budget, Score, Task, Turn
 from agentic.tools import ToolRegistry, ToolResult
 
 MAX_CONTEXT_CHARS = 1_000_000
-_WORDISH = re.compile(r"\w+|[^\w\s]")
+_SUBWORD = re.compile(r"\w{1,6}|[^\w\s]")
 
 
 def approximate_token_count(text: str) -> int:
-    """Words and punctuation marks: a tokenizer-free stand-in for the per-turn token budget."""
-    return len(_WORDISH.findall(text))
+    """Word pieces of up to six characters and punctuation marks: a tokenizer-free stand-in
+    for the per-turn token budget (pass ``count_tokens`` to use the policy's tokenizer)."""
+    return len(_SUBWORD.findall(text))
 
 
 class UnicodeText(spaces.Text):

@@ -12,20 +12,11 @@ from functools import lru_cache
 from importlib import resources
 
 from lark import Lark, Token, Tree
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.exceptions import UnexpectedInput
 
 from agentic.actions import Action, ActionKind
 
-_DESCRIBE = {
-    "TOOL_BODY": "a JSON object of arguments",
-    "TOOL_CLOSE": "</tool>",
-    "ASK_CLOSE": "</ask>",
-    "FINISH_CLOSE": "</finish>",
-    "ASK_TEXT": "the question",
-    "FINISH_TEXT": "the answer",
-    "$END": "the end of the text",
-}
-_OPENERS = {"tool_call": ("<tool>", "</tool>"), "ask": ("<ask>", "</ask>"), "finish": ("<finish>", "</finish>")}
+_CLOSING_TAG = {"TOOL_OPEN": "</tool>", "ASK_OPEN": "</ask>", "FINISH_OPEN": "</finish>"}
 _TAG_FORMS = '<tool name="NAME">{...}</tool>, <ask>...</ask> or <finish>...</finish>'
 
 
@@ -105,40 +96,20 @@ def _decode_arguments(body: str) -> dict:
 
 
 def _from_syntax_error(text: str, err: UnexpectedInput) -> Action:
-    if isinstance(err, UnexpectedCharacters):
-        position, expected, found = err.pos_in_stream, err.allowed, repr(text[err.pos_in_stream : err.pos_in_stream + 12])
-    elif isinstance(err, UnexpectedToken) and err.token.type != "$END":
-        position, expected, found = err.token.start_pos, err.expected, repr(err.token.value[:12])
-    else:  # UnexpectedEOF, or UnexpectedToken at $END
-        position, expected, found = len(text), getattr(err, "expected", set()), "the end of the text"
-    interactive = getattr(err, "interactive_parser", None)
-    if interactive is not None:  # exact follow set; the lexer's own set is LALR-merged
-        expected = interactive.accepts()
-    expected_words = tuple(sorted({_DESCRIBE.get(name, name) for name in expected if name != "WS"}))
-    opening = _open_sentinel_before(text, position)
-    if opening is not None and found == "the end of the text":
-        open_tag, close_tag = opening[1]
-        message = f"{open_tag} opened at char {opening[0]} is never closed: expected {close_tag} (was the text cut off?)"
-        if open_tag == "<tool>":
-            body_start = text.index(">", opening[0]) + 1
-            try:
-                _decode_arguments(text[body_start:])
-            except _BadArguments as problem:
-                message += f"; {problem} (char {body_start + problem.offset})"
-    else:
-        message = f"expected {' or '.join(expected_words) or 'nothing more'}, found {found}"
-    thought = text[: opening[0]].strip() if opening is not None else ""
-    return _invalid(text, position, message, expected_words, thought)
-
-
-def _open_sentinel_before(text: str, position: int) -> tuple[int, tuple[str, str]] | None:
-    """The sentinel being parsed when the error happened: its start and its tag pair."""
-    best = None
-    for data, (open_tag, close_tag) in _OPENERS.items():
-        start = text.rfind(open_tag[:-1], 0, position)
-        if start >= 0 and (best is None or start > best[0]):
-            best = (start, (open_tag, close_tag))
-    return best
+    """The grammar has a terminal for every character in every state, so the only syntax
+    error is a sentinel whose closing tag never came: a truncated generation."""
+    stack = getattr(getattr(err, "state", None), "value_stack", [])
+    opener = next((t for t in stack if isinstance(t, Token) and t.type in _CLOSING_TAG), None)
+    if opener is None:  # not reachable with this grammar; kept so parse_action cannot raise
+        return _invalid(text, len(text), f"cannot parse the action ({type(err).__name__})", ())
+    close_tag = _CLOSING_TAG[opener.type]
+    message = f"{opener.value.split()[0].rstrip('>')}> opened at char {opener.start_pos} is never closed: expected {close_tag} (was the text cut off?)"
+    if opener.type == "TOOL_OPEN":
+        try:
+            _decode_arguments(text[opener.end_pos :])
+        except _BadArguments as problem:
+            message += f"; {problem} (char {opener.end_pos + problem.offset})"
+    return _invalid(text, len(text), message, (close_tag,), text[: opener.start_pos])
 
 
 def _stray_tag_message(tag: str) -> str:

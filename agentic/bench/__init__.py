@@ -1,0 +1,1 @@
+"""Benchmarks behind `agentic bench`: each reports a ratio against a baseline run in the same process."""

@@ -1,0 +1,182 @@
+"""Tools: schemas from signatures, validation before every call, failures as observations, the safe calculator."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from agentic import Tool, ToolRegistry, tool
+from tools.calculator import CalculatorError, calculator, evaluate
+
+
+@tool
+def scale(value: float, factor: int = 2, state: dict | None = None) -> float:
+    """Multiply a value by a factor.
+
+    Args:
+        value: The value to scale.
+        factor: How many times larger.
+    """
+    state["calls"] = state.get("calls", 0) + 1
+    return value * factor
+
+
+@tool(timeout_s=0.2)
+def spin() -> str:
+    """Loop forever, swallowing exceptions."""
+    while True:
+        try:
+            pass
+        except Exception:
+            pass
+
+
+@tool(timeout_s=0.2)
+def sleepy() -> str:
+    """Sleep far past the deadline."""
+    time.sleep(30)
+    return "never"
+
+
+@tool
+def explode(reason: str) -> str:
+    """Raise an error.
+
+    Args:
+        reason: What to say.
+    """
+    raise RuntimeError(reason)
+
+
+@tool(max_output_chars=50)
+def flood() -> str:
+    """Return far too much text."""
+    return "z" * 10_000
+
+
+@tool
+def opaque() -> object:
+    """Return something that is not text."""
+    return object()
+
+
+@tool(schema={"type": "object", "properties": {"q": {"type": "string", "maxLength": 5}}, "required": ["q"]})
+def explicit(q):
+    """A tool with an explicit schema."""
+    return q.upper()
+
+
+REGISTRY = ToolRegistry([scale, spin, sleepy, explode, flood, opaque, explicit, calculator])
+
+
+def test_schema_comes_from_hints_and_docstring_and_hides_injected_parameters():
+    assert isinstance(scale, Tool) and scale.injected == ("state",)
+    assert scale.schema() == {
+        "type": "function",
+        "function": {
+            "name": "scale",
+            "description": "Multiply a value by a factor.",
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "value": {"type": "number", "description": "The value to scale."},
+                    "factor": {"type": "integer", "description": "How many times larger."},
+                },
+                "required": ["value"],
+                "additionalProperties": False,
+            },
+        },
+    }
+    assert scale.signature() == "scale(value: number, factor?: integer)"
+
+
+def test_explicit_schema_is_used_and_checked():
+    assert explicit.parameters["properties"] == {"q": {"type": "string", "maxLength": 5}}
+    with pytest.raises(Exception):
+        tool(schema={"type": "object", "properties": {"q": {"type": 12}}})(lambda q: q)
+
+
+def test_call_injects_hidden_parameters():
+    state: dict = {}
+    result = REGISTRY.call("scale", {"value": 1.5}, {"state": state})
+    assert result.ok and result.text == "3.0" and state == {"calls": 1}
+
+
+@pytest.mark.parametrize(
+    "name, arguments, status, fragments",
+    [
+        ("nope", {}, "unknown_tool", ["unknown tool 'nope'", "calculator", "scale"]),
+        ("scale", {}, "invalid_arguments", ["'value' is a required property"]),
+        ("scale", {"value": "big"}, "invalid_arguments", ["argument 'value'", "'big' is not of type 'number'"]),
+        ("scale", {"value": 1, "state": {}}, "invalid_arguments", ["'state' was unexpected"]),
+        ("explicit", {"q": "toolong"}, "invalid_arguments", ["argument 'q'", "too long"]),
+        ("explode", {"reason": "boom"}, "error", ["explode raised RuntimeError: boom"]),
+        ("spin", {}, "timeout", ["spin timed out after 0.2s"]),
+        ("sleepy", {}, "timeout", ["sleepy timed out after 0.2s"]),
+        ("calculator", {"expression": "9**9**9"}, "error", ["CalculatorError", "exponent"]),
+        ("calculator", {"expression": "x" * 1_000_000}, "error", ["longer than 200 characters"]),
+    ],
+)
+def test_every_failure_is_an_observation_naming_the_problem(name, arguments, status, fragments):
+    state: dict = {}
+    result = REGISTRY.call(name, arguments, {"state": state})
+    assert result.status == status
+    for fragment in fragments:
+        assert fragment in result.text
+    if status in ("unknown_tool", "invalid_arguments"):
+        assert state == {}, "a tool never sees arguments that failed validation"
+
+
+def test_output_is_capped_with_a_marker_and_non_text_is_marked():
+    flooded = REGISTRY.call("flood", {})
+    assert flooded.ok and flooded.text == "z" * 50 + "…[truncated 9950 chars]"
+    assert REGISTRY.call("opaque", {}).text.startswith("[non-text output]")
+
+
+def test_timeout_outside_the_main_thread():
+    import threading
+
+    results = []
+    worker = threading.Thread(target=lambda: results.append(REGISTRY.call("sleepy", {})))
+    worker.start()
+    worker.join(5)
+    assert results and results[0].status == "timeout"
+
+
+def test_registry_refuses_a_second_tool_with_the_same_name():
+    registry = ToolRegistry([scale])
+    with pytest.raises(ValueError):
+        registry.add(tool(name="scale", schema={"type": "object"})(lambda: "other"))
+
+
+@pytest.mark.parametrize(
+    "expression, value",
+    [("2 + 3 * 4", 14), ("(12 + 7) * 3", 57), ("7 / 2", 3.5), ("7 // 2", 3), ("-2 ** 2", -4), ("2 ** 10", 1024), ("10 % 4", 2)],
+)
+def test_calculator_values(expression, value):
+    assert evaluate(expression) == value
+
+
+@pytest.mark.parametrize(
+    "expression, fragment",
+    [
+        ("9**9**9", "exponent"),
+        ("10 ** 200", "more than 100 digits"),
+        ("1/0", "division by zero"),
+        ("(-8) ** 0.5", "not a real number"),
+        ("__import__('os').system('true')", "unsupported element"),
+        ("[1, 2]", "unsupported element"),
+        ("1 +", "not an arithmetic expression"),
+        ("1e99 * 1e99", "more than 100 digits"),
+        ("True + 1", "unsupported element"),
+    ],
+)
+def test_calculator_refuses_hostile_expressions(expression, fragment):
+    with pytest.raises(CalculatorError, match=fragment):
+        evaluate(expression)
+
+
+def test_calculator_formats_integral_floats_as_integers():
+    assert calculator(expression="6 / 3") == "2"
+    assert calculator(expression="1 / 3") == "0.3333333333"
