@@ -1,0 +1,61 @@
+"""Interactive rollouts: a person, the oracle or a model acts; the simulator or a person answers `<ask>`."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from rich.console import Console
+from rich.text import Text
+
+from agentic.env import AgenticEnvironment
+
+Actor = Callable[[AgenticEnvironment], str]
+
+_STYLES = {"<result>": "green", "<user>": "yellow", "<sys>": "red"}
+
+
+def environment_text(delta: str) -> Text:
+    """The environment's reply, coloured by who speaks: tool, user or environment."""
+    style = next((s for tag, s in _STYLES.items() if tag in delta), "dim")
+    return Text(delta, style=style)
+
+
+def oracle_actor(env: AgenticEnvironment) -> str:
+    return env.task.oracle(env.instance, env.history)
+
+
+def human_actor(console: Console) -> Actor:
+    """Reads one action per line; ``\\n`` in the line stands for a newline."""
+
+    def act(env: AgenticEnvironment) -> str:
+        return console.input("[bold cyan]agent> [/]").replace("\\n", "\n")
+
+    return act
+
+
+def human_user(console: Console) -> Callable[[Any, str, dict[str, Any]], str]:
+    def reply(instance: Any, question: str, state: dict[str, Any]) -> str:
+        return console.input(f"[bold yellow]user (asked: {question})> [/]")
+
+    return reply
+
+
+def play(env: AgenticEnvironment, actor: Actor, console: Console, seed: int | None = None) -> dict[str, Any]:
+    """Run one episode, printing the transcript as it grows; returns the last step's info."""
+    observation, _ = env.reset(seed=seed)
+    console.print(Text(observation, style="bold"))
+    total = 0.0
+    while True:
+        action = actor(env)
+        _, reward, terminated, truncated, info = env.step(action)
+        total += reward
+        console.print(Text(action[: len(action) - len(info["action"].discarded)], style="cyan"), end="")
+        console.print(environment_text(info["delta"]), end="")
+        if terminated or truncated:
+            score = info["score"]
+            console.print()
+            console.print(
+                f"[bold]{'finished' if terminated else 'truncated'}[/] after {len(env.history)} turns: "
+                f"return {total:.3f}, success {score.success if score else False}, breakdown {score.breakdown if score else {}}"
+            )
+            return info
