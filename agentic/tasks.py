@@ -88,6 +88,8 @@ class Task:
 
     def tool_manual(self) -> str:
         """A compact description of the actions and tools, for prompts."""
+        if not self.tools:
+            return "Act with <ask>question</ask> or <finish>answer</finish>."
         lines = ['Act with <tool name="NAME">{json arguments}</tool>, <ask>question</ask> or <finish>answer</finish>.']
         lines += [f"- {t.signature()}: {t.description.splitlines()[0] if t.description else ''}" for t in self.tools]
         return "\n".join(lines)
