@@ -31,7 +31,7 @@ from gymnasium import spaces
 from agentic.actions import Action, ActionKind
 from agentic.parsing import parse_action
 from agentic.registry import make_task
-from agentic.tasks import Budget, Score, Task, Turn
+from agentic.tasks import INVALID_EVENTS, Budget, Score, Task, Turn
 from agentic.tools import ToolRegistry, ToolResult
 
 MAX_CONTEXT_CHARS = 1_000_000
@@ -115,6 +115,8 @@ class AgenticEnvironment(gymnasium.Env[str, str]):
                 raw=text,
             )
         event, delta, result, score = self._dispatch(parsed)
+        if event in INVALID_EVENTS:
+            self.invalid += 1
         terminated = score is not None
         truncated, reason = False, None
         if not terminated:
@@ -167,11 +169,9 @@ class AgenticEnvironment(gymnasium.Env[str, str]):
                 return "over_budget", "\n", None, None
             result = self.tools.call(action.tool, action.arguments, {"instance": self.instance, "state": self.state, "env": self})
             if not result.executed:
-                self.invalid += 1
                 return "bad_tool_call", f"\n<sys>{result.text}</sys>\n", result, None
             self.tool_calls += 1
             return ("tool" if result.ok else "tool_error"), f"\n<result>{result.text}</result>\n", result, None
-        self.invalid += 1
         if action.kind is ActionKind.TEXT:
             message = 'no action: end the turn with <tool name="NAME">{...}</tool>, <ask>...</ask> or <finish>...</finish>'
             return "text", f"\n<sys>{message}</sys>\n", None, None

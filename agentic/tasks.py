@@ -11,6 +11,11 @@ from agentic.actions import Action
 from agentic.tools import Tool, ToolResult
 
 
+INVALID_EVENTS = frozenset({"invalid", "text", "bad_tool_call"})
+"""Events of turns that count against the invalid-action budget: unparseable or over-long
+actions, plain text with no sentinel, and tool calls refused for an unknown tool or bad arguments."""
+
+
 @dataclass(frozen=True)
 class Budget:
     """Per-episode limits. Running out of any truncates the episode (see `AgenticEnvironment`)."""
@@ -53,6 +58,7 @@ class Task:
     description: ClassVar[str] = ""
     tools: ClassVar[Sequence[Tool]] = ()
     budget: ClassVar[Budget] = Budget()
+    invalid_penalty: ClassVar[float] = 0.1
 
     def sample(self, rng: random.Random) -> Any:
         """A new instance drawn with ``rng`` (the environment seeds it from ``reset(seed=...)``)."""
@@ -71,8 +77,8 @@ class Task:
         return "I have nothing to add; please go on with what you know."
 
     def shaping(self, instance: Any, turn: Turn, state: dict[str, Any]) -> float:
-        """Reward for one non-final turn (e.g. a small penalty for invalid actions)."""
-        return 0.0
+        """Reward for one non-final turn; by default ``-invalid_penalty`` for an invalid one."""
+        return -self.invalid_penalty if turn.event in INVALID_EVENTS else 0.0
 
     def score(self, instance: Any, answer: str | None, history: Sequence[Turn]) -> Score:
         """Terminal score of ``answer`` (None when the episode was truncated)."""

@@ -45,11 +45,16 @@ class Tool:
         """A one-line summary for prompts, e.g. ``calculator(expression: string)``."""
         properties = self.parameters.get("properties", {})
         required = set(self.parameters.get("required", []))
-        args = ", ".join(f"{name}{'' if name in required else '?'}: {spec.get('type', 'any')}" for name, spec in properties.items())
+        args = ", ".join(f"{name}{'' if name in required else '?'}: {_type_name(spec)}" for name, spec in properties.items())
         return f"{self.name}({args})"
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.fn(*args, **kwargs)
+
+
+def _type_name(spec: dict[str, Any]) -> str:
+    kind = spec.get("type", "any")
+    return "|".join(kind) if isinstance(kind, list) else kind
 
 
 def tool(

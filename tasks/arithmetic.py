@@ -32,9 +32,6 @@ class Arithmetic(Task):
     def prompt(self, instance: dict[str, Any]) -> str:
         return f"{self.tool_manual()}\nTask: compute {instance['expression']}.\n"
 
-    def shaping(self, instance: dict[str, Any], turn: Turn, state: dict[str, Any]) -> float:
-        return -0.1 if turn.event in ("invalid", "text", "bad_tool_call") else 0.0
-
     def score(self, instance: dict[str, Any], answer: str | None, history: Sequence[Turn]) -> Score:
         correct = answer is not None and _same_number(answer, instance["answer"])
         return Score(float(correct), {"correct": float(correct)}, success=correct)

@@ -75,9 +75,6 @@ class MultiHopKnowledge(Task):
         needed = " and ".join(f"the {attribute} of {entity}" for entity, attribute, _ in instance["facts"])
         return f"You need {needed}."
 
-    def shaping(self, instance: dict[str, Any], turn: Turn, state: dict[str, Any]) -> float:
-        return -0.1 if turn.event in ("invalid", "text", "bad_tool_call") else 0.0
-
     def score(self, instance: dict[str, Any], answer: str | None, history: Sequence[Turn]) -> Score:
         exact = answer is not None and _number(answer) == float(instance["answer"])
         found = sum(self._looked_up(history, entity, attribute) is not None for entity, attribute, _ in instance["facts"])

@@ -43,9 +43,6 @@ class ReasoningGym(Task):
     def prompt(self, instance: dict[str, Any]) -> str:
         return f"{self.tool_manual()}\nTask: {instance['question']}\n"
 
-    def shaping(self, instance: dict[str, Any], turn: Turn, state: dict[str, Any]) -> float:
-        return -0.1 if turn.event in ("invalid", "text", "bad_tool_call") else 0.0
-
     def score(self, instance: dict[str, Any], answer: str | None, history: Sequence[Turn]) -> Score:
         value = 0.0 if answer is None else float(self.dataset.score_answer(answer, self.dataset[instance["index"]]))
         return Score(value, {"score_answer": value}, success=value == 1.0)

@@ -147,9 +147,6 @@ class InteractiveStory(Task):
         state["revealed"] = sorted(set(state.get("revealed", [])) | set(topics))
         return " ".join(REPLIES[t].format(**instance) for t in topics)
 
-    def shaping(self, instance: dict[str, Any], turn: Turn, state: dict[str, Any]) -> float:
-        return -0.1 if turn.event in ("invalid", "text", "bad_tool_call") else 0.0
-
     def score(self, instance: dict[str, Any], answer: str | None, history: Sequence[Turn]) -> Score:
         text = answer or ""
         grade = reading_grade(text)

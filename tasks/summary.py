@@ -96,9 +96,6 @@ class GroundedSummary(Task):
     def user(self, instance: dict[str, Any], question: str, state: dict[str, Any]) -> str:
         return f"Use retrieve to read the article, then write {self.min_words}-{self.max_words} words citing sentences like [2]."
 
-    def shaping(self, instance: dict[str, Any], turn: Turn, state: dict[str, Any]) -> float:
-        return -0.1 if turn.event in ("invalid", "text", "bad_tool_call") else 0.0
-
     def score(self, instance: dict[str, Any], answer: str | None, history: Sequence[Turn]) -> Score:
         if answer is None or not answer.strip():
             return Score(0.0, dict.fromkeys(WEIGHTS, 0.0), success=False)

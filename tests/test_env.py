@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Any, Sequence
+from typing import Sequence
 
 import gymnasium
 import pytest
@@ -61,9 +61,6 @@ class Hostile(Task):
 
     def user(self, instance, question, state):
         return f"you asked: {question}"
-
-    def shaping(self, instance, turn: Turn, state) -> float:
-        return -0.1 if turn.event in ("invalid", "text", "bad_tool_call") else 0.0
 
     def score(self, instance, answer, history: Sequence[Turn]) -> Score:
         ok = answer == instance["word"]

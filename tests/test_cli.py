@@ -1,0 +1,77 @@
+"""The `agentic` command line: listing, interactive play, benchmarks, and one-line errors with exit status 2."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+
+import pytest
+
+from agentic.cli import main
+
+
+def run(argv: list[str], capsys, stdin: str = "", monkeypatch=None) -> tuple[int, str, str]:
+    if monkeypatch is not None:
+        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+    code = main(argv)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_tasks_lists_every_task_with_its_gym_id_and_tools(capsys):
+    code, out, _ = run(["tasks"], capsys)
+    assert code == 0
+    assert "Arithmetic  (agentic/Arithmetic-v0)" in out and "calculator(expression: string)" in out
+
+
+def test_tools_json_lists_schemas(capsys):
+    code, out, _ = run(["tools", "--json"], capsys)
+    names = {schema["function"]["name"] for schema in json.loads(out)}
+    assert code == 0 and {"calculator", "kb_lookup"} <= names
+
+
+def test_play_with_the_oracle(capsys):
+    code, out, _ = run(["play", "--task", "MissingQuantity", "--policy", "oracle", "--seed", "4"], capsys)
+    assert code == 0 and "<ask>" in out and "<user>" in out and "finished after 3 turns" in out and "success True" in out
+
+
+def test_play_as_a_human_agent_and_user(capsys, monkeypatch):
+    lines = "<ask>How many?</ask>\n7\nnot an action\n<finish>1</finish>\n"
+    code, out, _ = run(["play", "--task", "MissingQuantity", "--seed", "0", "--user", "human"], capsys, lines, monkeypatch)
+    assert code == 0
+    assert "<user>7</user>" in out and "<sys>no action" in out and "finished after 3 turns" in out
+
+
+def test_play_ends_cleanly_when_input_runs_out(capsys, monkeypatch):
+    code, _, err = run(["play", "--task", "Arithmetic"], capsys, "", monkeypatch)
+    assert code == 130 and "interrupted" in err
+
+
+@pytest.mark.parametrize(
+    "argv, fragment",
+    [
+        (["play"], "the following arguments are required: --task"),
+        (["play", "--task", "Nope"], "unknown task 'Nope'"),
+        (["play", "--task", "Arithmetic", "--seed", "x"], "invalid int value: 'x'"),
+        (["bench", "everything"], "invalid choice: 'everything'"),
+        (["launch"], "invalid choice: 'launch'"),
+    ],
+)
+def test_bad_arguments_give_one_line_and_exit_2(capsys, argv, fragment):
+    code, _, err = run(argv, capsys)
+    assert code == 2
+    assert fragment in err and len(err.strip().splitlines()) == 1
+
+
+def test_bench_parse_reports_a_ratio_and_env_steps(capsys):
+    code, out, _ = run(["bench", "parse", "--task", "Arithmetic", "--episodes", "5", "--json"], capsys)
+    result = json.loads(out.strip().splitlines()[-1])
+    assert code == 0 and "ratio Lark/regex" in out
+    assert result["inputs"] == 40 and result["lark_actions_per_s"] > 0 and result["regex_disagreements"] > 0
+
+
+def test_console_script_is_installed():
+    completed = subprocess.run(["agentic", "--help"], capture_output=True, text=True, check=False)
+    assert completed.returncode == 0 and "play" in completed.stdout
