@@ -1,0 +1,118 @@
+"""The batched token-in/token-out rollout engine, and oracle demonstrations recorded the same way.
+
+`rollout` runs many episodes of one task at once: each turn samples an action for every
+live episode in one batch (`DecodingBatch`, whose KV cache persists across turns), decodes
+each action's new tokens to text, steps the real `AgenticEnvironment` with it, encodes only
+the text the environment appended (``info["delta"]``) and appends those ids. The transcript
+is never re-encoded, so the trajectory holds exactly the tokens the policy saw.
+
+One caveat for tokenizers whose sentinels are several tokens: the last token of an action may
+carry text past the closing tag. The environment discards that text from its own context, but
+the trajectory keeps the token (it is what the model produced and will see next).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+from tqdm.auto import tqdm
+from transformers import PreTrainedTokenizerBase
+
+from agentic.env import AgenticEnvironment
+from agentic.policy import DecodingBatch, Policy, Sampling, encode
+from agentic.tasks import Score, Task
+from agentic.trajectory import Trajectory, TurnRecord
+
+
+class Episode:
+    """One environment episode recorded token by token: the prompt, then each action's tokens and the reply's."""
+
+    def __init__(self, env: AgenticEnvironment, seed: int, tokenizer: PreTrainedTokenizerBase):
+        self.env = env
+        self.tokenizer = tokenizer
+        prompt, _ = env.reset(seed=seed)
+        ids = encode(tokenizer, prompt)
+        self.trajectory = Trajectory(env.task.name, seed, env.instance, prompt, ids, [0] * len(ids), [math.nan] * len(ids))
+        self.done = False
+
+    def step(self, action: str, action_ids: Sequence[int], logprobs: Sequence[float] | None = None) -> list[int]:
+        """Play ``action`` (whose tokens are ``action_ids``); returns the reply's token ids. ``logprobs`` None: not sampled."""
+        trajectory = self.trajectory
+        _, reward, terminated, truncated, info = self.env.step(action)
+        reply_ids = encode(self.tokenizer, info["delta"])
+        start = len(trajectory.token_ids)
+        trajectory.token_ids += [*action_ids, *reply_ids]
+        trajectory.loss_mask += [1] * len(action_ids) + [0] * len(reply_ids)
+        sampled = list(logprobs) if logprobs is not None else [math.nan] * len(action_ids)
+        trajectory.logprobs += sampled + [math.nan] * len(reply_ids)
+        turn = TurnRecord(start, start + len(action_ids), action, info["action"].kind.value, info["event"], reward, info["delta"])
+        trajectory.turns.append(turn)
+        if terminated or truncated:
+            self._end(terminated, truncated, info["score"], info["truncation_reason"])
+        return reply_ids
+
+    def end_context_full(self, context_length: int) -> None:
+        """End the episode because the model's context is full: truncated, scored as if no answer came."""
+        score = self.env.task.score(self.env.instance, None, self.env.history)
+        self._end(False, True, score, f"the model's context of {context_length} tokens is full")
+
+    def _end(self, terminated: bool, truncated: bool, score: Score, reason: str | None) -> None:
+        trajectory = self.trajectory
+        trajectory.terminated, trajectory.truncated, trajectory.truncation_reason = terminated, truncated, reason
+        trajectory.success, trajectory.score, trajectory.breakdown = score.success, score.total, dict(score.breakdown)
+        self.done = True
+
+
+def rollout(
+    policy: Policy,
+    task: str | Task,
+    seeds: Sequence[int],
+    sampling: Sampling = Sampling(),
+    *,
+    progress: bool = False,
+) -> list[Trajectory]:
+    """One episode per seed, all sampled together; trajectories in the order of ``seeds``.
+
+    Each action is at most ``sampling.max_new_tokens`` tokens, no more than the task's
+    ``budget.max_action_tokens`` and no more than the room left in the model's context. An
+    episode with no room left ends truncated (the environment's last reply may run past the
+    context). Results are deterministic for the same policy, task, seeds and sampling on the
+    same device and batch.
+    """
+    episodes = [Episode(AgenticEnvironment(task, count_tokens=policy.count_tokens), seed, policy.tokenizer) for seed in seeds]
+    batch = DecodingBatch(policy, [e.trajectory.token_ids for e in episodes], sampling)
+    context_length = policy.context_length or math.inf
+    live = list(range(len(episodes)))
+    with tqdm(total=len(episodes), desc="rollout", unit="episode", disable=not progress) as bar:
+        while live:
+            full = [i for i in live if batch.length(i) >= context_length]
+            for i in full:
+                episodes[i].end_context_full(policy.context_length)
+            batch.release(full)
+            live = [i for i in live if i not in full]
+            limits = {i: min(context_length - batch.length(i), episodes[i].env.budget.max_action_tokens) for i in live}
+            for i, generation in (batch.generate(limits) if live else {}).items():
+                batch.extend(i, episodes[i].step(generation.text, generation.token_ids, generation.logprobs))
+            ended = [i for i in live if episodes[i].done]
+            batch.release(ended)
+            live = [i for i in live if i not in ended]
+            bar.update(len(full) + len(ended))
+    return [e.trajectory for e in episodes]
+
+
+def oracle_trajectories(
+    task: str | Task, seeds: Sequence[int], tokenizer: PreTrainedTokenizerBase, *, progress: bool = False
+) -> list[Trajectory]:
+    """The task's oracle through the real environment, one episode per seed: the SFT demonstrations.
+
+    Each action text is encoded on its own, like every other segment; log-probs are NaN (nothing was sampled).
+    """
+    trajectories = []
+    for seed in tqdm(seeds, desc="oracle", unit="episode", disable=not progress):
+        episode = Episode(AgenticEnvironment(task, count_tokens=lambda text: len(encode(tokenizer, text))), seed, tokenizer)
+        while not episode.done:
+            action = episode.env.task.oracle(episode.env.instance, episode.env.history)
+            episode.step(action, encode(tokenizer, action))
+        trajectories.append(episode.trajectory)
+    return trajectories

@@ -1,0 +1,179 @@
+"""`Trajectory`: one episode as tokens and turns, saved to and loaded from `datasets.Dataset` and JSONL.
+
+The token ids are exactly those the policy saw and produced: the prompt, then per turn the
+agent's tokens and the environment's reply, each segment encoded on its own and never
+re-encoded. ``loss_mask`` is 1 on agent tokens and 0 on prompt and environment tokens.
+``logprobs`` holds the sampling log-prob of each agent token (see `agentic.policy.Sampling`)
+and NaN wherever no token was sampled: prompt and environment tokens, and every token of an
+oracle demonstration. In JSON and in a Dataset NaN is written as null.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import datasets
+from rich.text import Text
+
+
+@dataclass(frozen=True)
+class TurnRecord:
+    """One turn: the agent's tokens ``token_ids[start:end]``, its action text, and what the environment made of it.
+
+    ``reply`` is the text the environment appended (its tokens follow the agent's), ``reward``
+    the step's reward (shaping, plus the terminal score on the last turn).
+    """
+
+    start: int
+    end: int
+    action: str
+    kind: str
+    event: str
+    reward: float
+    reply: str
+
+    @property
+    def decision_index(self) -> int:
+        """Position of the last context token before the agent's tokens: where a value head scores this turn."""
+        return self.start - 1
+
+
+@dataclass(eq=False)
+class Trajectory:
+    """One episode of a task from a seed, token by token. Equality compares the saved form (NaN equals NaN)."""
+
+    task: str
+    seed: int | None
+    instance: Any
+    prompt: str
+    token_ids: list[int]
+    loss_mask: list[int]
+    logprobs: list[float]
+    turns: list[TurnRecord] = field(default_factory=list)
+    terminated: bool = False
+    truncated: bool = False
+    success: bool = False
+    score: float = 0.0
+    breakdown: dict[str, float] = field(default_factory=dict)
+    truncation_reason: str | None = None
+
+    @property
+    def transcript(self) -> str:
+        """The episode's text: prompt, then each action and reply. ``decode(token_ids)`` gives the same text."""
+        return self.prompt + "".join(turn.action + turn.reply for turn in self.turns)
+
+    @property
+    def rewards(self) -> list[float]:
+        return [turn.reward for turn in self.turns]
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (NaN log-probs as None), with the transcript added for readers; `from_dict` ignores it."""
+        record = asdict(self)
+        record["logprobs"] = [None if math.isnan(x) else x for x in self.logprobs]
+        record["transcript"] = self.transcript
+        return record
+
+    @classmethod
+    def from_dict(cls, record: dict[str, Any]) -> Trajectory:
+        values = {k: v for k, v in record.items() if k != "transcript"}
+        values["logprobs"] = [math.nan if x is None else x for x in record["logprobs"]]
+        values["turns"] = [TurnRecord(**turn) for turn in record["turns"]]
+        return cls(**values)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Trajectory) and self.to_dict() == other.to_dict()
+
+
+# Task-specific dicts (instance, breakdown) are stored as JSON text so that trajectories of any tasks share one schema.
+_JSON_COLUMNS = ("instance", "breakdown")
+FEATURES = datasets.Features(
+    {
+        "task": datasets.Value("string"),
+        "seed": datasets.Value("int64"),
+        "instance": datasets.Value("string"),
+        "prompt": datasets.Value("string"),
+        "token_ids": [datasets.Value("int32")],
+        "loss_mask": [datasets.Value("int8")],
+        "logprobs": [datasets.Value("float64")],
+        "turns": [
+            {
+                "start": datasets.Value("int32"),
+                "end": datasets.Value("int32"),
+                "action": datasets.Value("string"),
+                "kind": datasets.Value("string"),
+                "event": datasets.Value("string"),
+                "reward": datasets.Value("float64"),
+                "reply": datasets.Value("string"),
+            }
+        ],
+        "terminated": datasets.Value("bool"),
+        "truncated": datasets.Value("bool"),
+        "success": datasets.Value("bool"),
+        "score": datasets.Value("float64"),
+        "breakdown": datasets.Value("string"),
+        "truncation_reason": datasets.Value("string"),
+        "transcript": datasets.Value("string"),
+    }
+)
+
+
+def to_dataset(trajectories: Iterable[Trajectory]) -> datasets.Dataset:
+    """One row per trajectory (columns as in `FEATURES`)."""
+    rows = []
+    for trajectory in trajectories:
+        row = trajectory.to_dict()
+        for column in _JSON_COLUMNS:
+            row[column] = json.dumps(row[column], ensure_ascii=False)
+        rows.append(row)
+    return datasets.Dataset.from_list(rows, features=FEATURES)
+
+
+def from_dataset(dataset: datasets.Dataset) -> list[Trajectory]:
+    trajectories = []
+    for row in dataset:
+        row = dict(row)
+        for column in _JSON_COLUMNS:
+            row[column] = json.loads(row[column])
+        trajectories.append(Trajectory.from_dict(row))
+    return trajectories
+
+
+def write_jsonl(trajectories: Iterable[Trajectory], path: str | Path) -> Path:
+    """One JSON object per line (`Trajectory.to_dict`); strict JSON, no NaN."""
+    path = Path(path)
+    with path.open("w", encoding="utf-8") as out:
+        for trajectory in trajectories:
+            out.write(json.dumps(trajectory.to_dict(), ensure_ascii=False, allow_nan=False) + "\n")
+    return path
+
+
+def read_jsonl(path: str | Path) -> list[Trajectory]:
+    with Path(path).open(encoding="utf-8") as lines:
+        return [Trajectory.from_dict(json.loads(line)) for line in lines if line.strip()]
+
+
+AGENT_STYLE = "bold green"
+ENVIRONMENT_STYLE = "cyan"
+PROMPT_STYLE = "dim"
+
+
+def render_trajectory(trajectory: Trajectory) -> Text:
+    """The episode for a terminal: agent text in green, environment text in cyan, the prompt dimmed, a summary per turn."""
+    outcome = "success" if trajectory.success else "truncated" if trajectory.truncated else "failure"
+    text = Text(f"{trajectory.task} seed={trajectory.seed}: {outcome}, score {trajectory.score:.3f}\n", style="bold")
+    text.append("legend: ").append("agent", AGENT_STYLE).append(" / ").append("environment", ENVIRONMENT_STYLE)
+    text.append(" / ").append("prompt", PROMPT_STYLE).append("\n\n")
+    text.append(trajectory.prompt, PROMPT_STYLE)
+    for turn in trajectory.turns:
+        text.append(turn.action, AGENT_STYLE)
+        text.append(turn.reply, ENVIRONMENT_STYLE)
+    text.append("\n\n")
+    for number, turn in enumerate(trajectory.turns, 1):
+        text.append(f"turn {number}: {turn.kind} -> {turn.event}, reward {turn.reward:+.3f}, agent tokens {turn.end - turn.start}\n", "dim")
+    if trajectory.truncation_reason:
+        text.append(f"truncated: {trajectory.truncation_reason}\n", "yellow")
+    return text

@@ -1,0 +1,184 @@
+"""The policy and the batched token-in/token-out rollout engine, on the tiny default model (untrained weights)."""
+
+import math
+
+import pytest
+import torch
+from peft import LoraConfig, PeftModel, get_peft_model
+
+from agentic.bench.rollout import bench_rollout
+from agentic.parsing import parse_action
+from agentic.policy import Policy, Sampling, turn_is_over
+from agentic.rollout import oracle_trajectories, rollout
+from training.tiny_model import build_tiny_model
+
+SEEDS = list(range(6))
+SAMPLING = Sampling(max_new_tokens=12, seed=3)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """A model this small runs fastest on one thread, and far slower when two threads compete with other work."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    return build_tiny_model(["Arithmetic"], tmp_path_factory.mktemp("tiny"), seeds=range(50))
+
+
+@pytest.fixture(scope="module")
+def policy(model_dir):
+    return Policy.from_pretrained(model_dir)
+
+
+@pytest.fixture(scope="module")
+def trajectories(policy):
+    return rollout(policy, "Arithmetic", SEEDS, SAMPLING)
+
+
+def sentinel_heavy_policy(model_dir) -> Policy:
+    """The tiny model rewired so that every position has the same next-token distribution,
+    concentrated on sentinels and a letter: its samples open and close actions in every order."""
+    policy = Policy.from_pretrained(model_dir)
+    model, tokenizer = policy.model, policy.tokenizer
+    weights = {"<ask>": 2.0, "</ask>": 1.0, "</tool>": 1.0, '<tool name="': 1.0, "</finish>": 1.0, "a": 3.0}
+    with torch.no_grad():
+        model.gpt_neox.final_layer_norm.weight.zero_()
+        model.gpt_neox.final_layer_norm.bias.zero_()
+        model.gpt_neox.final_layer_norm.bias[0] = 1.0
+        model.get_output_embeddings().weight[:, 0] = -30.0
+        for token, logit in weights.items():
+            model.get_output_embeddings().weight[tokenizer.convert_tokens_to_ids(token), 0] = logit
+    return policy
+
+
+def recomputed_logprobs(policy: Policy, token_ids: list[int]) -> torch.Tensor:
+    """log p(token_t | tokens_<t) for every t >= 1, by one plain forward pass (no cache, no padding)."""
+    with torch.no_grad():
+        logits = policy.model(torch.tensor([token_ids])).logits[0].float()
+    return torch.log_softmax(logits[:-1], -1).gather(1, torch.tensor(token_ids[1:])[:, None]).squeeze(1)
+
+
+def test_decoding_the_stored_ids_gives_the_transcript(policy, trajectories):
+    for trajectory in trajectories:
+        assert policy.decode(trajectory.token_ids) == trajectory.transcript
+        assert trajectory.transcript.startswith(trajectory.prompt)
+
+
+def test_loss_mask_covers_exactly_the_agent_tokens(policy, trajectories):
+    for trajectory in trajectories:
+        spans = [range(turn.start, turn.end) for turn in trajectory.turns]
+        agent_positions = {position for span in spans for position in span}
+        assert {i for i, bit in enumerate(trajectory.loss_mask) if bit} == agent_positions
+        assert len(trajectory.loss_mask) == len(trajectory.logprobs) == len(trajectory.token_ids)
+        for turn, next_turn in zip(trajectory.turns, [*trajectory.turns[1:], None]):
+            assert policy.decode(trajectory.token_ids[turn.start : turn.end]) == turn.action
+            reply_end = next_turn.start if next_turn else len(trajectory.token_ids)
+            assert policy.decode(trajectory.token_ids[turn.end : reply_end]) == turn.reply
+            assert turn.decision_index == turn.start - 1 and trajectory.loss_mask[turn.decision_index] == 0
+
+
+def test_recorded_logprobs_match_a_forward_pass(policy, trajectories):
+    for trajectory in trajectories:
+        expected = recomputed_logprobs(policy, trajectory.token_ids)
+        for position, (bit, recorded) in enumerate(zip(trajectory.loss_mask, trajectory.logprobs)):
+            if bit:
+                assert recorded == pytest.approx(expected[position - 1].item(), abs=1e-4)
+            else:
+                assert math.isnan(recorded)
+
+
+def test_rollouts_are_deterministic_and_step_the_real_environment(policy, trajectories):
+    assert rollout(policy, "Arithmetic", SEEDS, SAMPLING) == trajectories
+    assert rollout(policy, "Arithmetic", SEEDS, Sampling(max_new_tokens=12, seed=4)) != trajectories
+    for seed, trajectory in zip(SEEDS, trajectories):
+        assert trajectory.seed == seed and trajectory.task == "Arithmetic"
+        assert trajectory.terminated or trajectory.truncated
+        assert all(turn.end - turn.start <= SAMPLING.max_new_tokens for turn in trajectory.turns)
+        assert [turn.kind for turn in trajectory.turns] == [parse_action(turn.action).kind.value for turn in trajectory.turns]
+
+
+def test_each_action_stops_at_its_first_closing_sentinel(model_dir):
+    policy = sentinel_heavy_policy(model_dir)
+    prompt = policy.encode("Task: act.\n")
+    generations = policy.generate([prompt] * 24, Sampling(max_new_tokens=10, seed=0))
+    assert {g.stop for g in generations} == {"action", "length"}
+    for generation in generations:
+        prefixes = [policy.decode(generation.token_ids[:n]) for n in range(1, len(generation.token_ids))]
+        assert not any(turn_is_over(prefix) for prefix in prefixes), generation.text
+        assert turn_is_over(generation.text) == (generation.stop == "action")
+        assert generation.stop == "action" or len(generation.token_ids) == 10
+    inside_ask = [g.text for g in generations if g.text.startswith("<ask>") and g.stop == "action"]
+    assert inside_ask and all(text.endswith("</ask>") for text in inside_ask), "</tool> inside <ask> does not end it"
+
+
+def test_multi_turn_rollout_stops_actions_and_keeps_logprobs_exact(model_dir):
+    policy = sentinel_heavy_policy(model_dir)
+    for trajectory in rollout(policy, "Arithmetic", SEEDS, Sampling(max_new_tokens=10)):
+        assert any(turn.event != "text" for turn in trajectory.turns)
+        for turn in trajectory.turns:
+            agent = trajectory.token_ids[turn.start : turn.end]
+            assert not any(turn_is_over(policy.decode(agent[:n])) for n in range(1, len(agent)))
+        expected = recomputed_logprobs(policy, trajectory.token_ids)
+        sampled = [(p, lp) for p, (bit, lp) in enumerate(zip(trajectory.loss_mask, trajectory.logprobs)) if bit]
+        assert all(lp == pytest.approx(expected[p - 1].item(), abs=1e-4) for p, lp in sampled)
+
+
+def test_greedy_and_nucleus_sampling(policy):
+    contexts = [policy.encode("Task: compute 1 + 2.\n"), policy.encode("Act now.\n")]
+    greedy = policy.generate(contexts, Sampling(temperature=0, max_new_tokens=6))
+    narrow = policy.generate(contexts, Sampling(top_p=1e-6, max_new_tokens=6, seed=9))
+    assert [g.token_ids for g in greedy] == [g.token_ids for g in narrow]
+    assert all(lp == 0.0 for g in greedy + narrow for lp in g.logprobs), "a point mass has log-prob 0"
+    with pytest.raises(ValueError):
+        Sampling(top_p=0)
+
+
+def test_episodes_end_truncated_when_the_context_is_full(tmp_path):
+    policy = Policy.from_pretrained(build_tiny_model(["Arithmetic"], tmp_path, seeds=range(20), max_position_embeddings=96))
+    for trajectory in rollout(policy, "Arithmetic", SEEDS, Sampling(max_new_tokens=16)):
+        assert trajectory.turns and all(turn.end <= 96 for turn in trajectory.turns)
+        assert trajectory.truncated and not trajectory.success and "context of 96 tokens is full" in trajectory.truncation_reason
+
+
+def test_oracle_trajectories_succeed_with_exact_tokens(policy):
+    demos = oracle_trajectories("Arithmetic", range(20), policy.tokenizer)
+    for demo in demos:
+        assert demo.success and demo.terminated and not demo.truncated and demo.score == 1.0
+        assert policy.decode(demo.token_ids) == demo.transcript
+        assert all(math.isnan(lp) for lp in demo.logprobs)
+        assert sum(demo.loss_mask) == sum(len(policy.encode(turn.action)) for turn in demo.turns)
+        assert [turn.event for turn in demo.turns] == ["tool", "finish"]
+
+
+def test_a_peft_adapter_directory_loads_with_its_base_model(model_dir, policy, tmp_path):
+    lora = get_peft_model(policy.model, LoraConfig(r=4, target_modules=["query_key_value"]))
+    with torch.no_grad():
+        for name, parameter in lora.named_parameters():
+            if "lora_B" in name:
+                parameter.normal_(std=0.5, generator=torch.Generator().manual_seed(0))
+    lora.save_pretrained(tmp_path)
+    ids = torch.tensor([policy.encode("Task: compute 1 + 2.\n")])
+    with torch.no_grad():
+        adapted = lora(ids).logits
+        base = lora.get_base_model()
+        with lora.disable_adapter():
+            plain = base(ids).logits
+    loaded = Policy.from_pretrained(tmp_path)
+    assert isinstance(loaded.model, PeftModel)
+    with torch.no_grad():
+        logits = loaded.model(ids).logits
+    assert torch.allclose(logits, adapted, atol=1e-5) and not torch.allclose(logits, plain, atol=1e-3)
+    assert loaded.decode(ids[0].tolist()) == "Task: compute 1 + 2.\n"
+    assert rollout(loaded, "Arithmetic", [0], Sampling(max_new_tokens=4))[0].turns
+
+
+def test_bench_compares_the_engine_with_a_sequential_loop_on_the_same_seeds(model_dir):
+    result = bench_rollout(str(model_dir), "Arithmetic", n_episodes=3, max_new_tokens=4)
+    batched, sequential = result["batched"], result["sequential"]
+    assert result["episodes"] == 3 and batched["episodes_per_s"] > 0 and sequential["episodes_per_s"] > 0
+    assert result["speedup"] == pytest.approx(batched["episodes_per_s"] / sequential["episodes_per_s"])

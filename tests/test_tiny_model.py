@@ -1,0 +1,58 @@
+"""The embedded default model: offline, deterministic, loadable like a hub model, with a tokenizer fit for actions."""
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from training.tiny_model import SENTINEL_TOKENS, build_tiny_model, task_corpus
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    return build_tiny_model(["Arithmetic"], tmp_path_factory.mktemp("tiny"), seeds=range(50))
+
+
+@pytest.fixture(scope="module")
+def tokenizer(model_dir):
+    return AutoTokenizer.from_pretrained(model_dir)
+
+
+def test_loads_like_a_hub_model_with_a_few_million_parameters(model_dir, tokenizer):
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    assert model.config.model_type == "gpt_neox"
+    assert 3_000_000 <= model.num_parameters() <= 5_000_000
+    assert model.config.vocab_size == len(tokenizer)
+    assert tokenizer.eos_token_id is not None and tokenizer.pad_token_id not in (None, tokenizer.eos_token_id)
+    logits = model(torch.tensor([tokenizer("Task: compute 1 + 2.")["input_ids"]])).logits
+    assert logits.shape[-1] == len(tokenizer)
+
+
+def test_building_is_deterministic(model_dir, tmp_path):
+    again = build_tiny_model(["Arithmetic"], tmp_path, seeds=range(50))
+    for name in ("model.safetensors", "tokenizer.json"):
+        assert (again / name).read_bytes() == (model_dir / name).read_bytes()
+    other_seed = build_tiny_model(["Arithmetic"], tmp_path / "other", seeds=range(50), seed=1)
+    assert (other_seed / "model.safetensors").read_bytes() != (model_dir / "model.safetensors").read_bytes()
+
+
+def test_sentinels_are_single_ordinary_tokens_that_decode_verbatim(tokenizer):
+    for sentinel in SENTINEL_TOKENS:
+        ids = tokenizer(sentinel, add_special_tokens=False)["input_ids"]
+        assert len(ids) == 1, sentinel
+        assert tokenizer.decode(ids) == sentinel
+        assert ids[0] not in tokenizer.all_special_ids
+    call = '<tool name="calculator">{"expression": "129 * 874"}</tool>'
+    pieces = tokenizer.convert_ids_to_tokens(tokenizer(call, add_special_tokens=False)["input_ids"])
+    assert pieces[0] == '<tool name="' and pieces[-1] == "</tool>"
+    assert [p for p in pieces if p.strip("Ġ").isdigit()] == list("129874"), "digits are one token each"
+
+
+def test_decoding_is_lossless_and_compositional(tokenizer):
+    texts = task_corpus(["Arithmetic"], range(3)) + ["  spaces,\ttabs\n\nand <sys>tags</sys> </tool >x", "unicode: héllo wörld, 日本語 ✓"]
+    for text in texts:
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        assert tokenizer.decode(ids) == text
+        for cut in range(len(ids) + 1):
+            head, tail = tokenizer.decode(ids[:cut]), tokenizer.decode(ids[cut:])
+            if "\ufffd" not in head + tail:  # a cut inside a multi-byte character is the one exception
+                assert head + tail == text

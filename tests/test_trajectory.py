@@ -1,0 +1,73 @@
+"""Trajectories: exact round trips through datasets.Dataset and JSONL, and a renderer that tells agent from environment."""
+
+import json
+import math
+
+import pytest
+import torch
+
+from agentic.policy import Policy, Sampling
+from agentic.rollout import oracle_trajectories, rollout
+from agentic.trajectory import (
+    AGENT_STYLE,
+    ENVIRONMENT_STYLE,
+    Trajectory,
+    from_dataset,
+    read_jsonl,
+    render_trajectory,
+    to_dataset,
+    write_jsonl,
+)
+from training.tiny_model import build_tiny_model
+
+
+@pytest.fixture(scope="module")
+def trajectories(tmp_path_factory):
+    """Sampled episodes (finite log-probs) and oracle demonstrations (NaN log-probs) together."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    policy = Policy.from_pretrained(build_tiny_model(["Arithmetic"], tmp_path_factory.mktemp("tiny"), seeds=range(20)))
+    sampled = rollout(policy, "Arithmetic", [0, 1, 2], Sampling(max_new_tokens=8))
+    torch.set_num_threads(threads)
+    return sampled + oracle_trajectories("Arithmetic", [3, 4], policy.tokenizer)
+
+
+def test_round_trip_through_a_dataset_is_exact(trajectories):
+    dataset = to_dataset(trajectories)
+    assert len(dataset) == len(trajectories)
+    assert dataset[0]["transcript"] == trajectories[0].transcript
+    loaded = from_dataset(dataset)
+    assert loaded == trajectories
+    assert [t.logprobs[-1] for t in loaded[:3]] == [t.logprobs[-1] for t in trajectories[:3]]
+    assert all(math.isnan(x) for x in loaded[-1].logprobs)
+    assert loaded[-1].instance == trajectories[-1].instance and isinstance(loaded[-1].turns[0].reward, float)
+
+
+def test_round_trip_through_jsonl_is_exact_and_strict_json(trajectories, tmp_path):
+    path = write_jsonl(trajectories, tmp_path / "episodes.jsonl")
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert len(lines) == len(trajectories)
+    assert all("NaN" not in line for line in lines)
+    assert json.loads(lines[-1])["logprobs"][0] is None
+    assert read_jsonl(path) == trajectories
+
+
+def test_equality_sees_every_field(trajectories):
+    changed = Trajectory.from_dict(trajectories[0].to_dict())
+    assert changed == trajectories[0]
+    changed.logprobs[-1] = changed.logprobs[-1] + 1e-3 if not math.isnan(changed.logprobs[-1]) else 0.0
+    assert changed != trajectories[0]
+
+
+def test_render_tells_agent_from_environment_text(trajectories):
+    for trajectory in trajectories:
+        text = render_trajectory(trajectory)
+        episode_start = text.plain.index(trajectory.transcript)
+        styled = {AGENT_STYLE: "", ENVIRONMENT_STYLE: ""}
+        for span in text.spans:
+            if span.style in styled and span.start >= episode_start:
+                styled[span.style] += text.plain[span.start : span.end]
+        assert styled[AGENT_STYLE] == "".join(turn.action for turn in trajectory.turns)
+        assert styled[ENVIRONMENT_STYLE] == "".join(turn.reply for turn in trajectory.turns)
+        assert trajectory.transcript in text.plain
+        assert f"turn {len(trajectory.turns)}:" in text.plain

@@ -1,0 +1,133 @@
+"""The embedded default model: a tiny GPT-NeoX (Pythia architecture) with a BPE tokenizer trained on the tasks' own text.
+
+Nothing is downloaded. The tokenizer is learnt offline with `tokenizers` from oracle episodes run
+through the real environment, so its merges fit the prompts, tool calls and replies the model will
+see. Three choices help a model of a few million parameters:
+
+- every sentinel tag (``<tool name="``, ``</tool>``, ``<result>``, ...) is one token, added as an
+  ordinary (not special) token so it decodes verbatim; an action then ends on exactly one token;
+- digits are split one per token, so copying a number is copying digits, not arbitrary merges;
+- byte-level BPE: any text encodes, and decoding is lossless and compositional,
+  ``decode(a + b) == decode(a) + decode(b)``, wherever the split does not cut a multi-byte
+  UTF-8 character in two (such a half decodes to U+FFFD, as with every byte-level tokenizer).
+
+The result is a directory that ``AutoModelForCausalLM.from_pretrained`` and
+``AutoTokenizer.from_pretrained`` load like any hub model.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import torch
+from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import GPTNeoXConfig, GPTNeoXForCausalLM, PreTrainedTokenizerFast
+
+from agentic.env import AgenticEnvironment
+
+EOS_TOKEN = "<|endoftext|>"
+PAD_TOKEN = "<|pad|>"
+SENTINEL_TOKENS = (
+    "</tool>",
+    "</ask>",
+    "</finish>",
+    "<ask>",
+    "<finish>",
+    '<tool name="',
+    "<result>",
+    "</result>",
+    "<user>",
+    "</user>",
+    "<sys>",
+    "</sys>",
+)
+_SENTINEL_SPLIT = re.compile("|".join(re.escape(s) for s in SENTINEL_TOKENS))
+
+
+def task_corpus(task_names: Iterable[str], seeds: Iterable[int]) -> list[str]:
+    """Full transcripts (prompt, actions, replies) of the tasks' oracles on ``seeds``, run through the real environment."""
+    seeds = list(seeds)
+    texts = []
+    for name in task_names:
+        env = AgenticEnvironment(name)
+        for seed in seeds:
+            env.reset(seed=seed)
+            done = False
+            while not done:
+                _, _, terminated, truncated, _ = env.step(env.task.oracle(env.instance, env.history))
+                done = terminated or truncated
+            texts.append(env.context)
+    return texts
+
+
+def train_tokenizer(texts: Iterable[str], vocab_size: int = 1024) -> PreTrainedTokenizerFast:
+    """A byte-level BPE tokenizer learnt from ``texts``, with single-token sentinels, eos and pad.
+
+    ``vocab_size`` bounds the learnt vocabulary (eos and pad included); the 12 sentinels come on top.
+
+    Sentinels are cut out of the training text first, so no merges are spent on pieces of them.
+    Training is deterministic: the same texts give the same tokenizer.
+    """
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)]
+    )
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=[EOS_TOKEN, PAD_TOKEN],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    pieces = (piece for text in texts for piece in _SENTINEL_SPLIT.split(text) if piece)
+    tokenizer.train_from_iterator(pieces, trainer)
+    tokenizer.add_tokens([AddedToken(s, special=False, normalized=False) for s in SENTINEL_TOKENS])
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, eos_token=EOS_TOKEN, pad_token=PAD_TOKEN, clean_up_tokenization_spaces=False
+    )
+
+
+def tiny_config(tokenizer: PreTrainedTokenizerFast, **overrides: Any) -> GPTNeoXConfig:
+    """A Pythia-style GPT-NeoX of about 3.5M parameters (hidden 256, 4 layers, 4 heads, context 1024)."""
+    settings: dict[str, Any] = {
+        "vocab_size": len(tokenizer),
+        "hidden_size": 256,
+        "num_hidden_layers": 4,
+        "num_attention_heads": 4,
+        "intermediate_size": 1024,
+        "max_position_embeddings": 1024,
+        "bos_token_id": tokenizer.eos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+        "pad_token_id": tokenizer.pad_token_id,
+        "tie_word_embeddings": False,
+    }
+    settings.update(overrides)
+    return GPTNeoXConfig(**settings)
+
+
+def build_tiny_model(
+    task_names: Sequence[str],
+    out_dir: str | Path,
+    *,
+    seeds: Iterable[int] = range(10_000, 10_200),
+    seed: int = 0,
+    vocab_size: int = 1024,
+    **config_overrides: Any,
+) -> Path:
+    """Train the tokenizer on the tasks' oracle transcripts, initialise the model from ``seed`` and save both to ``out_dir``.
+
+    The default ``seeds`` lie among the training seeds (10000 and up), away from the evaluation seeds (0-199).
+
+    Deterministic: the same arguments write the same tokenizer and weights. The global torch
+    random state is left as it was.
+    """
+    out = Path(out_dir)
+    tokenizer = train_tokenizer(task_corpus(task_names, seeds), vocab_size=vocab_size)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = GPTNeoXForCausalLM(tiny_config(tokenizer, **config_overrides))
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
