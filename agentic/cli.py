@@ -46,15 +46,72 @@ def _cmd_tools(args: argparse.Namespace, console: Console) -> None:
     console.print(table)
 
 
+def _load_policy(name_or_path: str):
+    """A model by directory or hub id; a path that does not exist is a usage error, not a hub lookup."""
+    from pathlib import Path
+
+    from agentic.policy import Policy
+
+    if name_or_path.startswith((".", "/", "~")) and not Path(name_or_path).expanduser().exists():
+        raise UsageError(f"agentic: model directory {name_or_path} does not exist")
+    return Policy.from_pretrained(Path(name_or_path).expanduser() if name_or_path.startswith("~") else name_or_path)
+
+
+def _sampling(args: argparse.Namespace):
+    from agentic.policy import Sampling
+
+    return Sampling(temperature=args.temperature, top_p=args.top_p, seed=args.seed or 0)
+
+
 def _cmd_play(args: argparse.Namespace, console: Console) -> None:
     from agentic import play
     from agentic.env import AgenticEnvironment
 
-    env = AgenticEnvironment(args.task, user=play.human_user(console) if args.user == "human" else None)
-    actor = play.oracle_actor if args.policy == "oracle" else play.human_actor(console)
-    if args.policy == "human":
+    user = play.human_user(console) if args.user == "human" else None
+    if args.model:
+        policy = _load_policy(args.model)
+        env = AgenticEnvironment(args.task, user=user, count_tokens=policy.count_tokens)
+        actor = play.model_actor(policy, _sampling(args))
+    else:
+        env = AgenticEnvironment(args.task, user=user)
+        actor = play.oracle_actor if args.policy == "oracle" else play.human_actor(console)
+    if args.policy == "human" and not args.model:
         console.print('[dim]Type one action per line, e.g. <tool name="calculator">{"expression": "2+2"}</tool>; \\n is a newline.[/]')
     play.play(env, actor, console, seed=args.seed)
+
+
+def _cmd_eval(args: argparse.Namespace, console: Console) -> None:
+    from pathlib import Path
+
+    from agentic.evaluation import evaluate, report_markdown, report_rows
+    from training.run_dir import RunDir
+
+    if args.n < 1:
+        raise UsageError("agentic eval: --n must be at least 1")
+    policy = _load_policy(args.model)
+    seeds = list(range(args.seed_start, args.seed_start + args.n))
+    report = evaluate(policy, args.task, seeds, _sampling(args), batch_size=args.batch_size, progress=True)
+    report["model"] = str(args.model)
+    out = RunDir(Path(args.out) if args.out else Path("runs") / "eval" / args.task)
+    out.write_report(report, report_markdown(report, title=f"Evaluation of {args.model}"))
+    table = Table("metric", "value [Wilson 95%]", title=f"{args.task}: {args.model}")
+    for metric, value in report_rows(report):
+        table.add_row(metric, value)
+    console.print(table)
+    console.print(f"report: {out.path / 'report.json'}")
+
+
+def _cmd_show(args: argparse.Namespace, console: Console) -> None:
+    from agentic.trajectory import read_jsonl, render_trajectory
+
+    trajectories = read_jsonl(args.file)
+    if not trajectories:
+        raise UsageError(f"agentic show: {args.file} holds no trajectories")
+    indices = range(len(trajectories)) if args.all else [args.index]
+    for index in indices:
+        if not -len(trajectories) <= index < len(trajectories):
+            raise UsageError(f"agentic show: --index {index} is out of range: the file holds {len(trajectories)} trajectories")
+        console.print(render_trajectory(trajectories[index]))
 
 
 def _cmd_bench(args: argparse.Namespace, console: Console) -> None:
@@ -73,6 +130,11 @@ def _cmd_bench(args: argparse.Namespace, console: Console) -> None:
         print(json.dumps(result))
 
 
+def _add_sampling_flags(parser: argparse.ArgumentParser, temperature: float) -> None:
+    parser.add_argument("--temperature", type=float, default=temperature, help=f"0 is greedy (default {temperature:g})")
+    parser.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass (default 1)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="agentic", description="Multi-turn agentic RL for small language models.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -89,8 +151,27 @@ def build_parser() -> argparse.ArgumentParser:
     play.add_argument("--task", required=True, help="registered task name (see `agentic tasks`)")
     play.add_argument("--policy", choices=["human", "oracle"], default="human", help="who acts (default: you)")
     play.add_argument("--user", choices=["simulator", "human"], default="simulator", help="who answers <ask>")
+    play.add_argument("--model", help="a model directory or hub id that acts instead (full model or PEFT adapter)")
     play.add_argument("--seed", type=int, default=None, help="instance seed")
+    _add_sampling_flags(play, temperature=0.0)
     play.set_defaults(run=_cmd_play)
+
+    evaluation = sub.add_parser("eval", help="tool-call accuracy and episode metrics of a model on held-out seeds")
+    evaluation.add_argument("--model", required=True, help="model directory or hub id (full model or PEFT adapter)")
+    evaluation.add_argument("--task", required=True, help="registered task name")
+    evaluation.add_argument("--n", type=int, default=200, help="number of evaluation seeds (default 200)")
+    evaluation.add_argument("--seed-start", type=int, default=0, help="first evaluation seed; SFT demos use 10000 and up")
+    evaluation.add_argument("--batch-size", type=int, default=64)
+    evaluation.add_argument("--out", help="run directory for report.json / report.md (default runs/eval/TASK)")
+    _add_sampling_flags(evaluation, temperature=0.0)
+    evaluation.add_argument("--seed", type=int, default=0, help="sampling seed (when temperature > 0)")
+    evaluation.set_defaults(run=_cmd_eval)
+
+    show = sub.add_parser("show", help="render a saved trajectory, agent tokens apart from environment tokens")
+    show.add_argument("file", help="a trajectories JSONL file (e.g. demos.jsonl in an SFT run directory)")
+    show.add_argument("--index", type=int, default=0, help="which trajectory (default the first)")
+    show.add_argument("--all", action="store_true", help="render every trajectory in the file")
+    show.set_defaults(run=_cmd_show)
 
     bench = sub.add_parser("bench", help="benchmarks, each a ratio against a baseline in the same run")
     bench.add_argument("what", choices=["parse"], help="parse: parse_action vs a paper-style regex parser, and env steps/s")
@@ -111,7 +192,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as err:
         print(err, file=sys.stderr)
         return 2
-    except (KeyError, ValueError, FileNotFoundError) as err:
+    except (KeyError, ValueError, OSError) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"agentic: error: {message}", file=sys.stderr)
         return 2

@@ -24,6 +24,22 @@ def oracle_actor(env: AgenticEnvironment) -> str:
     return env.task.oracle(env.instance, env.history)
 
 
+def model_actor(policy: Any, sampling: Any) -> Actor:
+    """A language model acting token-in/token-out: the context's ids are extended, never re-encoded."""
+    ids: list[int] = []
+
+    def act(env: AgenticEnvironment) -> str:
+        if not env.history:
+            ids[:] = policy.encode(env.context)
+        else:
+            ids.extend(policy.encode(env.history[-1].observation))
+        generation = policy.generate([ids], sampling)[0]
+        ids.extend(generation.token_ids)
+        return generation.text
+
+    return act
+
+
 def human_actor(console: Console) -> Actor:
     """Reads one action per line; ``\\n`` in the line stands for a newline."""
 

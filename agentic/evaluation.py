@@ -1,0 +1,135 @@
+"""`agentic eval`: tool-call metrics at the oracle's decision points, and episode metrics from free-running rollouts.
+
+Decision points come from oracle episodes run through the real environment on the
+evaluation seeds: wherever the oracle calls a tool, the policy continues the exact token
+context the oracle had (token-in, never re-tokenized) and its action is judged against the
+oracle's call (see `agentic.metrics`). Episode metrics come from the policy acting alone on
+the same seeds. Proportions carry Wilson 95% intervals.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from agentic.actions import ActionKind
+from agentic.metrics import judge_tool_call, wilson
+from agentic.parsing import parse_action
+from agentic.policy import Policy, Sampling
+from agentic.registry import make_task
+from agentic.rollout import oracle_trajectories, rollout
+from agentic.tasks import INVALID_EVENTS, Task
+from agentic.tools import ToolRegistry
+from agentic.trajectory import Trajectory
+
+GREEDY = Sampling(temperature=0.0)
+
+
+@dataclass(frozen=True)
+class DecisionPoint:
+    """The oracle's context just before one of its tool calls, and the call it made."""
+
+    seed: int
+    turn: int
+    context_ids: list[int]
+    tool: str
+    arguments: dict[str, Any]
+
+
+def decision_points(demonstrations: Sequence[Trajectory]) -> list[DecisionPoint]:
+    """Every tool call in the oracle's trajectories, with the token context that preceded it."""
+    points = []
+    for demo in demonstrations:
+        for index, turn in enumerate(demo.turns):
+            action = parse_action(turn.action)
+            if action.kind is ActionKind.TOOL:
+                points.append(DecisionPoint(demo.seed, index, demo.token_ids[: turn.start], action.tool, action.arguments))
+    return points
+
+
+def tool_call_metrics(task: Task, points: Sequence[DecisionPoint], actions: Sequence[str]) -> dict[str, Any]:
+    """Validity, accuracy and the paper's looser figure over decision points, overall and per tool."""
+    if len(points) != len(actions):
+        raise ValueError(f"{len(points)} decision points but {len(actions)} actions")
+    tools = ToolRegistry(task.tools)
+    judgements = [judge_tool_call(a, p.tool, p.arguments, task, tools) for p, a in zip(points, actions)]
+    by_tool: dict[str, list] = defaultdict(list)
+    for point, judgement in zip(points, judgements):
+        by_tool[point.tool].append(judgement)
+
+    def summary(items: list) -> dict[str, Any]:
+        n = len(items)
+        return {
+            "decision_points": n,
+            "tool_call_validity": wilson(sum(j.valid for j in items), n).to_dict(),
+            "tool_call_accuracy": wilson(sum(j.accurate for j in items), n).to_dict(),
+            "first_sentinel_is_tool": wilson(sum(j.first_sentinel_is_tool for j in items), n).to_dict(),
+        }
+
+    return {**summary(judgements), "per_tool": {name: summary(items) for name, items in sorted(by_tool.items())}}
+
+
+def episode_metrics(trajectories: Sequence[Trajectory]) -> dict[str, Any]:
+    """Success, return, turns, invalid-action rate and ask rate of free-running episodes."""
+    n = len(trajectories)
+    returns = [sum(t.rewards) for t in trajectories]
+    turns = [len(t.turns) for t in trajectories]
+    all_turns = [turn for t in trajectories for turn in t.turns]
+    return {
+        "episodes": n,
+        "success": wilson(sum(t.success for t in trajectories), n).to_dict(),
+        "mean_return": statistics.fmean(returns) if returns else float("nan"),
+        "std_return": statistics.pstdev(returns) if returns else float("nan"),
+        "mean_turns": statistics.fmean(turns) if turns else float("nan"),
+        "invalid_action_rate": wilson(sum(turn.event in INVALID_EVENTS for turn in all_turns), len(all_turns)).to_dict(),
+        "ask_rate": wilson(sum(any(turn.kind == "ask" for turn in t.turns) for t in trajectories), n).to_dict(),
+        "truncated": sum(t.truncated for t in trajectories),
+    }
+
+
+def evaluate(policy: Policy, task_name: str, seeds: Sequence[int], sampling: Sampling = GREEDY, batch_size: int = 64, progress: bool = False) -> dict[str, Any]:
+    """The whole evaluation of ``policy`` on ``task_name`` over ``seeds`` (held out from training)."""
+    task = make_task(task_name)
+    points = decision_points(oracle_trajectories(task, seeds, policy.tokenizer))
+    actions: list[str] = []
+    for start in range(0, len(points), batch_size):
+        chunk = points[start : start + batch_size]
+        actions += [g.text for g in policy.generate([p.context_ids for p in chunk], sampling)]
+    episodes: list[Trajectory] = []
+    for start in range(0, len(seeds), batch_size):
+        episodes += rollout(policy, task, list(seeds[start : start + batch_size]), sampling, progress=progress)
+    return {
+        "task": task_name,
+        "seeds": [min(seeds), max(seeds)] if seeds else [],
+        "sampling": {"temperature": sampling.temperature, "top_p": sampling.top_p},
+        "tool_calls": tool_call_metrics(task, points, actions),
+        "episodes": episode_metrics(episodes),
+        "samples": [{"seed": p.seed, "expected": {"tool": p.tool, "arguments": p.arguments}, "action": a} for p, a in list(zip(points, actions))[:5]],
+    }
+
+
+def _interval(p: dict[str, Any]) -> str:
+    return f"{p['value']:.3f} [{p['low']:.3f}, {p['high']:.3f}] ({p['k']}/{p['n']})"
+
+
+def report_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
+    """(metric, value) rows for a table: proportions with their Wilson 95% intervals."""
+    calls, episodes = report["tool_calls"], report["episodes"]
+    rows = [(name, _interval(calls[name])) for name in ("tool_call_validity", "tool_call_accuracy", "first_sentinel_is_tool")]
+    rows += [(f"{name} ({tool})", _interval(per[name])) for tool, per in calls["per_tool"].items() for name in ("tool_call_validity", "tool_call_accuracy")]
+    rows += [
+        ("success", _interval(episodes["success"])),
+        ("mean return", f"{episodes['mean_return']:.3f} ± {episodes['std_return']:.3f}"),
+        ("mean turns", f"{episodes['mean_turns']:.2f}"),
+        ("invalid-action rate (per turn)", _interval(episodes["invalid_action_rate"])),
+        ("ask rate (episodes that ask)", _interval(episodes["ask_rate"])),
+    ]
+    return rows
+
+
+def report_markdown(report: dict[str, Any], title: str = "Evaluation") -> str:
+    lines = [f"# {title}: {report['task']}", "", f"Seeds {report['seeds'][0]}–{report['seeds'][-1]}, sampling {report['sampling']}.", ""]
+    lines += ["| metric | value [Wilson 95%] |", "|---|---|"] + [f"| {m} | {v} |" for m, v in report_rows(report)]
+    return "\n".join(lines)
