@@ -114,17 +114,39 @@ def _cmd_show(args: argparse.Namespace, console: Console) -> None:
         console.print(render_trajectory(trajectories[index]))
 
 
+def _default_model_dir(args: argparse.Namespace) -> str:
+    """``--model``, or the embedded tiny model built for the task in a temporary directory."""
+    if args.model:
+        return args.model
+    import tempfile
+
+    from training.tiny_model import build_tiny_model
+
+    return str(build_tiny_model([args.task[0] if args.task else "Arithmetic"], tempfile.mkdtemp(prefix="agentic-tiny-")))
+
+
 def _cmd_bench(args: argparse.Namespace, console: Console) -> None:
     if args.what == "parse":
         from agentic.bench.parse import bench_parse
 
-        result = bench_parse(args.task or None, episodes_per_task=args.episodes, seed=args.seed)
+        result = bench_parse(args.task or None, episodes_per_task=args.episodes or 20, seed=args.seed)
         console.print(
             f"parse_action (Lark): {result['lark_actions_per_s']:,.0f} actions/s\n"
             f"regex parser (paper style): {result['regex_actions_per_s']:,.0f} actions/s\n"
             f"ratio Lark/regex: {result['lark_over_regex']:.3f}  (same {result['inputs']} inputs, one run)\n"
             f"inputs the regex parser reads differently: {result['regex_disagreements']} of {result['inputs']}\n"
             f"environment: {result['env_steps_per_s']:,.0f} steps/s over {result['env_steps']} oracle steps"
+        )
+    elif args.what == "rollout":
+        from agentic.bench.rollout import bench_rollout
+
+        task = args.task[0] if args.task else "Arithmetic"
+        result = bench_rollout(_default_model_dir(args), task, n_episodes=args.episodes or 64, max_new_tokens=args.max_new_tokens, seed=args.seed)
+        batched, sequential = result["batched"], result["sequential"]
+        console.print(
+            f"batched token-in/token-out: {batched['episodes_per_s']:.2f} episodes/s ({batched['agent_tokens_per_s']:,.0f} agent tokens/s)\n"
+            f"sequential re-tokenizing loop: {sequential['episodes_per_s']:.2f} episodes/s ({sequential['agent_tokens_per_s']:,.0f} agent tokens/s)\n"
+            f"ratio: {result['speedup']:.1f}x  ({result['episodes']} episodes of {task}, same model and seeds, device {result['device']})"
         )
     if args.json:
         print(json.dumps(result))
@@ -174,9 +196,16 @@ def build_parser() -> argparse.ArgumentParser:
     show.set_defaults(run=_cmd_show)
 
     bench = sub.add_parser("bench", help="benchmarks, each a ratio against a baseline in the same run")
-    bench.add_argument("what", choices=["parse"], help="parse: parse_action vs a paper-style regex parser, and env steps/s")
-    bench.add_argument("--task", action="append", help="task(s) whose oracle actions are the inputs (default: all)")
-    bench.add_argument("--episodes", type=int, default=20, help="oracle episodes per task")
+    bench.add_argument(
+        "what",
+        choices=["parse", "rollout"],
+        help="parse: parse_action vs a paper-style regex parser, and env steps/s; "
+        "rollout: the batched engine vs a sequential re-tokenizing loop",
+    )
+    bench.add_argument("--task", action="append", help="task(s) to draw inputs or episodes from (parse: default all; rollout: Arithmetic)")
+    bench.add_argument("--episodes", type=int, default=None, help="oracle episodes per task (parse, default 20) or episodes (rollout, default 64)")
+    bench.add_argument("--model", help="rollout: model directory (default: a fresh embedded tiny model)")
+    bench.add_argument("--max-new-tokens", type=int, default=64, help="rollout: per-turn token limit")
     bench.add_argument("--seed", type=int, default=0)
     bench.add_argument("--json", action="store_true", help="also print the result as JSON")
     bench.set_defaults(run=_cmd_bench)
@@ -184,6 +213,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()  # weight loading/saving bars; our own progress bars stay
     console = Console(soft_wrap=True)
     try:
         args = build_parser().parse_args(argv)
