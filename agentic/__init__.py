@@ -6,7 +6,7 @@ found through entry points, so importing `agentic` stays light.
 """
 
 from agentic.actions import Action, ActionKind, ask, finish, render_action, tool_call
-from agentic.env import AgenticEnvironment
+from agentic.env import AgenticEnvironment, oracle_action, run_episode
 from agentic.parsing import parse_action
 from agentic.registry import all_tools, gym_id, make_task, register_builtin_gym_ids, register_task, register_tool, task_names
 from agentic.tasks import Budget, Score, Task, Turn
@@ -30,10 +30,12 @@ __all__ = [
     "finish",
     "gym_id",
     "make_task",
+    "oracle_action",
     "parse_action",
     "register_task",
     "register_tool",
     "render_action",
+    "run_episode",
     "task_names",
     "tool",
     "tool_call",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from typing import Callable, Sequence
@@ -65,7 +66,7 @@ def _sampling(args: argparse.Namespace):
 
 def _cmd_play(args: argparse.Namespace, console: Console) -> None:
     from agentic import play
-    from agentic.env import AgenticEnvironment
+    from agentic.env import AgenticEnvironment, oracle_action
 
     user = play.human_user(console) if args.user == "human" else None
     if args.model:
@@ -74,7 +75,7 @@ def _cmd_play(args: argparse.Namespace, console: Console) -> None:
         actor = play.model_actor(policy, _sampling(args))
     else:
         env = AgenticEnvironment(args.task, user=user)
-        actor = play.oracle_actor if args.policy == "oracle" else play.human_actor(console)
+        actor = oracle_action if args.policy == "oracle" else play.human_actor(console)
     if args.policy == "human" and not args.model:
         console.print('[dim]Type one action per line, e.g. <tool name="calculator">{"expression": "2+2"}</tool>; \\n is a newline.[/]')
     play.play(env, actor, console, seed=args.seed)
@@ -152,6 +153,46 @@ def _cmd_bench(args: argparse.Namespace, console: Console) -> None:
         print(json.dumps(result))
 
 
+def _add_option_flags(parser: argparse.ArgumentParser, options_class: type, skip: tuple[str, ...] = ()) -> None:
+    """One ``--flag`` per field of an options dataclass, typed by its default (TRL's config/trainer style)."""
+    for field in dataclasses.fields(options_class):
+        if field.name in skip:
+            continue
+        flag = "--" + field.name.replace("_", "-")
+        if isinstance(field.default, bool):
+            parser.add_argument(flag, dest=field.name, action=argparse.BooleanOptionalAction, default=field.default)
+        else:
+            parser.add_argument(flag, dest=field.name, type=type(field.default), default=field.default, help=f"(default {field.default})")
+
+
+def _options(options_class: type, args: argparse.Namespace, **fixed):
+    names = {f.name for f in dataclasses.fields(options_class)}
+    return options_class(**{k: v for k, v in vars(args).items() if k in names}, **fixed)
+
+
+def _cmd_sft(args: argparse.Namespace, console: Console) -> None:
+    from training.sft import SFTOptions, run_sft
+
+    result = run_sft(_options(SFTOptions, args))
+    console.print(f"SFT done in {result.wall_seconds:.0f} s ({result.tokens_per_second:,.0f} tokens/s): model {result.model_dir}, report {result.run_dir / 'report.md'}")
+
+
+def _cmd_demo(args: argparse.Namespace, console: Console) -> None:
+    from training.demo import DemoOptions, run_demo, summary_rows
+    from training.sft import SFTOptions
+
+    sft = SFTOptions(**{k: v for k, v in (("n_demos", args.n_demos), ("epochs", args.epochs), ("max_seconds", args.sft_seconds)) if v is not None})
+    report = run_demo(DemoOptions(task=args.task, out_dir=args.out, n_eval=args.n_eval, seed=args.seed, sft=sft))
+    table = Table("metric", "untrained", "after SFT", title=f"agentic demo: {args.task} on {args.n_eval} held-out seeds (Wilson 95%)")
+    for row in summary_rows(report):
+        table.add_row(*row)
+    console.print(table)
+    console.print(
+        f"SFT {report['sft_train_seconds']:.0f} s of training; whole demo {report['total_seconds']:.0f} s. "
+        f"Report: {args.out}/report.md; model: {report['model_dir']}"
+    )
+
+
 def _add_sampling_flags(parser: argparse.ArgumentParser, temperature: float) -> None:
     parser.add_argument("--temperature", type=float, default=temperature, help=f"0 is greedy (default {temperature:g})")
     parser.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass (default 1)")
@@ -194,6 +235,22 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--index", type=int, default=0, help="which trajectory (default the first)")
     show.add_argument("--all", action="store_true", help="render every trajectory in the file")
     show.set_defaults(run=_cmd_show)
+
+    demo = sub.add_parser("demo", help="the whole loop on the embedded tiny model: build, SFT, evaluate, report")
+    demo.add_argument("--task", default="Arithmetic", help="registered task (default Arithmetic)")
+    demo.add_argument("--out", default="runs/demo", help="run directory (default runs/demo)")
+    demo.add_argument("--n-eval", type=int, default=200, help="held-out evaluation seeds 0..N-1 (default 200)")
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--n-demos", type=int, help="SFT demonstrations (default: SFT's)")
+    demo.add_argument("--epochs", type=float, help="SFT epochs (default: SFT's)")
+    demo.add_argument("--sft-seconds", type=float, help="stop SFT training after this many seconds")
+    demo.set_defaults(run=_cmd_demo)
+
+    sft = sub.add_parser("sft", help="agentic SFT warm-up on oracle demonstrations (loss on agent tokens only)")
+    from training.sft import SFTOptions
+
+    _add_option_flags(sft, SFTOptions)
+    sft.set_defaults(run=_cmd_sft)
 
     bench = sub.add_parser("bench", help="benchmarks, each a ratio against a baseline in the same run")
     bench.add_argument(

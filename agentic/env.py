@@ -192,3 +192,19 @@ class AgenticEnvironment(gymnasium.Env[str, str]):
             "tool_calls": self.budget.max_tool_calls - getattr(self, "tool_calls", 0),
             "invalid": self.budget.max_invalid - getattr(self, "invalid", 0),
         }
+
+
+def oracle_action(env: AgenticEnvironment) -> str:
+    """The task oracle's next action in ``env``'s current episode."""
+    return env.task.oracle(env.instance, env.history)
+
+
+def run_episode(env: AgenticEnvironment, act: Callable[[AgenticEnvironment], str], seed: int | None = None) -> list[dict[str, Any]]:
+    """Reset ``env`` with ``seed`` and step it with ``act(env)`` until the episode ends; the ``info`` of every step."""
+    env.reset(seed=seed)
+    infos = []
+    while True:
+        *_, terminated, truncated, info = env.step(act(env))
+        infos.append(info)
+        if terminated or truncated:
+            return infos

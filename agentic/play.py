@@ -20,10 +20,6 @@ def environment_text(delta: str) -> Text:
     return Text(delta, style=style)
 
 
-def oracle_actor(env: AgenticEnvironment) -> str:
-    return env.task.oracle(env.instance, env.history)
-
-
 def model_actor(policy: Any, sampling: Any) -> Actor:
     """A language model acting token-in/token-out: the context's ids are extended, never re-encoded."""
     ids: list[int] = []

@@ -14,6 +14,7 @@ the trajectory keeps the token (it is what the model produced and will see next)
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Sequence
 
 from tqdm.auto import tqdm
@@ -55,6 +56,9 @@ class Episode:
     def end_context_full(self, context_length: int) -> None:
         """End the episode because the model's context is full: truncated, scored as if no answer came."""
         score = self.env.task.score(self.env.instance, None, self.env.history)
+        turns = self.trajectory.turns
+        if turns:  # the score of no answer is the last turn's reward, as when the environment truncates
+            turns[-1] = replace(turns[-1], reward=turns[-1].reward + score.total)
         self._end(False, True, score, f"the model's context of {context_length} tokens is full")
 
     def _end(self, terminated: bool, truncated: bool, score: Score, reason: str | None) -> None:

@@ -30,13 +30,8 @@ def test_check_env_passes_without_warnings(name):
 
 
 def run_oracle(env: agentic.AgenticEnvironment, seed: int) -> tuple[list, dict]:
-    env.reset(seed=seed)
-    infos = []
-    while True:
-        _, _, terminated, truncated, info = env.step(env.task.oracle(env.instance, env.history))
-        infos.append(info)
-        if terminated or truncated:
-            return infos, info
+    infos = agentic.run_episode(env, agentic.oracle_action, seed)
+    return infos, infos[-1]
 
 
 @pytest.mark.parametrize("name", TASKS)

@@ -4,7 +4,7 @@ import gymnasium
 import pytest
 
 import agentic
-from agentic import AgenticEnvironment, Turn, parse_action
+from agentic import AgenticEnvironment, Turn, oracle_action, parse_action, run_episode
 from tasks.missing_quantity import MISSING_RANGE, UNHELPFUL, MissingQuantity
 from tools.calculator import evaluate
 
@@ -17,15 +17,6 @@ def task():
 @pytest.fixture
 def instance(task):
     return task.sample(random.Random(7))
-
-
-def play_oracle(env, seed):
-    env.reset(seed=seed)
-    done = False
-    while not done:
-        _, _, terminated, truncated, info = env.step(env.task.oracle(env.instance, env.history))
-        done = terminated or truncated
-    return terminated, info
 
 
 def test_user_reveals_the_missing_number_only_when_asked_about_it(task, instance):
@@ -57,8 +48,8 @@ def test_answer_depends_on_the_missing_number_so_guessing_rarely_pays(task):
 def test_oracle_asks_computes_and_finishes_on_many_seeds():
     env = gymnasium.make("agentic/MissingQuantity-v0").unwrapped
     for seed in range(100):
-        terminated, info = play_oracle(env, seed)
-        assert terminated and info["score"].success, env.context
+        info = run_episode(env, oracle_action, seed)[-1]
+        assert info["event"] == "finish" and info["score"].success, env.context
         assert [t.event for t in env.history] == ["ask", "tool", "finish"]
 
 
@@ -79,7 +70,7 @@ def test_episodes_are_deterministic_given_the_seed():
     env = gymnasium.make("agentic/MissingQuantity-v0").unwrapped
     contexts = []
     for seed in (5, 5, 6):
-        play_oracle(env, seed)
+        run_episode(env, oracle_action, seed)
         contexts.append(env.context)
     assert contexts[0] == contexts[1] != contexts[2]
 

@@ -5,16 +5,8 @@ import sys
 import gymnasium
 import pytest
 
+from agentic import oracle_action, run_episode
 from tasks.reasoning_gym import ReasoningGym
-
-
-def play_oracle(env, seed):
-    env.reset(seed=seed)
-    done = False
-    while not done:
-        _, _, terminated, truncated, info = env.step(env.task.oracle(env.instance, env.history))
-        done = terminated or truncated
-    return terminated, info
 
 
 @pytest.mark.parametrize(
@@ -25,8 +17,8 @@ def play_oracle(env, seed):
 def test_oracle_answer_scores_one_through_the_environment(task_kwargs):
     env = gymnasium.make("agentic/ReasoningGym-v0", **task_kwargs).unwrapped
     for seed in range(30):
-        terminated, info = play_oracle(env, seed)
-        assert terminated and info["score"].success and info["score"].total == 1.0, env.context
+        info = run_episode(env, oracle_action, seed)[-1]
+        assert info["event"] == "finish" and info["score"].success and info["score"].total == 1.0, env.context
         assert env.instance["question"] in env.context
 
 
