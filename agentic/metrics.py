@@ -13,11 +13,12 @@ after which the oracle calls a tool. The policy continues that context with one 
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
 
-from scipy.stats import binomtest
+from scipy.stats import norm
 
 from agentic.actions import ActionKind
 from agentic.parsing import parse_action
@@ -48,7 +49,7 @@ def judge_tool_call(action_text: str, expected_tool: str, expected_arguments: di
 class Proportion:
     """k successes out of n, with the Wilson score interval (95% by default)."""
 
-    k: int
+    k: float
     n: int
     low: float
     high: float
@@ -61,11 +62,19 @@ class Proportion:
         return {"value": self.value, "k": self.k, "n": self.n, "low": self.low, "high": self.high}
 
 
-def wilson(k: int, n: int, confidence: float = 0.95) -> Proportion:
-    """The Wilson score interval (scipy): well-behaved at 0, 1 and small n, unlike the normal approximation."""
+def wilson(k: float, n: int, confidence: float = 0.95) -> Proportion:
+    """The Wilson score interval: well-behaved at 0, 1 and small n, unlike the normal approximation.
+
+    ``k`` may be fractional (e.g. a win rate with ties counted as half): outcomes in [0, 1] vary
+    at most as much as coin flips, so the interval stays conservative.
+    """
     if not 0 <= k <= n:
         raise ValueError(f"need 0 <= k <= n, got k={k}, n={n}")
     if n == 0:
         return Proportion(0, 0, 0.0, 1.0)
-    interval = binomtest(k, n).proportion_ci(confidence_level=confidence, method="wilson")
-    return Proportion(k, n, float(interval.low), float(interval.high))
+    z = float(norm.ppf(0.5 + confidence / 2))
+    p = k / n
+    denominator = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denominator
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
+    return Proportion(k, n, max(0.0, centre - half), min(1.0, centre + half))

@@ -1,0 +1,145 @@
+"""The corpora of the single-turn pipeline and how each becomes (prompt, reference) examples.
+
+- ``tinystories``: prompt = the story's opening sentences, reference = the rest of the story;
+- ``cnn_dailymail``: prompt = the article (first words) and a ``Summary:`` cue, reference = the highlights;
+- ``wikitext103``: prompt = a paragraph's first sentences, reference = its continuation;
+- a local file: rows with ``prompt``/``reference``, ``article``/``highlights`` or ``text`` columns.
+
+Each named corpus reads its hub id for real runs, or with ``standin=True`` the small stand-in
+shipped in ``tasks/data/`` (offline runs and tests). Every example carries a ``group`` (story,
+article, Wikipedia page): the train/eval split is made by group, so two paragraphs of one page
+never land on both sides.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import datasets
+
+from tasks.corpora import load_corpus, standin_path
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=\S)")
+
+
+@dataclass(frozen=True)
+class Example:
+    """One prompt and the text a good model would continue it with (it starts with a space)."""
+
+    prompt: str
+    reference: str
+    group: str
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Word caps that keep prompts and references short enough for small models' contexts."""
+
+    max_prompt_words: int = 128
+    max_reference_words: int = 64
+
+
+RowsToExamples = Callable[[datasets.Dataset, Limits], Iterator[Example]]
+
+
+@dataclass(frozen=True)
+class CorpusSpec:
+    """Where a named corpus lives on the hub and how its rows become examples."""
+
+    hub_id: str
+    hub_config: str | None
+    to_examples: RowsToExamples
+
+
+def words(text: str) -> list[str]:
+    return text.split()
+
+
+def continuation(text: str, limits: Limits) -> tuple[str, str] | None:
+    """Split ``text`` after its first third of sentences (at least one); None for a single sentence.
+
+    A long opening keeps its last ``max_prompt_words`` words, so the reference still continues it.
+    """
+    sentences = _SENTENCE_END.split(text.strip())
+    if len(sentences) < 2:
+        return None
+    cut = math.ceil(len(sentences) / 3)
+    prompt = words(" ".join(sentences[:cut]))[-limits.max_prompt_words :]
+    reference = words(" ".join(sentences[cut:]))[: limits.max_reference_words]
+    return " ".join(prompt), " " + " ".join(reference)
+
+
+def _stories(rows: datasets.Dataset, limits: Limits) -> Iterator[Example]:
+    for index, row in enumerate(rows):
+        split = continuation(row["text"], limits)
+        if split:
+            yield Example(*split, group=f"story-{index}")
+
+
+def _articles(rows: datasets.Dataset, limits: Limits) -> Iterator[Example]:
+    for index, row in enumerate(rows):
+        article = " ".join(words(row["article"])[: limits.max_prompt_words])
+        highlights = " ".join(words(row["highlights"])[: limits.max_reference_words])
+        yield Example(f"{article}\nSummary:", " " + highlights, group=str(row.get("id", f"article-{index}")))
+
+
+def _wikitext(rows: datasets.Dataset, limits: Limits) -> Iterator[Example]:
+    """Wikitext rows are lines: ``= Title =`` opens a page, ``= = Section = =`` a section, other lines are paragraphs."""
+    page = -1
+    for row in rows:
+        line = row["text"].strip()
+        if line.startswith("=") and line.endswith("="):
+            page += not line.startswith("= =")
+            continue
+        split = continuation(row["text"], limits)
+        if split:
+            yield Example(*split, group=f"page-{page}")
+
+
+def _local(rows: datasets.Dataset, limits: Limits) -> Iterator[Example]:
+    columns = set(rows.column_names)
+    if {"prompt", "reference"} <= columns:
+        for index, row in enumerate(rows):
+            yield Example(row["prompt"], " " + " ".join(words(row["reference"])), group=f"row-{index}")
+    elif {"article", "highlights"} <= columns:
+        yield from _articles(rows, limits)
+    elif "text" in columns:
+        yield from _stories(rows, limits)
+    else:
+        raise ValueError(f"a local corpus needs prompt/reference, article/highlights or text columns, got {sorted(columns)}")
+
+
+CORPORA = {
+    "tinystories": CorpusSpec("roneneldan/TinyStories", None, _stories),
+    "cnn_dailymail": CorpusSpec("abisee/cnn_dailymail", "3.0.0", _articles),
+    "wikitext103": CorpusSpec("Salesforce/wikitext", "wikitext-103-raw-v1", _wikitext),
+}
+
+
+def load_examples(corpus: str, *, standin: bool = False, max_rows: int | None = None, limits: Limits = Limits()) -> list[Example]:
+    """The examples of a named corpus (hub, or its stand-in) or of a local file, in source order, deduplicated.
+
+    A prompt or reference seen before drops the later example, so no text can be on both
+    sides of a split by appearing twice in the source.
+    """
+    if corpus in CORPORA:
+        spec = CORPORA[corpus]
+        source, config = (standin_path(corpus), None) if standin else (spec.hub_id, spec.hub_config)
+        rows = load_corpus(source, split="train", config=config, limit=max_rows)
+        to_examples = spec.to_examples
+    elif Path(corpus).suffix:
+        rows = load_corpus(corpus, limit=max_rows)
+        to_examples = _local
+    else:
+        raise ValueError(f"unknown corpus {corpus!r}: use one of {sorted(CORPORA)} or a local file path")
+    seen: set[str] = set()
+    examples = []
+    for example in to_examples(rows, limits):
+        if example.prompt not in seen and example.reference not in seen:
+            seen.update((example.prompt, example.reference))
+            examples.append(example)
+    return examples
