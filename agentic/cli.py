@@ -149,6 +149,16 @@ def _cmd_bench(args: argparse.Namespace, console: Console) -> None:
             f"sequential re-tokenizing loop: {sequential['episodes_per_s']:.2f} episodes/s ({sequential['agent_tokens_per_s']:,.0f} agent tokens/s)\n"
             f"ratio: {result['speedup']:.1f}x  ({result['episodes']} episodes of {task}, same model and seeds, device {result['device']})"
         )
+    elif args.what == "sft":
+        from agentic.bench.sft import bench_sft
+
+        task = args.task[0] if args.task else "Arithmetic"
+        result = bench_sft(_default_model_dir(args), task, steps=args.episodes or 30, seed=args.seed)
+        console.print(
+            f"TRL SFTTrainer: {result['trl']['tokens_per_s']:,.0f} training tokens/s\n"
+            f"bare PyTorch loop: {result['bare']['tokens_per_s']:,.0f} training tokens/s\n"
+            f"overhead (trainer time / bare time): {result['overhead']:.2f}x  ({result['steps']} steps of {result['batch_size']} demonstrations of {task}, device {result['device']})"
+        )
     if args.json:
         print(json.dumps(result))
 
@@ -171,7 +181,8 @@ def _options(options_class: type, args: argparse.Namespace, **fixed):
 
 
 def _cmd_sft(args: argparse.Namespace, console: Console) -> None:
-    from training.sft import SFTOptions, run_sft
+    from training.sft import run_sft
+    from training.sft_config import SFTOptions
 
     result = run_sft(_options(SFTOptions, args))
     console.print(f"SFT done in {result.wall_seconds:.0f} s ({result.tokens_per_second:,.0f} tokens/s): model {result.model_dir}, report {result.run_dir / 'report.md'}")
@@ -179,7 +190,7 @@ def _cmd_sft(args: argparse.Namespace, console: Console) -> None:
 
 def _cmd_demo(args: argparse.Namespace, console: Console) -> None:
     from training.demo import DemoOptions, run_demo, summary_rows
-    from training.sft import SFTOptions
+    from training.sft_config import SFTOptions
 
     sft = SFTOptions(**{k: v for k, v in (("n_demos", args.n_demos), ("epochs", args.epochs), ("max_seconds", args.sft_seconds)) if v is not None})
     report = run_demo(DemoOptions(task=args.task, out_dir=args.out, n_eval=args.n_eval, seed=args.seed, sft=sft))
@@ -199,6 +210,8 @@ def _add_sampling_flags(parser: argparse.ArgumentParser, temperature: float) -> 
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from training.sft_config import SFTOptions
+
     parser = _Parser(prog="agentic", description="Multi-turn agentic RL for small language models.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
@@ -247,21 +260,19 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(run=_cmd_demo)
 
     sft = sub.add_parser("sft", help="agentic SFT warm-up on oracle demonstrations (loss on agent tokens only)")
-    from training.sft import SFTOptions
-
     _add_option_flags(sft, SFTOptions)
     sft.set_defaults(run=_cmd_sft)
 
     bench = sub.add_parser("bench", help="benchmarks, each a ratio against a baseline in the same run")
     bench.add_argument(
         "what",
-        choices=["parse", "rollout"],
+        choices=["parse", "rollout", "sft"],
         help="parse: parse_action vs a paper-style regex parser, and env steps/s; "
-        "rollout: the batched engine vs a sequential re-tokenizing loop",
+        "rollout: the batched engine vs a sequential re-tokenizing loop; sft: SFTTrainer vs a bare PyTorch loop",
     )
     bench.add_argument("--task", action="append", help="task(s) to draw inputs or episodes from (parse: default all; rollout: Arithmetic)")
-    bench.add_argument("--episodes", type=int, default=None, help="oracle episodes per task (parse, default 20) or episodes (rollout, default 64)")
-    bench.add_argument("--model", help="rollout: model directory (default: a fresh embedded tiny model)")
+    bench.add_argument("--episodes", type=int, default=None, help="oracle episodes per task (parse, default 20), episodes (rollout, default 64) or training steps (sft, default 30)")
+    bench.add_argument("--model", help="rollout, sft: model directory (default: a fresh embedded tiny model)")
     bench.add_argument("--max-new-tokens", type=int, default=64, help="rollout: per-turn token limit")
     bench.add_argument("--seed", type=int, default=0)
     bench.add_argument("--json", action="store_true", help="also print the result as JSON")

@@ -89,14 +89,21 @@ def episode_metrics(trajectories: Sequence[Trajectory]) -> dict[str, Any]:
     }
 
 
-def evaluate(policy: Policy, task_name: str, seeds: Sequence[int], sampling: Sampling = GREEDY, batch_size: int = 64, progress: bool = False) -> dict[str, Any]:
-    """The whole evaluation of ``policy`` on ``task_name`` over ``seeds`` (held out from training)."""
-    task = make_task(task_name)
+def evaluate_tool_calls(policy: Policy, task: Task, seeds: Sequence[int], sampling: Sampling = GREEDY, batch_size: int = 64) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Tool-call metrics at the oracle's decision points on ``seeds``, and a few judged samples."""
     points = decision_points(oracle_trajectories(task, seeds, policy.tokenizer))
     actions: list[str] = []
     for start in range(0, len(points), batch_size):
         chunk = points[start : start + batch_size]
         actions += [g.text for g in policy.generate([p.context_ids for p in chunk], sampling)]
+    samples = [{"seed": p.seed, "expected": {"tool": p.tool, "arguments": p.arguments}, "action": a} for p, a in list(zip(points, actions))[:5]]
+    return tool_call_metrics(task, points, actions), samples
+
+
+def evaluate(policy: Policy, task_name: str, seeds: Sequence[int], sampling: Sampling = GREEDY, batch_size: int = 64, progress: bool = False) -> dict[str, Any]:
+    """The whole evaluation of ``policy`` on ``task_name`` over ``seeds`` (held out from training)."""
+    task = make_task(task_name)
+    tool_calls, samples = evaluate_tool_calls(policy, task, seeds, sampling, batch_size)
     episodes: list[Trajectory] = []
     for start in range(0, len(seeds), batch_size):
         episodes += rollout(policy, task, list(seeds[start : start + batch_size]), sampling, progress=progress)
@@ -104,9 +111,9 @@ def evaluate(policy: Policy, task_name: str, seeds: Sequence[int], sampling: Sam
         "task": task_name,
         "seeds": [min(seeds), max(seeds)] if seeds else [],
         "sampling": {"temperature": sampling.temperature, "top_p": sampling.top_p},
-        "tool_calls": tool_call_metrics(task, points, actions),
+        "tool_calls": tool_calls,
         "episodes": episode_metrics(episodes),
-        "samples": [{"seed": p.seed, "expected": {"tool": p.tool, "arguments": p.arguments}, "action": a} for p, a in list(zip(points, actions))[:5]],
+        "samples": samples,
     }
 
 

@@ -1,0 +1,110 @@
+"""SFT throughput: TRL's `SFTTrainer` (the path `training.sft` takes) against a bare PyTorch loop.
+
+Both sides start from the same weights (loaded afresh from ``model_dir``), read the same batches
+(the trainer's own dataloader over the demonstration dataset, in order, so the labels are -100
+off the agent tokens on both sides) and take the same number of AdamW steps with the same
+constant learning rate and gradient clipping, in the same process, one after the other. Throughput
+counts non-padding tokens. The bare loop has no scheduler, logging, metrics or callbacks: the
+difference is what the trainer's machinery costs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+import time
+from typing import Any
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, set_seed
+
+from agentic.rollout import oracle_trajectories
+from training.sft import demo_dataset, sft_trainer
+from training.sft_config import DEMO_SEED_START, SFTOptions
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def bench_sft(
+    model_dir: str,
+    task: str = "Arithmetic",
+    *,
+    steps: int = 30,
+    batch_size: int = 16,
+    learning_rate: float = 1e-3,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Training tokens/s of `SFTTrainer` and of a bare loop on the same model, batches and steps, and their ratio."""
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    demos = oracle_trajectories(task, range(DEMO_SEED_START, DEMO_SEED_START + steps * batch_size), tokenizer)
+    with tempfile.TemporaryDirectory() as scratch:
+        options = SFTOptions(
+            model=model_dir,
+            task=task,
+            out_dir=scratch,
+            max_steps=steps,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            warmup_ratio=0.0,
+            seed=seed,
+            log_every=steps,
+            progress=False,
+        )
+        set_seed(seed)
+        model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+        trainer = sft_trainer(
+            model, tokenizer, demo_dataset(demos), options, train_sampling_strategy="sequential", lr_scheduler_type="constant"
+        )
+        device = trainer.args.device
+        _synchronize(device)
+        start = time.perf_counter()
+        trl_loss = trainer.train().training_loss
+        _synchronize(device)
+        trl_seconds = time.perf_counter() - start
+        tokens = trainer.state.num_input_tokens_seen
+
+        set_seed(seed)
+        bare_model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).to(device).train()
+        bare_seconds, bare_loss, bare_tokens = _bare_loop(
+            bare_model, trainer.get_train_dataloader(), steps, learning_rate, trainer.args.max_grad_norm, trainer.args.bf16
+        )
+    trl = {"seconds": trl_seconds, "tokens_per_s": tokens / trl_seconds, "mean_loss": trl_loss}
+    bare = {"seconds": bare_seconds, "tokens_per_s": bare_tokens / bare_seconds, "mean_loss": bare_loss}
+    return {
+        "task": task,
+        "model": str(model_dir),
+        "device": str(device),
+        "steps": steps,
+        "batch_size": batch_size,
+        "tokens": tokens,
+        "trl": trl,
+        "bare": bare,
+        "overhead": trl_seconds / bare_seconds,
+    }
+
+
+def _bare_loop(model, batches, steps: int, learning_rate: float, max_grad_norm: float, bf16: bool) -> tuple[float, float, int]:
+    """(seconds, mean loss, non-padding tokens) of ``steps`` plain AdamW steps over ``batches``."""
+    device = next(model.parameters()).device
+    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=0.0)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+    losses, tokens = [], 0
+    _synchronize(device)
+    start = time.perf_counter()
+    for _, batch in zip(range(steps), batches):
+        batch = {k: v.to(device) for k, v in batch.items() if k in ("input_ids", "attention_mask", "labels")}
+        with autocast:
+            loss = model(**batch).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        losses.append(loss.item())
+        tokens += int(batch["attention_mask"].sum())
+    _synchronize(device)
+    return time.perf_counter() - start, sum(losses) / len(losses), tokens

@@ -1,0 +1,128 @@
+"""Agentic SFT on a very small GPT-NeoX: loss on agent tokens only, a working run directory, LoRA adapters, reproducibility."""
+
+import json
+
+import pytest
+import torch
+from peft import PeftModel
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from agentic.bench.sft import bench_sft
+from agentic.policy import Policy
+from agentic.rollout import oracle_trajectories
+from agentic.trajectory import read_jsonl
+from training.sft import demo_dataset, run_sft, sft_trainer
+from training.sft_config import DEMO_SEED_START, SFTOptions
+from training.tiny_model import build_tiny_model
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """A model this small trains fastest on one thread, and far slower when two threads compete with other work."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    """A one-layer model of ~40k parameters: the same code path as the default model, in a fraction of the time."""
+    return str(
+        build_tiny_model(
+            ["Arithmetic"], tmp_path_factory.mktemp("base"), seeds=range(20), hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64
+        )
+    )
+
+
+def options(model_dir, out_dir, **overrides) -> SFTOptions:
+    settings = dict(model=model_dir, out_dir=str(out_dir), n_demos=32, max_steps=12, batch_size=8, learning_rate=1e-2, log_every=2, progress=False)
+    return SFTOptions(**settings | overrides)
+
+
+@pytest.fixture(scope="module")
+def full_run(model_dir, tmp_path_factory):
+    return run_sft(options(model_dir, tmp_path_factory.mktemp("full")))
+
+
+def test_labels_are_the_agent_tokens_and_nothing_else(model_dir, tmp_path):
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    demos = oracle_trajectories("Arithmetic", range(DEMO_SEED_START, DEMO_SEED_START + 8), tokenizer)
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    trainer = sft_trainer(model, tokenizer, demo_dataset(demos), options(model_dir, tmp_path), train_sampling_strategy="sequential")
+    batch = next(iter(trainer.get_train_dataloader()))
+    assert batch["input_ids"].shape[0] == 8 and batch["input_ids"].shape[1] == max(len(d.token_ids) for d in demos)
+    for row, demo in enumerate(demos):
+        labels = batch["labels"][row].tolist()
+        n = len(demo.token_ids)
+        assert batch["input_ids"][row, :n].tolist() == demo.token_ids
+        assert labels[:n] == [t if m else -100 for t, m in zip(demo.token_ids, demo.loss_mask)]
+        assert labels[n:] == [-100] * (len(labels) - n), "padding carries no loss"
+        trained_text = tokenizer.decode([t for t in labels if t != -100])
+        assert trained_text == "".join(turn.action for turn in demo.turns), "the loss covers exactly the agent's actions"
+        assert "<result>" not in trained_text and "Task:" not in trained_text
+
+
+def test_a_short_run_lowers_the_loss(full_run):
+    first, last = full_run.loss_curve[0][1], full_run.final_loss
+    assert last < 0.7 * first, full_run.loss_curve
+    assert full_run.steps == 12 and [step for step, _ in full_run.loss_curve] == [2, 4, 6, 8, 10, 12]
+
+
+def test_the_run_directory_has_config_demos_metrics_report_plot_and_model(full_run):
+    run = full_run.run_dir
+    config = json.loads((run / "config.json").read_text())
+    assert config["n_demos"] == 32 and config["base_model"]
+    demos = read_jsonl(run / "demos.jsonl")
+    assert len(demos) == 32 and all(d.success for d in demos)
+    assert [d.seed for d in demos] == list(range(DEMO_SEED_START, DEMO_SEED_START + 32)), "demo seeds never meet evaluation seeds"
+    metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    logged = [m for m in metrics if "loss" in m]
+    assert [m["step"] for m in logged] == [2, 4, 6, 8, 10, 12]
+    assert all({"learning_rate", "grad_norm", "num_input_tokens_seen"} <= m.keys() for m in logged)
+    report = json.loads((run / "report.json").read_text())
+    assert report["steps"] == 12 and report["demos"] == 32 and report["final_loss"] == pytest.approx(full_run.final_loss)
+    assert report["tokens_seen"] > 0 and report["tokens_per_second"] > 0
+    assert "final loss" in (run / "report.md").read_text()
+    assert (run / "plots" / "training.png").is_file()
+    assert any((run / "tensorboard").iterdir())
+    model = AutoModelForCausalLM.from_pretrained(full_run.model_dir)
+    assert AutoTokenizer.from_pretrained(full_run.model_dir).pad_token is not None
+    base = AutoModelForCausalLM.from_pretrained(config["base_model"])
+    assert not torch.equal(model.gpt_neox.embed_in.weight, base.gpt_neox.embed_in.weight), "the saved model is the trained one"
+
+
+def test_the_same_seed_gives_the_same_run_and_another_seed_does_not(model_dir, full_run, tmp_path):
+    again = run_sft(options(model_dir, tmp_path / "again"))
+    assert again.loss_curve == full_run.loss_curve
+    other = run_sft(options(model_dir, tmp_path / "other", seed=1))
+    assert other.loss_curve != full_run.loss_curve
+
+
+def test_lora_writes_an_adapter_that_policy_loads(model_dir, tmp_path):
+    result = run_sft(options(model_dir, tmp_path, lora=True, lora_rank=4, lora_alpha=8, max_steps=4))
+    assert (result.model_dir / "adapter_config.json").is_file()
+    assert not (result.model_dir / "model.safetensors").exists(), "only the adapter is saved"
+    assert result.report["trainable_parameters"] < result.report["parameters"]
+    policy = Policy.from_pretrained(result.model_dir)
+    assert isinstance(policy.model, PeftModel)
+    generation = policy.generate([policy.encode("Task: compute 2 + 3.\n")])[0]
+    assert generation.token_ids
+
+
+def test_a_time_limit_stops_training_early(model_dir, tmp_path):
+    result = run_sft(options(model_dir, tmp_path, max_steps=1000, max_seconds=0.5))
+    assert result.steps < 1000 and result.report["stopped_by_time_limit"]
+
+
+@pytest.mark.parametrize("bad", [dict(n_demos=0), dict(learning_rate=-1.0), dict(max_steps=0, epochs=0), dict(warmup_ratio=1.0)])
+def test_bad_options_are_refused_with_a_clear_message(bad):
+    with pytest.raises(ValueError, match="bad SFT options"):
+        SFTOptions(**bad)
+
+
+def test_bench_compares_the_trainer_with_a_bare_loop_on_the_same_batches(model_dir):
+    result = bench_sft(model_dir, steps=4, batch_size=4)
+    assert result["trl"]["tokens_per_s"] > 0 and result["bare"]["tokens_per_s"] > 0
+    assert result["overhead"] == pytest.approx(result["trl"]["seconds"] / result["bare"]["seconds"])
+    assert result["trl"]["mean_loss"] == pytest.approx(result["bare"]["mean_loss"], rel=1e-4), "same model, batches, masking and steps"

@@ -1,0 +1,227 @@
+"""Agentic SFT warm-up: fine-tune a causal LM on oracle demonstrations, with the loss on agent tokens only.
+
+The demonstrations are the task oracle's episodes run through the real environment
+(`agentic.rollout.oracle_trajectories`), so they cannot disagree with it. Each becomes one
+pre-tokenized row, ``input_ids`` (prompt, actions and replies exactly as a rollout sees them) and
+``assistant_masks`` (1 on the agent's tokens). TRL's `SFTTrainer` turns the mask into labels,
+-100 on prompt and environment tokens, and trains on padded batches (no packing, no padding-free
+flattening, so sequences never attend across each other). Full fine-tuning, or LoRA through
+``peft_config``.
+
+Demonstration seeds start at `DEMO_SEED_START` (10 000) so that they never meet the evaluation
+seeds (0, 1, 2, ...). ``model="tiny"`` builds the embedded default model (`training.tiny_model`),
+its tokenizer learnt from the first `TOKENIZER_DEMOS` demonstrations' transcripts. CUDA with bf16
+where available, CPU float32 otherwise. The same options and seed give the same run.
+
+The run directory (`training.run_dir.RunDir`) receives config.json, demos.jsonl (render one with
+``agentic show``), metrics.jsonl and TensorBoard logs, checkpoints/, plots/training.png,
+report.json / report.md, and the final model in ``model/`` (a PEFT adapter directory with LoRA);
+both `Policy.from_pretrained` and ``AutoModelForCausalLM.from_pretrained`` load it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import datasets
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase, TrainerCallback, set_seed
+from trl import SFTConfig, SFTTrainer
+
+from agentic.rollout import oracle_trajectories
+from agentic.trajectory import Trajectory, write_jsonl
+from training.run_dir import RunDir
+from training.sft_config import TINY_MODEL, TOKENIZER_DEMOS, SFTOptions
+from training.tiny_model import build_tiny_model
+
+@dataclass(frozen=True)
+class SFTResult:
+    """Where the run went and what it measured. ``loss_curve`` holds (step, training loss) pairs."""
+
+    run_dir: Path
+    model_dir: Path
+    loss_curve: list[tuple[int, float]]
+    steps: int
+    wall_seconds: float
+    train_seconds: float
+    tokens_per_second: float
+    report: dict[str, Any]
+
+    @property
+    def final_loss(self) -> float:
+        return self.loss_curve[-1][1]
+
+
+def demo_dataset(trajectories: list[Trajectory]) -> datasets.Dataset:
+    """One pre-tokenized row per demonstration: ``input_ids`` and ``assistant_masks`` (1 on agent tokens), as `SFTTrainer` takes them."""
+    return datasets.Dataset.from_dict(
+        {"input_ids": [t.token_ids for t in trajectories], "assistant_masks": [t.loss_mask for t in trajectories]}
+    )
+
+
+def sft_trainer(
+    model: Any,
+    tokenizer: PreTrainedTokenizerBase,
+    dataset: datasets.Dataset,
+    options: SFTOptions,
+    callbacks: list[TrainerCallback] = (),
+    **config_overrides: Any,
+) -> SFTTrainer:
+    """TRL's `SFTTrainer` configured from ``options`` (``config_overrides`` go to `SFTConfig`): padded batches,
+    labels from ``assistant_masks``, bf16 on CUDA, no activation checkpointing (TRL turns it on by default; on
+    small models it only costs time), checkpoints in ``<out_dir>/checkpoints``."""
+    cuda = torch.cuda.is_available()
+    settings: dict[str, Any] = dict(
+        output_dir=str(Path(options.out_dir) / "checkpoints"),
+        num_train_epochs=options.epochs,
+        max_steps=options.max_steps or -1,
+        learning_rate=options.learning_rate,
+        lr_scheduler_type="cosine",
+        warmup_steps=options.warmup_ratio,
+        weight_decay=options.weight_decay,
+        per_device_train_batch_size=options.batch_size,
+        max_length=options.max_length,
+        seed=options.seed,
+        data_seed=options.seed,
+        bf16=cuda and torch.cuda.is_bf16_supported(),
+        use_cpu=not cuda,
+        logging_steps=options.log_every,
+        save_strategy="steps" if options.checkpoint_every else "no",
+        save_steps=options.checkpoint_every or 500,
+        save_total_limit=2,
+        report_to="none",
+        disable_tqdm=not options.progress,
+        include_num_input_tokens_seen="non_padding",
+        activation_checkpointing=False,
+    )
+    config = SFTConfig(**settings | config_overrides)
+    peft_config = None
+    if options.lora:
+        from peft import LoraConfig
+
+        modules = options.lora_target_modules
+        peft_config = LoraConfig(
+            r=options.lora_rank,
+            lora_alpha=options.lora_alpha,
+            lora_dropout=0.0,
+            target_modules=modules if modules == "all-linear" else modules.split(","),
+            task_type="CAUSAL_LM",
+        )
+    return SFTTrainer(
+        model=model, args=config, train_dataset=dataset, processing_class=tokenizer, peft_config=peft_config, callbacks=list(callbacks)
+    )
+
+
+class RunDirLogger(TrainerCallback):
+    """Sends the trainer's logs (loss, learning rate, grad norm, tokens seen, token accuracy) to the run directory."""
+
+    def __init__(self, run: RunDir):
+        self.run = run
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs:
+            self.run.log(state.global_step, {k: v for k, v in logs.items() if isinstance(v, (int, float))})
+
+
+class TimeLimit(TrainerCallback):
+    """Stops training after the step during which ``max_seconds`` of training time ran out."""
+
+    def __init__(self, max_seconds: float):
+        self.max_seconds = max_seconds
+        self.started = time.perf_counter()
+        self.reached = False
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.started = time.perf_counter()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if time.perf_counter() - self.started >= self.max_seconds:
+            self.reached = control.should_training_stop = True
+
+
+def resolve_model(options: SFTOptions, run: RunDir) -> str:
+    """The model to start from: a hub id or path as given, or the tiny model built into ``<run>/base``."""
+    if options.model != TINY_MODEL:
+        path = Path(options.model)
+        return str(path.resolve()) if path.is_dir() else options.model
+    base = run.path / "base"
+    if not (base / "config.json").is_file():
+        build_tiny_model([options.task], base, seeds=options.demo_seeds[:TOKENIZER_DEMOS], seed=options.seed)
+    return str(base.resolve())
+
+
+def run_sft(options: SFTOptions) -> SFTResult:
+    """Demonstrations -> `SFTTrainer` -> ``<out_dir>/model``, with config, metrics, checkpoints, plot and report in ``out_dir``."""
+    started = time.perf_counter()
+    run = RunDir(options.out_dir)
+    model_name = resolve_model(options, run)
+    run.write_config(asdict(options) | {"base_model": model_name})
+    set_seed(options.seed)
+    tokenizer = AutoTokenizer.from_pretrained(model_name)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = AutoModelForCausalLM.from_pretrained(model_name, dtype=torch.float32)
+
+    demos = oracle_trajectories(options.task, options.demo_seeds, tokenizer, progress=options.progress)
+    failed = [t.seed for t in demos if not t.success]
+    if failed:
+        raise RuntimeError(f"the {options.task} oracle failed on demonstration seeds {failed[:10]}: fix the task's oracle")
+    write_jsonl(demos, run.path / "demos.jsonl")
+
+    time_limit = TimeLimit(options.max_seconds or float("inf"))
+    trainer = sft_trainer(model, tokenizer, demo_dataset(demos), options, [RunDirLogger(run), time_limit])
+    train_started = time.perf_counter()
+    output = trainer.train()
+    train_seconds = time.perf_counter() - train_started
+
+    model_dir = run.path / "model"
+    trainer.save_model(str(model_dir))
+    tokenizer.save_pretrained(model_dir)
+    run.plot(["loss", "learning_rate", "grad_norm", "mean_token_accuracy"])
+    run.close()
+
+    loss_curve = [(entry["step"], entry["loss"]) for entry in trainer.state.log_history if "loss" in entry]
+    if not loss_curve or loss_curve[-1][0] != output.global_step:
+        loss_curve.append((output.global_step, output.training_loss))
+    tokens_seen = trainer.state.num_input_tokens_seen
+    agent_tokens = sum(sum(t.loss_mask) for t in demos)
+    wall_seconds = time.perf_counter() - started
+    report = {
+        "task": options.task,
+        "base_model": model_name,
+        "model_dir": str(model_dir),
+        "lora": options.lora,
+        "device": str(trainer.args.device),
+        "parameters": sum(p.numel() for p in trainer.model.parameters()),
+        "trainable_parameters": sum(p.numel() for p in trainer.model.parameters() if p.requires_grad),
+        "demos": len(demos),
+        "demo_seeds": [options.demo_seeds.start, options.demo_seeds.stop - 1],
+        "demo_tokens": sum(len(t.token_ids) for t in demos),
+        "demo_agent_tokens": agent_tokens,
+        "steps": output.global_step,
+        "epochs": trainer.state.epoch,
+        "stopped_by_time_limit": time_limit.reached,
+        "final_loss": loss_curve[-1][1],
+        "mean_train_loss": output.training_loss,
+        "tokens_seen": tokens_seen,
+        "tokens_per_second": tokens_seen / train_seconds,
+        "train_seconds": train_seconds,
+        "wall_seconds": wall_seconds,
+    }
+    run.write_report(report, _markdown(report))
+    return SFTResult(run.path, model_dir, loss_curve, output.global_step, wall_seconds, train_seconds, report["tokens_per_second"], report)
+
+
+def _markdown(report: dict[str, Any]) -> str:
+    mode = "LoRA" if report["lora"] else "full fine-tuning"
+    return f"""# Agentic SFT: {report['task']}
+
+- base model: `{report['base_model']}` ({report['parameters']:,} parameters, {report['trainable_parameters']:,} trained, {mode}) on {report['device']}
+- demonstrations: {report['demos']} oracle episodes (seeds {report['demo_seeds'][0]}..{report['demo_seeds'][1]}), {report['demo_tokens']:,} tokens of which {report['demo_agent_tokens']:,} agent tokens carry the loss
+- training: {report['steps']} steps ({report['epochs']:.2f} epochs){' stopped by the time limit' if report['stopped_by_time_limit'] else ''}, final loss {report['final_loss']:.4f}
+- speed: {report['tokens_seen']:,} tokens in {report['train_seconds']:.1f} s ({report['tokens_per_second']:,.0f} tokens/s); whole run {report['wall_seconds']:.1f} s
+- model: `{report['model_dir']}`
+"""
