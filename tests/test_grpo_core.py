@@ -15,13 +15,7 @@ from training.ppo import NonFiniteGuard, collate, make_optimizer
 GROUP_SIZE = 4
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """A model this small runs fastest on one thread, and far slower when two threads compete with other work."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture

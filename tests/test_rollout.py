@@ -16,13 +16,7 @@ SEEDS = list(range(6))
 SAMPLING = Sampling(max_new_tokens=12, seed=3)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """A model this small runs fastest on one thread, and far slower when two threads compete with other work."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

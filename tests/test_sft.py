@@ -16,13 +16,7 @@ from training.sft_config import DEMO_SEED_START, SFTOptions
 from training.tiny_model import build_tiny_model
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """A model this small trains fastest on one thread, and far slower when two threads compete with other work."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
