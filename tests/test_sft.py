@@ -15,7 +15,6 @@ from training.sft import demo_dataset, run_sft, sft_trainer
 from training.sft_config import DEMO_SEED_START, SFTOptions
 from training.tiny_model import build_tiny_model
 
-
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 

@@ -37,6 +37,7 @@ from training.run_dir import RunDir
 from training.sft_config import TINY_MODEL, TOKENIZER_DEMOS, SFTOptions
 from training.tiny_model import build_tiny_model
 
+
 @dataclass(frozen=True)
 class SFTResult:
     """Where the run went and what it measured. ``loss_curve`` holds (step, training loss) pairs."""
