@@ -8,7 +8,15 @@ found through entry points, so importing `agentic` stays light.
 from agentic.actions import Action, ActionKind, ask, finish, render_action, tool_call
 from agentic.env import AgenticEnvironment, oracle_action, run_episode
 from agentic.parsing import parse_action
-from agentic.registry import all_tools, gym_id, make_task, register_builtin_gym_ids, register_task, register_tool, task_names
+from agentic.registry import (
+    all_tools,
+    gym_id,
+    make_task,
+    register_builtin_gym_ids,
+    register_task,
+    register_tool,
+    task_names,
+)
 from agentic.tasks import Budget, Score, Task, Turn
 from agentic.tools import Tool, ToolRegistry, ToolResult, tool
 

@@ -150,7 +150,7 @@ def _cmd_bench(args: argparse.Namespace, console: Console) -> None:
             f"ratio: {result['speedup']:.1f}x  ({result['episodes']} episodes of {task}, same model and seeds, device {result['device']})"
         )
     elif args.what == "sft":
-        from agentic.bench.sft import bench_sft
+        from training.bench_sft import bench_sft
 
         task = args.task[0] if args.task else "Arithmetic"
         result = bench_sft(_default_model_dir(args), task, steps=args.episodes or 30, seed=args.seed)

@@ -10,7 +10,6 @@ from typing import Any, ClassVar, Sequence
 from agentic.actions import Action
 from agentic.tools import Tool, ToolResult
 
-
 INVALID_EVENTS = frozenset({"invalid", "text", "bad_tool_call"})
 """Events of turns that count against the invalid-action budget: unparseable or over-long
 actions, plain text with no sentinel, and tool calls refused for an unknown tool or bad arguments."""

@@ -10,7 +10,14 @@ from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
 from agentic.metrics import wilson
 from agentic.policy import Policy
 from training.corpus.evaluate import reference_logprobs
-from training.corpus.metrics import bleu, distinct_n, mean_std, paired_win_rate, perplexity, rouge
+from training.corpus.metrics import (
+    bleu,
+    distinct_n,
+    mean_std,
+    paired_win_rate,
+    perplexity,
+    rouge,
+)
 from training.tiny_model import train_tokenizer
 
 HYPOTHESES = ["the cat sat on the mat today", "a storm hit the coast on monday", "the council approved the plan"]

@@ -9,7 +9,16 @@ import gymnasium
 import pytest
 
 import agentic
-from agentic import AgenticEnvironment, Budget, Score, Task, Turn, finish, tool, tool_call
+from agentic import (
+    AgenticEnvironment,
+    Budget,
+    Score,
+    Task,
+    Turn,
+    finish,
+    tool,
+    tool_call,
+)
 from tools.calculator import calculator
 
 

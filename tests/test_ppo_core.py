@@ -35,7 +35,6 @@ from training.ppo.core import (
     turn_gae,
 )
 
-
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 

@@ -7,10 +7,10 @@ import torch
 from peft import PeftModel
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from agentic.bench.sft import bench_sft
 from agentic.policy import Policy
 from agentic.rollout import oracle_trajectories
 from agentic.trajectory import read_jsonl
+from training.bench_sft import bench_sft
 from training.sft import demo_dataset, run_sft, sft_trainer
 from training.sft_config import DEMO_SEED_START, SFTOptions
 from training.tiny_model import build_tiny_model

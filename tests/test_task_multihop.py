@@ -11,7 +11,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import agentic
-from agentic import AgenticEnvironment, ActionKind, parse_action, tool_call
+from agentic import ActionKind, AgenticEnvironment, parse_action, tool_call
 from tasks.data.make_wikitext103_standin import OUTPUT, standin_rows
 from tasks.multihop import MultiHopKnowledge
 from tools.wiki import Wiki, detokenize, entity_lookup, extract_facts

@@ -15,7 +15,14 @@ from agentic import ActionKind, ToolRegistry, Turn, parse_action
 from agentic.tools import ToolResult
 from tasks.corpora import standin_path
 from tasks.summary import GroundedSummary, key_word_query
-from tools.summary import cite_check, coverage, coverage_check, judge_citations, retrieve, split_sentences
+from tools.summary import (
+    cite_check,
+    coverage,
+    coverage_check,
+    judge_citations,
+    retrieve,
+    split_sentences,
+)
 
 ARTICLE = {
     "id": "hand-made",

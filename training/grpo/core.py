@@ -20,7 +20,12 @@ from agentic.trajectory import Trajectory
 from training.ppo.batch import TurnBatch
 from training.ppo.core import clipped_policy_loss, kl_k3, masked_mean
 from training.ppo.guard import NonFiniteGuard
-from training.ppo.update import UpdateConfig, optimize, policy_forward, reference_logprobs
+from training.ppo.update import (
+    UpdateConfig,
+    optimize,
+    policy_forward,
+    reference_logprobs,
+)
 
 
 @dataclass(frozen=True)
