@@ -1,4 +1,4 @@
-"""The batched token-in/token-out rollout engine, and oracle demonstrations recorded the same way.
+"""The batched token-in/token-out rollout engine, and scripted (e.g. oracle) demonstrations recorded the same way.
 
 `rollout` runs many episodes of one task at once: each turn samples an action for every
 live episode in one batch (`DecodingBatch`, whose KV cache persists across turns), decodes
@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
-from typing import Sequence
+from typing import Callable, Sequence
 
 from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase
 
-from agentic.env import AgenticEnvironment
+from agentic.env import AgenticEnvironment, oracle_action
 from agentic.policy import DecodingBatch, Policy, Sampling, encode
 from agentic.tasks import Score, Task
 from agentic.trajectory import Trajectory, TurnRecord
@@ -108,15 +108,27 @@ def rollout(
 def oracle_trajectories(
     task: str | Task, seeds: Sequence[int], tokenizer: PreTrainedTokenizerBase, *, progress: bool = False
 ) -> list[Trajectory]:
-    """The task's oracle through the real environment, one episode per seed: the SFT demonstrations.
+    """The task oracle's episodes through the real environment, one per seed: the SFT demonstrations."""
+    return scripted_trajectories(task, seeds, tokenizer, oracle_action, progress=progress)
+
+
+def scripted_trajectories(
+    task: str | Task,
+    seeds: Sequence[int],
+    tokenizer: PreTrainedTokenizerBase,
+    act: Callable[[AgenticEnvironment], str],
+    *,
+    progress: bool = False,
+) -> list[Trajectory]:
+    """One episode per seed through the real environment, each action chosen by ``act(env)`` (a script, not a model).
 
     Each action text is encoded on its own, like every other segment; log-probs are NaN (nothing was sampled).
     """
     trajectories = []
-    for seed in tqdm(seeds, desc="oracle", unit="episode", disable=not progress):
+    for seed in tqdm(seeds, desc="demonstrations", unit="episode", disable=not progress):
         episode = Episode(AgenticEnvironment(task, count_tokens=lambda text: len(encode(tokenizer, text))), seed, tokenizer)
         while not episode.done:
-            action = episode.env.task.oracle(episode.env.instance, episode.env.history)
+            action = act(episode.env)
             episode.step(action, encode(tokenizer, action))
         trajectories.append(episode.trajectory)
     return trajectories

@@ -1,7 +1,8 @@
 """Agentic SFT warm-up: fine-tune a causal LM on oracle demonstrations, with the loss on agent tokens only.
 
 The demonstrations are the task oracle's episodes run through the real environment
-(`agentic.rollout.oracle_trajectories`), so they cannot disagree with it. Each becomes one
+(`training.demos`), so they cannot disagree with it; a ``sloppy_demos`` fraction can be made
+imperfect on purpose, to leave reinforcement learning headroom. Each becomes one
 pre-tokenized row, ``input_ids`` (prompt, actions and replies exactly as a rollout sees them) and
 ``assistant_masks`` (1 on the agent's tokens). TRL's `SFTTrainer` turns the mask into labels,
 -100 on prompt and environment tokens, and trains on padded batches (no packing, no padding-free
@@ -37,8 +38,8 @@ from transformers import (
 )
 from trl import SFTConfig, SFTTrainer
 
-from agentic.rollout import oracle_trajectories
 from agentic.trajectory import Trajectory, write_jsonl
+from training.demos import demonstrations
 from training.run_dir import RunDir
 from training.sft_config import TINY_MODEL, TOKENIZER_DEMOS, SFTOptions
 from training.tiny_model import build_tiny_model
@@ -172,10 +173,9 @@ def run_sft(options: SFTOptions) -> SFTResult:
         tokenizer.pad_token = tokenizer.eos_token
     model = AutoModelForCausalLM.from_pretrained(model_name, dtype=torch.float32)
 
-    demos = oracle_trajectories(options.task, options.demo_seeds, tokenizer, progress=options.progress)
-    failed = [t.seed for t in demos if not t.success]
-    if failed:
-        raise RuntimeError(f"the {options.task} oracle failed on demonstration seeds {failed[:10]}: fix the task's oracle")
+    demos = demonstrations(
+        options.task, options.demo_seeds, tokenizer, sloppy_rate=options.sloppy_demos, seed=options.seed, progress=options.progress
+    )
     write_jsonl(demos, run.path / "demos.jsonl")
 
     time_limit = TimeLimit(options.max_seconds or float("inf"))
@@ -205,6 +205,7 @@ def run_sft(options: SFTOptions) -> SFTResult:
         "parameters": sum(p.numel() for p in trainer.model.parameters()),
         "trainable_parameters": sum(p.numel() for p in trainer.model.parameters() if p.requires_grad),
         "demos": len(demos),
+        "demo_success_rate": sum(t.success for t in demos) / len(demos),
         "demo_seeds": [options.demo_seeds.start, options.demo_seeds.stop - 1],
         "demo_tokens": sum(len(t.token_ids) for t in demos),
         "demo_agent_tokens": agent_tokens,
@@ -227,7 +228,7 @@ def _markdown(report: dict[str, Any]) -> str:
     return f"""# Agentic SFT: {report['task']}
 
 - base model: `{report['base_model']}` ({report['parameters']:,} parameters, {report['trainable_parameters']:,} trained, {mode}) on {report['device']}
-- demonstrations: {report['demos']} oracle episodes (seeds {report['demo_seeds'][0]}..{report['demo_seeds'][1]}), {report['demo_tokens']:,} tokens of which {report['demo_agent_tokens']:,} agent tokens carry the loss
+- demonstrations: {report['demos']} episodes, {report['demo_success_rate']:.0%} successful (seeds {report['demo_seeds'][0]}..{report['demo_seeds'][1]}), {report['demo_tokens']:,} tokens of which {report['demo_agent_tokens']:,} agent tokens carry the loss
 - training: {report['steps']} steps ({report['epochs']:.2f} epochs){' stopped by the time limit' if report['stopped_by_time_limit'] else ''}, final loss {report['final_loss']:.4f}
 - speed: {report['tokens_seen']:,} tokens in {report['train_seconds']:.1f} s ({report['tokens_per_second']:,.0f} tokens/s); whole run {report['wall_seconds']:.1f} s
 - model: `{report['model_dir']}`

@@ -18,6 +18,8 @@ class SFTOptions:
     that much training time has passed (the learning-rate schedule is then cut short).
     ``checkpoint_every`` > 0 saves a resumable Trainer checkpoint every that many steps.
     ``lora_target_modules`` is ``all-linear`` or comma-separated module names (e.g. ``query_key_value,dense``).
+    ``sloppy_demos`` is the fraction of demonstrations that skip the tools and answer from memory
+    (`training.demos`): imperfect demonstrations that leave reinforcement learning something to fix.
     """
 
     model: str = TINY_MODEL
@@ -25,6 +27,7 @@ class SFTOptions:
     out_dir: str = "runs/sft"
     n_demos: int = 1000
     demo_seed_start: int = DEMO_SEED_START
+    sloppy_demos: float = 0.0
     epochs: float = 2.0
     max_steps: int = 0
     learning_rate: float = 2e-3
@@ -55,6 +58,8 @@ class SFTOptions:
         ]
         if self.max_steps == 0 and self.epochs <= 0:
             problems.append(f"epochs must be positive when max_steps is 0, got {self.epochs}")
+        if not 0 <= self.sloppy_demos <= 1:
+            problems.append(f"sloppy_demos must lie in [0, 1], got {self.sloppy_demos}")
         if not 0 <= self.warmup_ratio < 1:
             problems.append(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
         if problems:
