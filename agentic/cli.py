@@ -188,6 +188,32 @@ def _cmd_sft(args: argparse.Namespace, console: Console) -> None:
     console.print(f"SFT done in {result.wall_seconds:.0f} s ({result.tokens_per_second:,.0f} tokens/s): model {result.model_dir}, report {result.run_dir / 'report.md'}")
 
 
+def _cmd_rl(args: argparse.Namespace, console: Console) -> None:
+    from accelerate import PartialState
+
+    from training.ppo import TrainingDiverged
+    from training.rl import run_rl
+    from training.rl_config import RLOptions
+
+    try:
+        result = run_rl(_options(RLOptions, args, algorithm=args.command))
+    except TrainingDiverged as err:
+        raise SystemExit(f"agentic {args.command}: {err}") from None
+    if not PartialState().is_main_process:
+        return
+    report = result.report
+    evals = report["evaluations"]
+    success = ""
+    if evals:
+        first, last = min(evals), max(evals)
+        success = f"; held-out success {evals[first]['success']:.3f} (update {first}) -> {evals[last]['success']:.3f} (update {last})"
+    console.print(
+        f"{args.command.upper()} {report['updates']} updates ({result.stop_reason}) in {report['train_seconds']:.0f} s, "
+        f"{report['seconds_per_update']:.1f} s/update, {report['episodes_per_second']:.1f} episodes/s{success}. "
+        f"Model {result.model_dir}, report {result.run_dir / 'report.md'}"
+    )
+
+
 def _cmd_demo(args: argparse.Namespace, console: Console) -> None:
     from training.demo import DemoOptions, run_demo, summary_rows
     from training.sft_config import SFTOptions
@@ -209,7 +235,12 @@ def _add_sampling_flags(parser: argparse.ArgumentParser, temperature: float) -> 
     parser.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass (default 1)")
 
 
+_PPO_ONLY_FLAGS = ("episodes", "critic", "value_lr", "gamma", "lam", "value_coef", "value_clip_range", "whiten_advantages", "kl_target", "kl_horizon")
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from training.corpus.cli import add_corpus_commands
+    from training.rl_config import RLOptions
     from training.sft_config import SFTOptions
 
     parser = _Parser(prog="agentic", description="Multi-turn agentic RL for small language models.")
@@ -263,6 +294,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_option_flags(sft, SFTOptions)
     sft.set_defaults(run=_cmd_sft)
 
+    for algorithm, description, not_for_it in (
+        ("ppo", "turn-level PPO from a warm-up model (critic, GAE over turns, KL to the reference)", ("groups", "group_size")),
+        ("grpo", "GRPO from a warm-up model (group-relative advantages, no critic)", _PPO_ONLY_FLAGS),
+    ):
+        rl = sub.add_parser(algorithm, help=description, description=f"{description}. Several processes: torchrun --standalone --nproc_per_node N -m agentic.cli {algorithm} ... (CPU, gloo) or accelerate launch --num_processes N -m agentic.cli {algorithm} ... (GPUs)")
+        _add_option_flags(rl, RLOptions, skip=("algorithm", *not_for_it))
+        rl.set_defaults(run=_cmd_rl)
+
     bench = sub.add_parser("bench", help="benchmarks, each a ratio against a baseline in the same run")
     bench.add_argument(
         "what",
@@ -277,6 +316,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--seed", type=int, default=0)
     bench.add_argument("--json", action="store_true", help="also print the result as JSON")
     bench.set_defaults(run=_cmd_bench)
+
+    add_corpus_commands(sub)
     return parser
 
 

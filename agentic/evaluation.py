@@ -118,6 +118,8 @@ def evaluate(policy: Policy, task_name: str, seeds: Sequence[int], sampling: Sam
 
 
 def _interval(p: dict[str, Any]) -> str:
+    if not p["n"]:
+        return "— (0/0)"  # nothing to measure (e.g. an episode metric on no turns); JSON may hold null or NaN here
     return f"{p['value']:.3f} [{p['low']:.3f}, {p['high']:.3f}] ({p['k']}/{p['n']})"
 
 

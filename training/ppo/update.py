@@ -11,7 +11,9 @@ so the recorded log-probs are the policy's own), `collate` them, call `ppo_updat
 3. updates the KL coefficient (fixed or adaptive) from the batch's KL.
 
 Models should be in eval mode (no dropout, as `agentic.policy.Policy` leaves them), so that the
-ratio is exactly 1 on the first minibatch.
+ratio is exactly 1 on the first minibatch. The policy and value head may come wrapped for data
+parallelism (`accelerate`'s DDP); attributes are read from the wrapped module, forward passes that
+train go through the wrapper so that gradients are averaged across processes.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from statistics import fmean
 from typing import Callable
 
 import torch
+from accelerate.utils import extract_model_from_parallel
 from torch import Tensor, nn
 
 from training.ppo.batch import TurnBatch
@@ -92,7 +95,7 @@ class PolicyForward:
 
 def policy_forward(policy: nn.Module, batch: TurnBatch, value_head: ValueHead | None = None) -> PolicyForward:
     """One forward pass of the policy over the batch (plus the critic's own, when it has a trunk)."""
-    shared = value_head is not None and value_head.shared
+    shared = value_head is not None and extract_model_from_parallel(value_head).shared
     output = policy(input_ids=batch.input_ids, attention_mask=batch.attention_mask, output_hidden_states=shared)
     logprobs, entropy = token_logprobs(output.logits, batch.input_ids)
     values = None
@@ -114,7 +117,7 @@ def has_reference(policy: nn.Module, reference: nn.Module | None) -> bool:
     """Whether a frozen reference exists: given, or the base model under a PEFT policy's adapters."""
     from peft import PeftModel
 
-    return reference is not None or isinstance(policy, PeftModel)
+    return reference is not None or isinstance(extract_model_from_parallel(policy), PeftModel)
 
 
 def reference_logprobs(policy: nn.Module, reference: nn.Module | None, batch: TurnBatch, chunk_size: int) -> Tensor:
@@ -124,8 +127,9 @@ def reference_logprobs(policy: nn.Module, reference: nn.Module | None, batch: Tu
         return forward_in_chunks(reference, batch, chunk_size).logprobs
     if not has_reference(policy, None):
         raise ValueError("a KL penalty needs a reference model: pass reference=, or train a PEFT (LoRA) policy")
-    with policy.disable_adapter():
-        return forward_in_chunks(policy, batch, chunk_size).logprobs
+    model = extract_model_from_parallel(policy)
+    with model.disable_adapter():
+        return forward_in_chunks(model, batch, chunk_size).logprobs
 
 
 def make_optimizer(
