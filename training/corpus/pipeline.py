@@ -1,9 +1,10 @@
 """The whole single-turn chain: prepare -> SFT -> reward model -> PPO (a hook) -> evaluation.
 
-PPO is the shared turn-level core, plugged in as a `PPOHook`: a callable given a `PPOJob` (the SFT
-policy, which is also the frozen KL reference, the reward model to score one-turn episodes with, the
-train prompts and where to save) that leaves a causal LM in ``job.out_dir / "model"`` and returns
-its summary. With no hook the chain evaluates SFT alone and says so in the results.
+PPO is plugged in as a `PPOHook`: a callable given a `PPOJob` (the SFT policy, which is also the
+frozen KL reference, the reward model to score one-turn episodes with, the train prompts and where
+to save) that leaves a causal LM in ``job.out_dir / "model"`` and returns its summary. The default
+hook is `training.corpus.ppo.corpus_ppo`, the shared turn-level core; with ``ppo=None`` the chain
+evaluates SFT alone and says so in the results.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Callable
 
 from training.corpus.base import TINY, build_tiny_base
 from training.corpus.evaluate import EvalSettings, evaluate, write_results_table
+from training.corpus.ppo import corpus_ppo
 from training.corpus.prepare import PrepareSettings, prepare
 from training.corpus.reward import RewardSettings, reward_model_of, reward_stage
 from training.corpus.rundir import CorpusRun, read_jsonl, timed
@@ -64,12 +66,13 @@ def run_pipeline(
     sft_settings: SftSettings | None = None,
     reward_settings: RewardSettings | None = None,
     eval_settings: EvalSettings | None = None,
-    ppo: PPOHook | None = None,
+    ppo: PPOHook | None = corpus_ppo(),
     table_root: str | Path | None = None,
 ) -> dict:
     """Every stage in order into ``out_dir``; then the results table over ``table_root`` (default: ``out_dir``'s parent).
 
-    ``model``, ``corpus``, ``standin`` and ``seed`` override the same fields of the settings given.
+    ``model``, ``corpus``, ``standin`` and ``seed`` override the same fields of the settings given; ``seed`` is
+    also the PPO job's. ``ppo`` is the PPO hook (default: `corpus_ppo` with its default settings; None skips PPO).
     Returns each stage's summary and the evaluation's results.
     """
     run_dir = str(out_dir)
