@@ -17,10 +17,11 @@ def tokenizer(model_dir):
     return AutoTokenizer.from_pretrained(model_dir)
 
 
-def test_loads_like_a_hub_model_with_a_few_million_parameters(model_dir, tokenizer):
+def test_loads_like_a_hub_model_with_about_a_million_parameters_and_full_rotary(model_dir, tokenizer):
     model = AutoModelForCausalLM.from_pretrained(model_dir)
     assert model.config.model_type == "gpt_neox"
-    assert 3_000_000 <= model.num_parameters() <= 5_000_000
+    assert 500_000 <= model.num_parameters() <= 1_500_000
+    assert model.config.rope_parameters["partial_rotary_factor"] == 1.0
     assert model.config.vocab_size == len(tokenizer)
     assert tokenizer.eos_token_id is not None and tokenizer.pad_token_id not in (None, tokenizer.eos_token_id)
     logits = model(torch.tensor([tokenizer("Task: compute 1 + 2.")["input_ids"]])).logits

@@ -18,22 +18,22 @@ class SFTOptions:
     that much training time has passed (the learning-rate schedule is then cut short).
     ``checkpoint_every`` > 0 saves a resumable Trainer checkpoint every that many steps.
     ``lora_target_modules`` is ``all-linear`` or comma-separated module names (e.g. ``query_key_value,dense``).
-    ``sloppy_demos`` is the fraction of demonstrations that skip the tools and answer from memory
+    ``sloppy_demos`` is the fraction of demonstrations that give up at once, without trying the tools
     (`training.demos`): imperfect demonstrations that leave reinforcement learning something to fix.
     """
 
     model: str = TINY_MODEL
     task: str = "Arithmetic"
     out_dir: str = "runs/sft"
-    n_demos: int = 1000
+    n_demos: int = 4000
     demo_seed_start: int = DEMO_SEED_START
     sloppy_demos: float = 0.0
-    epochs: float = 2.0
+    epochs: float = 7.0
     max_steps: int = 0
-    learning_rate: float = 2e-3
+    learning_rate: float = 3e-3
     warmup_ratio: float = 0.05
     weight_decay: float = 0.0
-    batch_size: int = 16
+    batch_size: int = 32
     max_length: int = 1024
     lora: bool = False
     lora_rank: int = 8
