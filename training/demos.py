@@ -1,10 +1,10 @@
 """SFT demonstrations: the task oracle's episodes, optionally made imperfect on purpose.
 
 A perfect demonstrator leaves reinforcement learning nothing to fix. A *sloppy* one, in a chosen
-fraction of episodes, skips the tools and finishes at once with the answer it gave the episode
-before (another instance's answer, remembered instead of worked out): a habit that imitation copies
-and that only the reward can correct. Every episode, sloppy or not, runs through the real
-environment and is scored by it.
+fraction of episodes, gives up at once: it finishes with `GIVE_UP` without trying the tools. Imitation
+copies the habit; only the reward can correct it. The habit is a fixed answer, not a wrong number,
+so it teaches nothing false about copying numbers, which the demonstrations that do try still teach.
+Every episode, sloppy or not, runs through the real environment and is scored by it.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from agentic.rollout import oracle_trajectories, scripted_trajectories
 from agentic.tasks import Task
 from agentic.trajectory import Trajectory
 
+GIVE_UP = "<finish>I don't know.</finish>"
+
 
 def demonstrations(
     task: str | Task,
@@ -28,7 +30,7 @@ def demonstrations(
     seed: int = 0,
     progress: bool = False,
 ) -> list[Trajectory]:
-    """Oracle episodes on ``seeds``, of which about ``sloppy_rate`` (drawn with ``seed``; never the first) answer from memory.
+    """Oracle episodes on ``seeds``, of which about ``sloppy_rate`` (drawn with ``seed``) give up at once instead.
 
     Raises RuntimeError when the oracle itself fails on a seed: demonstrations must come from a task that works.
     """
@@ -39,10 +41,6 @@ def demonstrations(
     if failed:
         raise RuntimeError(f"the {oracle[0].task} oracle failed on demonstration seeds {failed[:10]}: fix the task's oracle")
     rng = random.Random(seed)
-    demos = oracle[:1]
-    for previous, demo in zip(oracle, oracle[1:]):
-        if rng.random() < sloppy_rate:
-            remembered = previous.turns[-1].action
-            demo = scripted_trajectories(task, [demo.seed], tokenizer, lambda env, answer=remembered: answer)[0]
-        demos.append(demo)
-    return demos
+    sloppy = [rng.random() < sloppy_rate for _ in oracle]
+    given_up = iter(scripted_trajectories(task, [demo.seed for demo, s in zip(oracle, sloppy) if s], tokenizer, lambda env: GIVE_UP))
+    return [next(given_up) if s else demo for demo, s in zip(oracle, sloppy)]
