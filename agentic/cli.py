@@ -215,18 +215,28 @@ def _cmd_rl(args: argparse.Namespace, console: Console) -> None:
 
 
 def _cmd_demo(args: argparse.Namespace, console: Console) -> None:
-    from training.demo import DemoOptions, run_demo, summary_rows
-    from training.sft_config import SFTOptions
+    from training.demo import column_names, run_demo, summary_rows
+    from training.demo_config import DEMO_SFT, DemoOptions
 
-    sft = SFTOptions(**{k: v for k, v in (("n_demos", args.n_demos), ("epochs", args.epochs), ("max_seconds", args.sft_seconds)) if v is not None})
-    report = run_demo(DemoOptions(task=args.task, out_dir=args.out, n_eval=args.n_eval, seed=args.seed, sft=sft))
-    table = Table("metric", "untrained", "after SFT", title=f"agentic demo: {args.task} on {args.n_eval} held-out seeds (Wilson 95%)")
+    sft_flags = {"n_demos": args.n_demos, "epochs": args.epochs, "max_seconds": args.sft_seconds, "sloppy_demos": args.sloppy_demos}
+    options = DemoOptions(
+        task=args.task,
+        out_dir=args.out,
+        n_eval=args.n_eval,
+        seed=args.seed,
+        sft=dataclasses.replace(DEMO_SFT, **{k: v for k, v in sft_flags.items() if v is not None}),
+        algorithm=args.algorithm,
+        rl_iterations=args.rl_iterations,
+        rl_seconds=args.rl_seconds,
+    )
+    report = run_demo(options)
+    table = Table(*column_names(report), title=f"agentic demo: {args.task} on {args.n_eval} held-out seeds, greedy (Wilson 95%)")
     for row in summary_rows(report):
         table.add_row(*row)
     console.print(table)
     console.print(
-        f"SFT {report['sft_train_seconds']:.0f} s of training; whole demo {report['total_seconds']:.0f} s. "
-        f"Report: {args.out}/report.md; model: {report['model_dir']}"
+        f"SFT {report['sft_train_seconds']:.0f} s of training, {args.algorithm.upper()} {report['rl_updates']} updates in "
+        f"{report['rl_train_seconds']:.0f} s; whole demo {report['total_seconds']:.0f} s. Report: {args.out}/report.md; model: {report['model_dir']}"
     )
 
 
@@ -240,6 +250,7 @@ _PPO_ONLY_FLAGS = ("episodes", "critic", "value_lr", "gamma", "lam", "value_coef
 
 def build_parser() -> argparse.ArgumentParser:
     from training.corpus.cli import add_corpus_commands
+    from training.demo_config import DemoOptions
     from training.rl_config import RLOptions
     from training.sft_config import SFTOptions
 
@@ -280,7 +291,12 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--all", action="store_true", help="render every trajectory in the file")
     show.set_defaults(run=_cmd_show)
 
-    demo = sub.add_parser("demo", help="the whole loop on the embedded tiny model: build, SFT, evaluate, report")
+    demo = sub.add_parser(
+        "demo",
+        help="the whole loop on the embedded tiny model: build, SFT on sloppy demonstrations, PPO, before/after report",
+        description="Build the tiny model, SFT it on demonstrations most of which skip the tool, then PPO (or GRPO) it "
+        "on the task's reward alone; evaluate untrained, SFT and RL models on the same held-out seeds.",
+    )
     demo.add_argument("--task", default="Arithmetic", help="registered task (default Arithmetic)")
     demo.add_argument("--out", default="runs/demo", help="run directory (default runs/demo)")
     demo.add_argument("--n-eval", type=int, default=200, help="held-out evaluation seeds 0..N-1 (default 200)")
@@ -288,6 +304,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--n-demos", type=int, help="SFT demonstrations (default: SFT's)")
     demo.add_argument("--epochs", type=float, help="SFT epochs (default: SFT's)")
     demo.add_argument("--sft-seconds", type=float, help="stop SFT training after this many seconds")
+    demo.add_argument("--sloppy-demos", type=float, help="fraction of demonstrations that give up at once (default 0.5)")
+    demo.add_argument("--algorithm", choices=["ppo", "grpo"], default="ppo", help="the RL stage (default ppo)")
+    demo.add_argument("--rl-iterations", type=int, default=DemoOptions.rl_iterations, help=f"RL updates (default {DemoOptions.rl_iterations})")
+    demo.add_argument("--rl-seconds", type=float, default=DemoOptions.rl_seconds, help=f"start no RL update after this many seconds (default {DemoOptions.rl_seconds:g}; 0: no limit)")
     demo.set_defaults(run=_cmd_demo)
 
     sft = sub.add_parser("sft", help="agentic SFT warm-up on oracle demonstrations (loss on agent tokens only)")

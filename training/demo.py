@@ -1,38 +1,36 @@
-"""`agentic demo`: the whole loop on the embedded tiny model, from nothing to a measured agent.
+"""`agentic demo`: the whole loop on the embedded tiny model, from nothing to an agent trained by reinforcement learning.
 
 1. build the tiny default model (tokenizer learnt from the task's training-seed transcripts);
 2. measure its tool calls untrained (decision points only: it has not learnt to stop);
-3. agentic SFT on oracle demonstrations run through the real environment;
-4. evaluate the SFT model on held-out seeds: tool-call metrics and free-running episodes;
+3. agentic SFT on *sloppy* demonstrations (`training.demos`): most of them give up at once, without
+   the tool, so the SFT model imitates a demonstrator that is usually wrong;
+4. PPO (or GRPO) from the SFT model, rewarded by the task's verifiable score only: the held-out
+   evaluation before its first update is the SFT model's, the one after its last is the RL model's;
 5. write a before/after report (JSON + Markdown) and print it.
+
+What it shows: reinforcement learning fixes what imitation copied. The reward never mentions the tool;
+the policy finds out that episodes which call it succeed and ones that give up fail.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from agentic.evaluation import evaluate, evaluate_tool_calls, report_markdown
+from agentic.evaluation import evaluate_tool_calls
 from agentic.policy import Policy, Sampling
 from agentic.registry import make_task
+from training.rl import run_rl
+from training.demo_config import DemoOptions
 from training.run_dir import RunDir
 from training.sft import run_sft
-from training.sft_config import DEMO_SEED_START, SFTOptions
+from training.sft_config import DEMO_SEED_START
 from training.tiny_model import build_tiny_model
 
 TOOL_CALL_METRICS = ("tool_call_validity", "tool_call_accuracy", "first_sentinel_is_tool")
-
-
-@dataclass(frozen=True)
-class DemoOptions:
-    task: str = "Arithmetic"
-    out_dir: str = "runs/demo"
-    n_eval: int = 200
-    seed: int = 0
-    sft: SFTOptions = SFTOptions()
-
+STAGES = ("untrained", "sft", "rl")
 
 def run_demo(options: DemoOptions) -> dict[str, Any]:
     run = RunDir(options.out_dir)
@@ -44,19 +42,27 @@ def run_demo(options: DemoOptions) -> dict[str, Any]:
     untrained = Policy.from_pretrained(model_dir)
     before, _ = evaluate_tool_calls(untrained, make_task(options.task), seeds, Sampling(temperature=0.0, max_new_tokens=64))
 
-    sft = run_sft(replace(options.sft, model=str(model_dir), task=options.task, out_dir=str(run.path / "sft"), seed=options.seed))
-    after = evaluate(Policy.from_pretrained(sft.model_dir), options.task, seeds, progress=options.sft.progress)
-    (run.path / "sft" / "eval.md").write_text(report_markdown(after, title="SFT model") + "\n", encoding="utf-8")
+    sft_options = replace(options.sft, model=str(model_dir), task=options.task, out_dir=str(run.path / "sft"), seed=options.seed, progress=options.progress)
+    sft = run_sft(sft_options)
+    rl = run_rl(options.rl_options(sft.model_dir, run.path / options.algorithm))
+    start, end = rl.evaluations[0], rl.evaluations[max(rl.evaluations)]
 
     report = {
         "task": options.task,
+        "algorithm": options.algorithm,
         "eval_seeds": [0, options.n_eval - 1],
-        "model_dir": str(sft.model_dir),
+        "sloppy_demos": sft_options.sloppy_demos,
+        "model_dir": str(rl.model_dir),
         "untrained": {"tool_calls": before},
-        "sft": {"tool_calls": after["tool_calls"], "episodes": after["episodes"], "samples": after["samples"]},
+        "sft": _stage(start),
+        "rl": _stage(end),
+        "sft_demo_success_rate": sft.report.get("demo_success_rate"),
         "sft_wall_seconds": sft.wall_seconds,
         "sft_train_seconds": sft.train_seconds,
         "sft_tokens_per_second": sft.tokens_per_second,
+        "rl_updates": rl.iterations,
+        "rl_stop_reason": rl.stop_reason,
+        "rl_train_seconds": rl.report["train_seconds"],
         "total_seconds": time.perf_counter() - started,
     }
     run.write_report(report, demo_markdown(report))
@@ -64,37 +70,53 @@ def run_demo(options: DemoOptions) -> dict[str, Any]:
     return report
 
 
+def _stage(evaluation: dict[str, Any]) -> dict[str, Any]:
+    return {"tool_calls": evaluation["tool_calls"], "episodes": evaluation["episodes"], "samples": evaluation["samples"]}
+
+
 def _cell(proportion: dict[str, Any] | None) -> str:
-    if proportion is None:
+    if proportion is None or not proportion["n"]:
         return "—"
     return f"{proportion['value']:.3f} [{proportion['low']:.3f}, {proportion['high']:.3f}]"
 
 
-def summary_rows(report: dict[str, Any]) -> list[tuple[str, str, str]]:
-    """(metric, untrained, SFT) rows; the untrained model is measured at decision points only."""
-    before, after = report["untrained"]["tool_calls"], report["sft"]["tool_calls"]
-    episodes = report["sft"]["episodes"]
-    rows = [(name, _cell(before[name]), _cell(after[name])) for name in TOOL_CALL_METRICS]
+def summary_rows(report: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """(metric, untrained, SFT, RL) rows; the untrained model is measured at decision points only."""
+    rows = [(name, *(_cell(report[stage]["tool_calls"][name]) for stage in STAGES)) for name in TOOL_CALL_METRICS]
+    episodes = [report[stage]["episodes"] for stage in STAGES[1:]]
     rows += [
-        ("success", "—", _cell(episodes["success"])),
-        ("mean return", "—", f"{episodes['mean_return']:.3f} ± {episodes['std_return']:.3f}"),
-        ("mean turns", "—", f"{episodes['mean_turns']:.2f}"),
-        ("invalid-action rate", "—", _cell(episodes["invalid_action_rate"])),
+        ("success", "—", *(_cell(e["success"]) for e in episodes)),
+        ("mean return", "—", *(f"{e['mean_return']:.3f} ± {e['std_return']:.3f}" for e in episodes)),
+        ("mean turns", "—", *(f"{e['mean_turns']:.2f}" for e in episodes)),
+        ("invalid-action rate", "—", *(_cell(e["invalid_action_rate"]) for e in episodes)),
     ]
     return rows
 
 
+def column_names(report: dict[str, Any]) -> tuple[str, str, str, str]:
+    return ("metric", "untrained", "after SFT", f"after {report['algorithm'].upper()}")
+
+
 def demo_markdown(report: dict[str, Any]) -> str:
+    columns = column_names(report)
+    run_dir = Path(report["model_dir"]).parent.parent
     lines = [
         f"# agentic demo: {report['task']}",
         "",
         f"Held-out seeds {report['eval_seeds'][0]}–{report['eval_seeds'][1]}, greedy decoding; values with Wilson 95% intervals.",
-        f"SFT: {report['sft_train_seconds']:.0f} s of training ({report['sft_wall_seconds']:.0f} s with demonstrations), "
-        f"{report['sft_tokens_per_second']:,.0f} tokens/s. Whole demo: {report['total_seconds']:.0f} s.",
+        f"SFT on demonstrations of which {report['sloppy_demos']:.0%} give up (demonstrator success "
+        f"{report['sft_demo_success_rate']:.2f}): {report['sft_train_seconds']:.0f} s of training "
+        f"({report['sft_wall_seconds']:.0f} s with demonstrations), {report['sft_tokens_per_second']:,.0f} tokens/s.",
+        f"{report['algorithm'].upper()}: {report['rl_updates']} updates ({report['rl_stop_reason']}), {report['rl_train_seconds']:.0f} s. "
+        f"Whole demo: {report['total_seconds']:.0f} s.",
         "",
-        "| metric | untrained | after SFT |",
-        "|---|---|---|",
+        "| " + " | ".join(columns) + " |",
+        "|---|---|---|---|",
     ]
-    lines += [f"| {metric} | {before} | {after} |" for metric, before, after in summary_rows(report)]
-    lines += ["", f"Model: `{report['model_dir']}`. Demonstrations: `agentic show {Path(report['model_dir']).parent / 'demos.jsonl'}`."]
+    lines += ["| " + " | ".join(row) + " |" for row in summary_rows(report)]
+    lines += [
+        "",
+        f"Model: `{report['model_dir']}`. Demonstrations: `agentic show {run_dir / 'sft' / 'demos.jsonl'}`; "
+        f"{report['algorithm'].upper()} curves and samples: `{run_dir / report['algorithm']}`.",
+    ]
     return "\n".join(lines)
