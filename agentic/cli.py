@@ -250,7 +250,7 @@ _PPO_ONLY_FLAGS = ("episodes", "critic", "value_lr", "gamma", "lam", "value_coef
 
 def build_parser() -> argparse.ArgumentParser:
     from training.corpus.cli import add_corpus_commands
-    from training.demo_config import DemoOptions
+    from training.demo_config import DEMO_SFT, DemoOptions
     from training.rl_config import RLOptions
     from training.sft_config import SFTOptions
 
@@ -301,8 +301,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="runs/demo", help="run directory (default runs/demo)")
     demo.add_argument("--n-eval", type=int, default=200, help="held-out evaluation seeds 0..N-1 (default 200)")
     demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--n-demos", type=int, help="SFT demonstrations (default: SFT's)")
-    demo.add_argument("--epochs", type=float, help="SFT epochs (default: SFT's)")
+    demo.add_argument("--n-demos", type=int, help=f"SFT demonstrations (default {DEMO_SFT.n_demos})")
+    demo.add_argument("--epochs", type=float, help=f"SFT epochs (default {DEMO_SFT.epochs:g})")
     demo.add_argument("--sft-seconds", type=float, help="stop SFT training after this many seconds")
     demo.add_argument("--sloppy-demos", type=float, help="fraction of demonstrations that give up at once (default 0.5)")
     demo.add_argument("--algorithm", choices=["ppo", "grpo"], default="ppo", help="the RL stage (default ppo)")
