@@ -10,8 +10,9 @@ from training.rl_config import ALGORITHMS, RLOptions
 from training.sft_config import SFTOptions
 
 # The demo's warm-up: half of 8000 demonstrations give up at once, so greedy decoding after SFT mostly
-# gives up too, while sampling calls the tool often enough for RL to find out it pays. More demonstrations
-# over fewer epochs (the same 875 steps as SFT's defaults) teach the copying that success then rests on.
+# gives up too, while sampling calls the tool often enough for RL to find out it pays. Twice SFT's default
+# demonstrations keep as many that try, to learn copying from; 875 steps (SFT's default is 625) so that the
+# copying is learnt although half the loss goes to giving up (at 625 it was not, and RL had nothing to find).
 DEMO_SFT = SFTOptions(sloppy_demos=0.5, n_demos=8000, epochs=3.5)
 # RL settings for a model of about a million parameters on 2 CPU cores (see `RLOptions` for each field).
 DEMO_RL = {

@@ -28,7 +28,7 @@ class SFTOptions:
     n_demos: int = 4000
     demo_seed_start: int = DEMO_SEED_START
     sloppy_demos: float = 0.0
-    epochs: float = 7.0
+    epochs: float = 5.0
     max_steps: int = 0
     learning_rate: float = 3e-3
     warmup_ratio: float = 0.05

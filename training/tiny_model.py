@@ -90,18 +90,19 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 1024) -> PreTrainedT
 
 
 def tiny_config(tokenizer: PreTrainedTokenizerFast, **overrides: Any) -> GPTNeoXConfig:
-    """A Pythia-style GPT-NeoX of about 0.9M parameters (hidden 128, 4 layers, 8 heads, context 1024).
+    """A Pythia-style GPT-NeoX of about 0.9M parameters (hidden 128, 4 layers, 16 heads of 8, context 1024).
 
     Unlike Pythia (rotary on a quarter of each head), rotary embeddings cover the whole head: an
     agent mostly copies (numbers from the task into tool arguments, results into answers), and a
     model this small learns to find what to copy by relative position several times faster so.
-    Many narrow heads beat few wide ones for the same reason, and depth beats width.
+    Many narrow heads beat few wide ones for the same reason (16 heads learnt in 875 steps what 8 had
+    not), and depth beats width.
     """
     settings: dict[str, Any] = {
         "vocab_size": len(tokenizer),
         "hidden_size": 128,
         "num_hidden_layers": 4,
-        "num_attention_heads": 8,
+        "num_attention_heads": 16,
         "intermediate_size": 512,
         "rotary_pct": 1.0,
         "max_position_embeddings": 1024,
