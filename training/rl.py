@@ -49,7 +49,7 @@ import numpy as np
 import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
-from peft import LoraConfig, PeftModel, get_peft_model
+from peft import PeftModel, get_peft_model
 from tqdm.auto import tqdm
 
 from agentic.evaluation import evaluate, report_rows
@@ -69,6 +69,7 @@ from training.ppo import (
     separate_critic,
     shared_value_head,
 )
+from training.options import lora_config
 from training.rl_checkpoint import (
     CheckpointError,
     checkpoint_name,
@@ -139,15 +140,7 @@ def build_policy(options: RLOptions, run_path: Path, checkpoint: Path | None, ac
     if checkpoint is not None:
         model = checkpoint_model(checkpoint, lambda path: PeftModel.from_pretrained(start, path, is_trainable=True))
     else:
-        modules = options.lora_target_modules
-        config = LoraConfig(
-            r=options.lora_rank,
-            lora_alpha=options.lora_alpha,
-            lora_dropout=0.0,
-            target_modules=modules if modules == "all-linear" else modules.split(","),
-            task_type="CAUSAL_LM",
-        )
-        model = get_peft_model(start, config)
+        model = get_peft_model(start, lora_config(options))
     model.peft_config["default"].base_model_name_or_path = base_name
     return model, tokenizer, None
 

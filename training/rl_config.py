@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any
 
+from training.options import sign_problems
 from training.sft_config import DEMO_SEED_START
 
 TRAIN_SEED_START = 1_000_000
@@ -85,18 +86,13 @@ class RLOptions:
             problems.append(f"algorithm must be one of {', '.join(ALGORITHMS)}, got {self.algorithm!r}")
         if self.critic not in CRITICS:
             problems.append(f"critic must be one of {', '.join(CRITICS)}, got {self.critic!r}")
-        problems += [
-            f"{name} must be positive, got {getattr(self, name)}"
-            for name in ("iterations", "episodes", "groups", "group_size", "temperature", "max_new_tokens", "lr", "value_lr")
-            + ("kl_horizon", "lora_rank", "lora_alpha", "max_failures")
-            if not getattr(self, name) > 0
-        ]
-        problems += [
-            f"{name} must be >= 0, got {getattr(self, name)}"
-            for name in ("epochs", "value_clip_range", "kl_coef", "kl_target", "eval_every", "n_eval")
-            + ("checkpoint_every", "samples_per_update", "seed", "max_seconds")
-            if getattr(self, name) < 0
-        ]
+        problems += sign_problems(
+            self,
+            positive=("iterations", "episodes", "groups", "group_size", "temperature", "max_new_tokens", "lr", "value_lr")
+            + ("kl_horizon", "lora_rank", "lora_alpha", "max_failures"),
+            non_negative=("epochs", "value_clip_range", "kl_coef", "kl_target", "eval_every", "n_eval")
+            + ("checkpoint_every", "samples_per_update", "seed", "max_seconds"),
+        )
         if self.n_eval > DEMO_SEED_START:
             problems.append(f"n_eval must be at most {DEMO_SEED_START}: evaluation seeds must not reach the SFT demonstration seeds")
         if self.algorithm == "grpo" and self.kl_target > 0:

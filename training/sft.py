@@ -40,6 +40,7 @@ from trl import SFTConfig, SFTTrainer
 
 from agentic.trajectory import Trajectory, write_jsonl
 from training.demos import demonstrations
+from training.options import lora_config
 from training.run_dir import RunDir
 from training.sft_config import TINY_MODEL, TOKENIZER_DEMOS, SFTOptions
 from training.tiny_model import build_tiny_model
@@ -106,18 +107,7 @@ def sft_trainer(
         activation_checkpointing=False,
     )
     config = SFTConfig(**settings | config_overrides)
-    peft_config = None
-    if options.lora:
-        from peft import LoraConfig
-
-        modules = options.lora_target_modules
-        peft_config = LoraConfig(
-            r=options.lora_rank,
-            lora_alpha=options.lora_alpha,
-            lora_dropout=0.0,
-            target_modules=modules if modules == "all-linear" else modules.split(","),
-            task_type="CAUSAL_LM",
-        )
+    peft_config = lora_config(options) if options.lora else None
     return SFTTrainer(
         model=model, args=config, train_dataset=dataset, processing_class=tokenizer, peft_config=peft_config, callbacks=list(callbacks)
     )

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from training.options import sign_problems
+
 TINY_MODEL = "tiny"
 DEMO_SEED_START = 10_000
 TOKENIZER_DEMOS = 200
@@ -46,16 +48,11 @@ class SFTOptions:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        problems = [
-            f"{name} must be positive, got {getattr(self, name)}"
-            for name in ("n_demos", "learning_rate", "batch_size", "max_length", "lora_rank", "lora_alpha", "log_every")
-            if getattr(self, name) <= 0
-        ]
-        problems += [
-            f"{name} must be >= 0, got {getattr(self, name)}"
-            for name in ("demo_seed_start", "max_steps", "max_seconds", "checkpoint_every", "weight_decay")
-            if getattr(self, name) < 0
-        ]
+        problems = sign_problems(
+            self,
+            positive=("n_demos", "learning_rate", "batch_size", "max_length", "lora_rank", "lora_alpha", "log_every"),
+            non_negative=("demo_seed_start", "max_steps", "max_seconds", "checkpoint_every", "weight_decay"),
+        )
         if self.max_steps == 0 and self.epochs <= 0:
             problems.append(f"epochs must be positive when max_steps is 0, got {self.epochs}")
         if not 0 <= self.sloppy_demos <= 1:
