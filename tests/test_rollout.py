@@ -8,7 +8,7 @@ from peft import LoraConfig, PeftModel, get_peft_model
 
 from agentic.bench.rollout import bench_rollout
 from agentic.parsing import parse_action
-from agentic.policy import Policy, Sampling, turn_is_over
+from agentic.policy import CHUNK_OVERHEAD_TOKENS, Policy, Sampling, staircase, turn_is_over
 from agentic.rollout import oracle_trajectories, rollout
 from training.tiny_model import build_tiny_model
 
@@ -111,8 +111,12 @@ def test_each_action_stops_at_its_first_closing_sentinel(model_dir):
 
 
 def test_multi_turn_rollout_stops_actions_and_keeps_logprobs_exact(model_dir):
+    """Rows stop at different tokens and get replies of different lengths, so the batch parks and reorders rows."""
     policy = sentinel_heavy_policy(model_dir)
-    for trajectory in rollout(policy, "Arithmetic", SEEDS, Sampling(max_new_tokens=10)):
+    trajectories = rollout(policy, "Arithmetic", range(16), Sampling(max_new_tokens=10))
+    assert len({t.turns[0].end - t.turns[0].start for t in trajectories}) > 1
+    assert len({len(t.turns[0].reply) for t in trajectories}) > 1
+    for trajectory in trajectories:
         assert any(turn.event != "text" for turn in trajectory.turns)
         for turn in trajectory.turns:
             agent = trajectory.token_ids[turn.start : turn.end]
@@ -120,6 +124,22 @@ def test_multi_turn_rollout_stops_actions_and_keeps_logprobs_exact(model_dir):
         expected = recomputed_logprobs(policy, trajectory.token_ids)
         sampled = [(p, lp) for p, (bit, lp) in enumerate(zip(trajectory.loss_mask, trajectory.logprobs)) if bit]
         assert all(lp == pytest.approx(expected[p - 1].item(), abs=1e-4) for p, lp in sampled)
+
+
+@pytest.mark.parametrize(
+    "queues", [[5], [7, 7, 7], [170, 90, 90, 89, 50, 46, 46], [300] + [1] * 40, [60, 59, 58, 3, 2, 1], list(range(64, 0, -1))]
+)
+def test_staircase_feeds_each_queue_exactly_once_at_no_more_cost_than_one_chunk(queues):
+    plan = staircase(queues)
+    left = list(queues)
+    for front, keep in plan:
+        for row in range(len(queues)):
+            fed = max(left[row] - keep, 0) if row < front else 0
+            assert row < front or left[row] <= keep, "a row left out of a chunk must not be owed its tokens"
+            left[row] -= fed
+    assert left == [0] * len(queues) and plan[-1] == (len(queues), 0)
+    cost = sum(CHUNK_OVERHEAD_TOKENS + front * (high - keep) for (front, keep), high in zip(plan, [max(queues)] + [k for _, k in plan]))
+    assert cost <= CHUNK_OVERHEAD_TOKENS + len(queues) * max(queues)
 
 
 def test_greedy_and_nucleus_sampling(policy):
