@@ -19,19 +19,18 @@ import inspect
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import torch
 from transformers import (
     AutoModelForCausalLM,
     AutoTokenizer,
-    DynamicCache,
     PreTrainedModel,
     PreTrainedTokenizerBase,
 )
-from transformers.cache_utils import DynamicLayer
 
 from agentic.actions import ActionKind
+from agentic.kv_cache import GrowingLayer, growing_cache, use_cpu_decode_attention
 from agentic.parsing import parse_action
 
 
@@ -88,10 +87,14 @@ def turn_is_over(text: str) -> bool:
 
 
 class Policy:
-    """A causal LM and its tokenizer on one device (CUDA with bf16 when available, else CPU float32)."""
+    """A causal LM and its tokenizer on one device (CUDA with bf16 when available, else CPU float32).
+
+    On CPU the model decodes with `agentic.kv_cache.cpu_decode_attention` (same results as SDPA, faster).
+    """
 
     def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase):
         self.model = model.eval()
+        use_cpu_decode_attention(model)
         self.tokenizer = tokenizer
         self.device = next(model.parameters()).device
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
@@ -147,8 +150,9 @@ class DecodingBatch:
     (the environment's reply); `generate` samples one action for every live row, first
     feeding what is queued; `release` drops finished rows from the cache.
 
-    Rows are kept in an order that spares work (when the cache is made of `_GrowingLayer`s,
-    as for every full-attention model): a turn begins by feeding the queues longest first, in a
+    Rows are kept in an order that spares work (when the cache is made of `GrowingLayer`s,
+    as for every full-attention model). The prompts' shared start is computed once, for one
+    row, and its cache copied to the others. A turn begins by feeding the queues longest first, in a
     staircase of chunks (`staircase`) so a short reply is not padded to the longest one; after
     that, rows whose action is over are parked behind the rows still sampling, and each step
     runs only that front of the batch (a parked row's last token waits in its queue for the
@@ -162,8 +166,8 @@ class DecodingBatch:
         self.pending: dict[int, list[int]] = {row: list(ids) for row, ids in enumerate(contexts)}
         self.lengths = torch.zeros(len(contexts), dtype=torch.long, device=policy.device)
         self.mask = torch.zeros(len(contexts), 0, dtype=torch.long, device=policy.device)
-        self.cache = _growing_cache(policy.model, len(contexts))
-        self.can_reorder = all(isinstance(layer, _GrowingLayer) for layer in self.cache.layers)
+        self.cache = growing_cache(policy.model, len(contexts))
+        self.can_reorder = all(isinstance(layer, GrowingLayer) for layer in self.cache.layers)
         self.generator = torch.Generator(device=policy.device).manual_seed(sampling.seed)
 
     def length(self, row: int) -> int:
@@ -196,8 +200,9 @@ class DecodingBatch:
         logprobs: dict[int, list[float]] = {row: [] for row in self.rows}
         stops: dict[int, str | None] = {row: None if limits[row] > 0 else "length" for row in self.rows}
         going = {row for row in self.rows if stops[row] is None}
+        turn_end = self.mask.shape[1] + max(len(queued) for queued in self.pending.values()) + max(limits.values())
         for layer in self.cache.layers:  # room for the whole turn, so the cache grows once
-            layer.headroom = max(len(queued) for queued in self.pending.values()) + max(limits.values())
+            layer.planned_length = turn_end
         logits, front = self._feed_queues(), len(self.rows)
         while going:
             chosen, chosen_logprobs = self._sample(logits)
@@ -224,11 +229,29 @@ class DecodingBatch:
         """Feed every row's whole queue; returns every row's next-token logits."""
         if not self.can_reorder:
             return self._feed(len(self.rows))
+        if self.mask.shape[1] == 0:
+            self._share_prefix()
         order = sorted(range(len(self.rows)), key=lambda i: -len(self.pending[self.rows[i]]))
         self._move(list(range(len(order))), order)
         for front, keep in staircase([len(self.pending[row]) for row in self.rows]):
             logits = self._feed(front, keep)
         return logits
+
+    def _share_prefix(self) -> None:
+        """Run the start that every prompt shares (a task's instructions) once, for the first row, and copy its cache to the others."""
+        queues = [self.pending[row] for row in self.rows]
+        shared = 0
+        while shared < min(len(queue) for queue in queues) - 1 and len({queue[shared] for queue in queues}) == 1:
+            shared += 1
+        if len(queues) < 2 or shared == 0:
+            return
+        self._feed(1, keep=len(queues[0]) - shared)
+        others = torch.arange(1, len(queues), device=self.policy.device)
+        for layer in self.cache.layers:
+            layer.move_rows(others, torch.zeros_like(others))
+        self.mask[:], self.lengths[:] = 1, shared
+        for row in self.rows[1:]:
+            del self.pending[row][:shared]
 
     def _park_all_but(self, going: set[int]) -> int:
         """Move the rows in ``going`` to the front of the batch, swapping them with parked rows; returns the front's size."""
@@ -320,62 +343,3 @@ def staircase(queue_lengths: Sequence[int]) -> list[tuple[int, int]]:
         chunks.append((fronts[j], levels[j]))
         j = best[j][1]
     return chunks[::-1]
-
-
-class _GrowingLayer(DynamicLayer):
-    """A `DynamicLayer` that appends into a buffer with room to spare instead of concatenating:
-    a decoding step then copies one token's keys and values, not the whole cache (about 1.5x
-    faster rollouts on CPU at batch 16-64). When full, the buffer grows by what is written
-    plus ``headroom`` columns: `DecodingBatch` sets that to the turn's longest action, so a
-    turn grows it once, and the spare columns stay few (attention on CPU slows down with the
-    buffer's size, not only with the columns it reads).
-
-    An update may cover only the first rows of the batch (`DecodingBatch` parks the others):
-    it returns those rows' keys and values; the other rows' new columns stay zero (their
-    attention mask hides them).
-    """
-
-    headroom = 0
-
-    def __init__(self, batch_size: int):
-        super().__init__()
-        self.batch_size = batch_size
-
-    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:
-        if not self.is_initialized:
-            self.lazy_initialization(key_states, value_states)
-            empty = (self.batch_size, *key_states.shape[1:-2], 0, key_states.shape[-1])
-            self.key_buffer, self.value_buffer, self.length = key_states.new_zeros(empty), value_states.new_zeros(empty), 0
-        end = self.length + key_states.shape[-2]
-        if end > self.key_buffer.shape[-2]:
-            self.key_buffer = self._grown(self.key_buffer, end + self.headroom)
-            self.value_buffer = self._grown(self.value_buffer, end + self.headroom)
-        front = key_states.shape[0]
-        self.key_buffer[:front, :, self.length : end] = key_states
-        self.value_buffer[:front, :, self.length : end] = value_states
-        self.length = end
-        self.keys, self.values = self.key_buffer[:, :, :end], self.value_buffer[:, :, :end]
-        return self.key_buffer[:front, :, :end], self.value_buffer[:front, :, :end]
-
-    def _grown(self, buffer: torch.Tensor, capacity: int) -> torch.Tensor:
-        grown = buffer.new_zeros(*buffer.shape[:2], capacity, buffer.shape[-1])
-        grown[:, :, : self.length] = buffer[:, :, : self.length]
-        return grown
-
-    def move_rows(self, to: torch.Tensor, source: torch.Tensor) -> None:
-        """Copy the rows at ``source`` to the positions ``to`` (all read before any is written)."""
-        if self.is_initialized:
-            self.key_buffer[to], self.value_buffer[to] = self.key_buffer[source], self.value_buffer[source]
-
-    def batch_select_indices(self, indices: torch.Tensor) -> None:
-        self.batch_size = len(indices)
-        if self.is_initialized:
-            self.key_buffer, self.value_buffer = self.key_buffer[indices], self.value_buffer[indices]
-            self.keys, self.values = self.key_buffer[:, :, : self.length], self.value_buffer[:, :, : self.length]
-
-
-def _growing_cache(model: PreTrainedModel, batch_size: int) -> DynamicCache:
-    """The model's usual dynamic cache, with its plain full-attention layers made `_GrowingLayer`s."""
-    cache = DynamicCache(config=model.config)
-    cache.layers = [_GrowingLayer(batch_size) if type(layer) is DynamicLayer else layer for layer in cache.layers]
-    return cache

@@ -2,8 +2,10 @@
 
 The baseline is the paper's design: one episode at a time, and every turn re-tokenizes the
 whole context (``tokenizer(env.context)``) and calls ``model.generate`` from scratch, stopping
-at a closing sentinel. Both sides use the same policy, seeds, sampling (temperature 1, no
-top-k/top-p) and per-turn token limit, in the same process. The baseline records no
+at a closing sentinel. It runs the model as transformers loads it (stock SDPA attention);
+the engine runs it through `Policy` (on CPU, `agentic.kv_cache.cpu_decode_attention`). Both
+sides use the same weights, seeds, sampling (temperature 1, no top-k/top-p) and per-turn
+token limit, in the same process, each timed after a warm-up run. The baseline records no
 log-probs, which only flatters it.
 """
 
@@ -14,23 +16,26 @@ from typing import Any
 
 import torch
 
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
 from agentic.env import AgenticEnvironment
-from agentic.policy import Policy, Sampling
+from agentic.policy import Policy, Sampling, encode
 from agentic.rollout import rollout
 
 CLOSING_SENTINELS = ["</tool>", "</ask>", "</finish>"]
 
 
-def sequential_rollout(policy: Policy, task: str, seeds: list[int], max_new_tokens: int) -> int:
+def sequential_rollout(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, task: str, seeds: list[int], max_new_tokens: int) -> int:
     """Play one episode per seed, one after another, re-tokenizing the context every turn; returns the agent tokens generated."""
     generated = 0
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     for seed in seeds:
-        env = AgenticEnvironment(task, count_tokens=policy.count_tokens)
+        env = AgenticEnvironment(task, count_tokens=lambda text: len(encode(tokenizer, text)))
         env.reset(seed=seed)
         done = False
         while not done:
-            inputs = policy.tokenizer(env.context, return_tensors="pt", add_special_tokens=False).to(policy.device)
-            output = policy.model.generate(
+            inputs = tokenizer(env.context, return_tensors="pt", add_special_tokens=False).to(model.device)
+            output = model.generate(
                 **inputs,
                 do_sample=True,
                 temperature=1.0,
@@ -38,12 +43,12 @@ def sequential_rollout(policy: Policy, task: str, seeds: list[int], max_new_toke
                 top_p=1.0,
                 max_new_tokens=max_new_tokens,
                 stop_strings=CLOSING_SENTINELS,
-                tokenizer=policy.tokenizer,
-                pad_token_id=policy.pad_id,
+                tokenizer=tokenizer,
+                pad_token_id=pad_id,
             )
             new_tokens = output[0, inputs["input_ids"].shape[1] :]
             generated += len(new_tokens)
-            _, _, terminated, truncated, _ = env.step(policy.decode(new_tokens))
+            _, _, terminated, truncated, _ = env.step(tokenizer.decode(new_tokens, skip_special_tokens=False))
             done = terminated or truncated
     return generated
 
@@ -59,16 +64,19 @@ def bench_rollout(
 ) -> dict[str, Any]:
     """Episodes/s (and agent tokens/s) of `rollout` on all episodes at once versus `sequential_rollout`, and their ratio."""
     policy = Policy.from_pretrained(model_dir, device=device)
+    stock_model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=policy.model.dtype).to(policy.device).eval()
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
     seeds = list(range(seed, seed + n_episodes))
     sampling = Sampling(max_new_tokens=max_new_tokens, seed=seed)
-    rollout(policy, task, seeds[:2], Sampling(max_new_tokens=2))  # warm-up: first-call allocations
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
+        rollout(policy, task, seeds, sampling)  # warm-ups: first-call allocations
+        sequential_rollout(stock_model, tokenizer, task, seeds[:1], max_new_tokens)
         start = time.perf_counter()
         trajectories = rollout(policy, task, seeds, sampling)
         batched_s = time.perf_counter() - start
         start = time.perf_counter()
-        sequential_tokens = sequential_rollout(policy, task, seeds, max_new_tokens)
+        sequential_tokens = sequential_rollout(stock_model, tokenizer, task, seeds, max_new_tokens)
         sequential_s = time.perf_counter() - start
     batched_tokens = sum(sum(t.loss_mask) for t in trajectories)
     batched = {"seconds": batched_s, "episodes_per_s": n_episodes / batched_s, "agent_tokens_per_s": batched_tokens / batched_s}
