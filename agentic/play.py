@@ -8,6 +8,7 @@ from rich.console import Console
 from rich.text import Text
 
 from agentic.env import AgenticEnvironment
+from agentic.trajectory import visible
 
 Actor = Callable[[AgenticEnvironment], str]
 
@@ -17,7 +18,7 @@ _STYLES = {"<result>": "green", "<user>": "yellow", "<sys>": "red"}
 def environment_text(delta: str) -> Text:
     """The environment's reply, coloured by who speaks: tool, user or environment."""
     style = next((s for tag, s in _STYLES.items() if tag in delta), "dim")
-    return Text(delta, style=style)
+    return Text(visible(delta), style=style)
 
 
 def model_actor(policy: Any, sampling: Any) -> Actor:
@@ -55,13 +56,13 @@ def human_user(console: Console) -> Callable[[Any, str, dict[str, Any]], str]:
 def play(env: AgenticEnvironment, actor: Actor, console: Console, seed: int | None = None) -> dict[str, Any]:
     """Run one episode, printing the transcript as it grows; returns the last step's info."""
     observation, _ = env.reset(seed=seed)
-    console.print(Text(observation, style="bold"))
+    console.print(Text(visible(observation), style="bold"))
     total = 0.0
     while True:
         action = actor(env)
         _, reward, terminated, truncated, info = env.step(action)
         total += reward
-        console.print(Text(action[: len(action) - len(info["action"].discarded)], style="cyan"), end="")
+        console.print(Text(visible(action[: len(action) - len(info["action"].discarded)]), style="cyan"), end="")
         console.print(environment_text(info["delta"]), end="")
         if terminated or truncated:
             score = info["score"]

@@ -159,18 +159,28 @@ def read_jsonl(path: str | Path) -> list[Trajectory]:
 AGENT_STYLE = "bold green"
 ENVIRONMENT_STYLE = "cyan"
 PROMPT_STYLE = "dim"
+_ESCAPED_CONTROLS = {code: f"\\x{code:02x}" for code in [*range(32), 127] if chr(code) not in "\n\t"}
+
+
+def visible(text: str) -> str:
+    """``text`` with control characters (other than newline and tab) written as ``\\xNN``: a terminal would
+    drop or obey them (rich strips some, an escape sequence could clear the screen), hiding what the model wrote."""
+    return text.translate(_ESCAPED_CONTROLS)
 
 
 def render_trajectory(trajectory: Trajectory) -> Text:
-    """The episode for a terminal: agent text in green, environment text in cyan, the prompt dimmed, a summary per turn."""
+    """The episode for a terminal: agent text in green, environment text in cyan, the prompt dimmed, a summary per turn.
+
+    Control characters are shown escaped (`visible`).
+    """
     outcome = "success" if trajectory.success else "truncated" if trajectory.truncated else "failure"
     text = Text(f"{trajectory.task} seed={trajectory.seed}: {outcome}, score {trajectory.score:.3f}\n", style="bold")
     text.append("legend: ").append("agent", AGENT_STYLE).append(" / ").append("environment", ENVIRONMENT_STYLE)
     text.append(" / ").append("prompt", PROMPT_STYLE).append("\n\n")
-    text.append(trajectory.prompt, PROMPT_STYLE)
+    text.append(visible(trajectory.prompt), PROMPT_STYLE)
     for turn in trajectory.turns:
-        text.append(turn.action, AGENT_STYLE)
-        text.append(turn.reply, ENVIRONMENT_STYLE)
+        text.append(visible(turn.action), AGENT_STYLE)
+        text.append(visible(turn.reply), ENVIRONMENT_STYLE)
     text.append("\n\n")
     for number, turn in enumerate(trajectory.turns, 1):
         text.append(f"turn {number}: {turn.kind} -> {turn.event}, reward {turn.reward:+.3f}, agent tokens {turn.end - turn.start}\n", "dim")

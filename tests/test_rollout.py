@@ -8,7 +8,7 @@ from peft import LoraConfig, PeftModel, get_peft_model
 
 from agentic.bench.rollout import bench_rollout
 from agentic.parsing import parse_action
-from agentic.policy import CHUNK_OVERHEAD_TOKENS, Policy, Sampling, staircase, turn_is_over
+from agentic.policy import CHUNK_OVERHEAD_TOKENS, Policy, Sampling, sample, staircase, turn_is_over
 from agentic.rollout import oracle_trajectories, rollout
 from training.tiny_model import build_tiny_model
 
@@ -140,6 +140,21 @@ def test_staircase_feeds_each_queue_exactly_once_at_no_more_cost_than_one_chunk(
     assert left == [0] * len(queues) and plan[-1] == (len(queues), 0)
     cost = sum(CHUNK_OVERHEAD_TOKENS + front * (high - keep) for (front, keep), high in zip(plan, [max(queues)] + [k for _, k in plan]))
     assert cost <= CHUNK_OVERHEAD_TOKENS + len(queues) * max(queues)
+
+
+@pytest.mark.parametrize("top_p", [1.0, 0.7])
+def test_sampled_tokens_follow_the_distribution_and_carry_its_logprobs(top_p):
+    logits = torch.tensor([[2.0, 1.0, 0.0, -1.0, -30.0, 0.5]]).repeat(40_000, 1)
+    sampling = Sampling(temperature=1.5, top_p=top_p)
+    tokens, logprobs = sample(logits, sampling, torch.Generator().manual_seed(0))
+    probs = torch.softmax(logits[0] / 1.5, -1)
+    if top_p < 1:  # the nucleus: tokens 0, 1, 5 (by descending probability) cover 0.7
+        probs = torch.where(torch.tensor([True, True, False, False, False, True]), probs, 0.0)
+        probs = probs / probs.sum()
+    frequencies = torch.bincount(tokens, minlength=6) / len(tokens)
+    assert torch.allclose(frequencies, probs, atol=0.01), (frequencies, probs)
+    assert (frequencies[probs == 0] == 0).all()
+    torch.testing.assert_close(logprobs, probs.log()[tokens])
 
 
 def test_greedy_and_nucleus_sampling(policy):

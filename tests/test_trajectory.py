@@ -12,10 +12,12 @@ from agentic.trajectory import (
     AGENT_STYLE,
     ENVIRONMENT_STYLE,
     Trajectory,
+    TurnRecord,
     from_dataset,
     read_jsonl,
     render_trajectory,
     to_dataset,
+    visible,
     write_jsonl,
 )
 from training.tiny_model import build_tiny_model
@@ -59,15 +61,21 @@ def test_equality_sees_every_field(trajectories):
     assert changed != trajectories[0]
 
 
+def test_render_shows_control_characters_escaped():
+    trajectory = Trajectory("Arithmetic", 0, {}, "Task.\n", [], [], [])
+    trajectory.turns.append(TurnRecord(0, 1, "a\x0bb\x1b[2Jc\td", "text", "text", 0.0, "\n<sys>ok</sys>\n"))
+    plain = render_trajectory(trajectory).plain
+    assert "a\\x0bb\\x1b[2Jc\td\n<sys>ok</sys>\n" in plain and "\x1b" not in plain
+
+
 def test_render_tells_agent_from_environment_text(trajectories):
     for trajectory in trajectories:
         text = render_trajectory(trajectory)
-        episode_start = text.plain.index(trajectory.transcript)
+        episode_start = text.plain.index(visible(trajectory.transcript))
         styled = {AGENT_STYLE: "", ENVIRONMENT_STYLE: ""}
         for span in text.spans:
             if span.style in styled and span.start >= episode_start:
                 styled[span.style] += text.plain[span.start : span.end]
-        assert styled[AGENT_STYLE] == "".join(turn.action for turn in trajectory.turns)
-        assert styled[ENVIRONMENT_STYLE] == "".join(turn.reply for turn in trajectory.turns)
-        assert trajectory.transcript in text.plain
+        assert styled[AGENT_STYLE] == visible("".join(turn.action for turn in trajectory.turns))
+        assert styled[ENVIRONMENT_STYLE] == visible("".join(turn.reply for turn in trajectory.turns))
         assert f"turn {len(trajectory.turns)}:" in text.plain
