@@ -4,9 +4,11 @@
 the first rows of the batch (`agentic.policy.DecodingBatch` parks the others). On CPU it
 stores keys transposed (head_dim x positions), and `cpu_decode_attention`, registered as the
 attention implementation ``"agentic_cpu_decode"``, scores a single query token against them
-with two batched matrix products: about 1.5-2.5x faster than PyTorch's SDPA kernel for
-decoding on CPU (head dims 8-64 measured), which is where batched rollouts spend their time.
-Every other call (prompts, training, any GPU) goes to transformers' SDPA unchanged.
+with two batched matrix products that run over contiguous memory. PyTorch's CPU SDPA kernel
+instead pays per head and per block, which dominates when a head's work is one query (and
+the tiny model's heads are 8 wide); decoding is where batched rollouts spend their time
+(`agentic bench rollout` measures the whole engine). Every other call (prompts, training,
+any GPU) goes to transformers' SDPA unchanged.
 """
 
 from __future__ import annotations

@@ -243,10 +243,12 @@ class DecodingBatch:
     def _share_prefix(self) -> None:
         """Run the start that every prompt shares (a task's instructions) once, for the first row, and copy its cache to the others."""
         queues = [self.pending[row] for row in self.rows]
-        shared = 0
-        while shared < min(len(queue) for queue in queues) - 1 and len({queue[shared] for queue in queues}) == 1:
+        if len(queues) < 2:
+            return
+        shared, most = 0, min(len(queue) for queue in queues) - 1  # each row keeps a token to predict from
+        while shared < most and len({queue[shared] for queue in queues}) == 1:
             shared += 1
-        if len(queues) < 2 or shared == 0:
+        if shared == 0:
             return
         self._feed(1, keep=len(queues[0]) - shared)
         others = torch.arange(1, len(queues), device=self.policy.device)
@@ -308,9 +310,9 @@ class DecodingBatch:
 def sample(logits: torch.Tensor, sampling: Sampling, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """One token per row of ``logits``, and its log-prob under the distribution it was drawn from.
 
-    Draws by inverting each row's cumulative distribution at one uniform number (about 9x
-    faster than `torch.multinomial` over a small vocabulary on CPU); a token of probability
-    zero is never drawn.
+    Draws by inverting each row's cumulative distribution at one uniform number (cheaper than
+    `torch.multinomial`, which draws a random number per vocabulary entry); a token of
+    probability zero is never drawn.
     """
     if sampling.temperature == 0:
         return logits.argmax(-1), torch.zeros(logits.shape[0])
