@@ -59,13 +59,10 @@ AttentionInterface.register(CPU_DECODE_ATTENTION, cpu_decode_attention)
 AttentionMaskInterface.register(CPU_DECODE_ATTENTION, sdpa_mask)
 
 
-def use_cpu_decode_attention(model: PreTrainedModel) -> bool:
-    """Switch a CPU model that attends with SDPA to `cpu_decode_attention`; returns whether it now does."""
-    if next(model.parameters()).device.type != "cpu":
-        return False
-    if model.config._attn_implementation == "sdpa":
+def use_cpu_decode_attention(model: PreTrainedModel) -> None:
+    """Switch a CPU model that attends with SDPA to `cpu_decode_attention` (other models are left as they are)."""
+    if next(model.parameters()).device.type == "cpu" and model.config._attn_implementation == "sdpa":
         model.set_attn_implementation(CPU_DECODE_ATTENTION)
-    return model.config._attn_implementation == CPU_DECODE_ATTENTION
 
 
 class GrowingLayer(DynamicLayer):

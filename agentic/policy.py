@@ -232,7 +232,7 @@ class DecodingBatch:
             return self._feed(len(self.rows))
         if self.mask.shape[1] == 0:
             self._share_prefix()
-        plan = staircase(sorted((len(self.pending[row]) for row in self.rows), reverse=True))
+        plan = staircase([len(self.pending[row]) for row in self.rows])
         if len(plan) > 1:  # the chunks need the longest queues first; one chunk does not (and a reorder copies the cache)
             order = sorted(range(len(self.rows)), key=lambda i: -len(self.pending[self.rows[i]]))
             self._move(list(range(len(order))), order)
@@ -341,7 +341,7 @@ CHUNK_OVERHEAD_TOKENS = 64
 
 
 def staircase(queue_lengths: Sequence[int]) -> list[tuple[int, int]]:
-    """How to feed queues of these lengths (longest first) in chunks, as ``(front, keep)`` pairs.
+    """How to feed queues of these lengths in chunks, as ``(front, keep)`` pairs, once the rows are ordered longest first.
 
     Each chunk feeds the first ``front`` rows all but the last ``keep`` tokens still queued; the
     last chunk has ``keep = 0`` and covers every row. Rows are padded to the longest within a

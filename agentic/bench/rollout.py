@@ -15,26 +15,27 @@ import time
 from typing import Any
 
 import torch
-
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import AutoModelForCausalLM, PreTrainedModel
 
 from agentic.env import AgenticEnvironment
-from agentic.policy import Policy, Sampling, encode
+from agentic.policy import Policy, Sampling
 from agentic.rollout import rollout
 
 CLOSING_SENTINELS = ["</tool>", "</ask>", "</finish>"]
 
 
-def sequential_rollout(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, task: str, seeds: list[int], max_new_tokens: int) -> int:
-    """Play one episode per seed, one after another, re-tokenizing the context every turn; returns the agent tokens generated."""
+def sequential_rollout(policy: Policy, model: PreTrainedModel, task: str, seeds: list[int], max_new_tokens: int) -> int:
+    """Play one episode per seed, one after another, re-tokenizing the context every turn; returns the agent tokens generated.
+
+    ``model`` generates (the stock model); ``policy`` only lends its tokenizer.
+    """
     generated = 0
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     for seed in seeds:
-        env = AgenticEnvironment(task, count_tokens=lambda text: len(encode(tokenizer, text)))
+        env = AgenticEnvironment(task, count_tokens=policy.count_tokens)
         env.reset(seed=seed)
         done = False
         while not done:
-            inputs = tokenizer(env.context, return_tensors="pt", add_special_tokens=False).to(model.device)
+            inputs = policy.tokenizer(env.context, return_tensors="pt", add_special_tokens=False).to(model.device)
             output = model.generate(
                 **inputs,
                 do_sample=True,
@@ -43,12 +44,12 @@ def sequential_rollout(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBas
                 top_p=1.0,
                 max_new_tokens=max_new_tokens,
                 stop_strings=CLOSING_SENTINELS,
-                tokenizer=tokenizer,
-                pad_token_id=pad_id,
+                tokenizer=policy.tokenizer,
+                pad_token_id=policy.pad_id,
             )
             new_tokens = output[0, inputs["input_ids"].shape[1] :]
             generated += len(new_tokens)
-            _, _, terminated, truncated, _ = env.step(tokenizer.decode(new_tokens, skip_special_tokens=False))
+            _, _, terminated, truncated, _ = env.step(policy.decode(new_tokens))
             done = terminated or truncated
     return generated
 
@@ -65,18 +66,17 @@ def bench_rollout(
     """Episodes/s (and agent tokens/s) of `rollout` on all episodes at once versus `sequential_rollout`, and their ratio."""
     policy = Policy.from_pretrained(model_dir, device=device)
     stock_model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=policy.model.dtype).to(policy.device).eval()
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
     seeds = list(range(seed, seed + n_episodes))
     sampling = Sampling(max_new_tokens=max_new_tokens, seed=seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         rollout(policy, task, seeds, sampling)  # warm-ups: first-call allocations
-        sequential_rollout(stock_model, tokenizer, task, seeds[:1], max_new_tokens)
+        sequential_rollout(policy, stock_model, task, seeds[:1], max_new_tokens)
         start = time.perf_counter()
         trajectories = rollout(policy, task, seeds, sampling)
         batched_s = time.perf_counter() - start
         start = time.perf_counter()
-        sequential_tokens = sequential_rollout(stock_model, tokenizer, task, seeds, max_new_tokens)
+        sequential_tokens = sequential_rollout(policy, stock_model, task, seeds, max_new_tokens)
         sequential_s = time.perf_counter() - start
     batched_tokens = sum(sum(t.loss_mask) for t in trajectories)
     batched = {"seconds": batched_s, "episodes_per_s": n_episodes / batched_s, "agent_tokens_per_s": batched_tokens / batched_s}
