@@ -1,14 +1,15 @@
 """The rollout engine's KV cache, and the attention that reads it fastest on CPU.
 
-`GrowingLayer` appends into a buffer with room to spare and lets a forward pass cover only
-the first rows of the batch (`agentic.policy.DecodingBatch` parks the others). On CPU it
-stores keys transposed (head_dim x positions), and `cpu_decode_attention`, registered as the
-attention implementation ``"agentic_cpu_decode"``, scores a single query token against them
-with two batched matrix products that run over contiguous memory. PyTorch's CPU SDPA kernel
-instead pays per head and per block, which dominates when a head's work is one query (and
-the tiny model's heads are 8 wide); decoding is where batched rollouts spend their time
-(`agentic bench rollout` measures the whole engine). Every other call (prompts, training,
-any GPU) goes to transformers' SDPA unchanged.
+`RaggedCache` keeps every row of a batch at its own length (a row's token at position ``p``
+in column ``p``), so rows that have run different numbers of turns, actions and replies
+attend over no padding columns, and a forward pass may cover only the first rows of the
+batch. On CPU it stores keys and values transposed (head_dim x positions), and
+`cpu_attention`, registered as the attention implementation ``"agentic_cpu"``, computes
+inference attention with batched matrix products over them, a few rows at a time.
+PyTorch's CPU SDPA kernel instead pays per head and per block, which dominates when heads
+are narrow (the tiny model's are 8 wide), and it would need the transposed cache copied.
+Training (gradients) and any GPU go to transformers' SDPA unchanged; `agentic bench
+rollout` measures the whole engine.
 """
 
 from __future__ import annotations
@@ -21,10 +22,13 @@ from transformers.cache_utils import DynamicLayer
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
-CPU_DECODE_ATTENTION = "agentic_cpu_decode"
+CPU_ATTENTION = "agentic_cpu"
+
+SCORES_PER_CHUNK = 1_500_000
+"""How many attention scores `cpu_attention` computes at once: about 6 MB, so they stay in the CPU's caches."""
 
 
-def cpu_decode_attention(
+def cpu_attention(
     module: torch.nn.Module,
     query: torch.Tensor,
     key: torch.Tensor,
@@ -33,107 +37,151 @@ def cpu_decode_attention(
     scaling: float | None = None,
     **kwargs: Any,
 ) -> tuple[torch.Tensor, None]:
-    """SDPA's result; for one query token on CPU, computed as ``softmax(q kᵀ) v`` with batched matmuls.
+    """SDPA's result; for inference on CPU, computed as ``softmax(q kᵀ) v`` with batched matmuls, a few rows at a time.
 
-    ``attention_mask`` is SDPA's boolean mask (True: attend) or None. Grouped-query heads
-    share their key head's matmul. Keys stored transposed (`GrowingLayer` on CPU) are read
-    without a copy.
+    ``attention_mask`` is as SDPA takes it: boolean (True: attend) or additive. A query with
+    nothing to attend to gets a finite average, not NaN. Grouped-query heads share their key
+    head's matmul. Keys and values stored transposed (`RaggedLayer` on CPU) are read without
+    a copy: the matmuls run fastest so. Training (gradients), a mask left to SDPA's causal
+    flag, soft-capping and other devices go to transformers' SDPA.
     """
-    if query.shape[2] != 1 or query.device.type != "cpu" or query.requires_grad or kwargs.get("softcap") is not None:
-        return sdpa_attention_forward(module, query, key.contiguous(), value, attention_mask, scaling=scaling, **kwargs)
-    batch, heads, _, head_dim = query.shape
+    if query.device.type != "cpu" or query.requires_grad or kwargs.get("softcap") is not None or (attention_mask is None and query.shape[2] > 1):
+        return sdpa_attention_forward(module, query, key.contiguous(), value.contiguous(), attention_mask, scaling=scaling, **kwargs)
+    batch, heads, queries, head_dim = query.shape
+    scale = head_dim**-0.5 if scaling is None else scaling
+    rows = max(1, SCORES_PER_CHUNK // (heads * queries * key.shape[2]))
+    output = query.new_empty(batch, queries, heads, head_dim)
+    for start in range(0, batch, rows):
+        chunk = slice(start, start + rows)
+        mask = None if attention_mask is None else attention_mask[chunk if attention_mask.shape[0] > 1 else slice(None)]
+        output[chunk] = _attend(query[chunk], key[chunk], value[chunk], mask, scale)
+    return output, None
+
+
+def _attend(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, mask: torch.Tensor | None, scale: float) -> torch.Tensor:
+    """Attention of (batch, heads, queries, head_dim) queries as (batch, queries, heads, head_dim)."""
+    batch, heads, queries, head_dim = query.shape
     key_heads, length = key.shape[1], key.shape[2]
     groups = heads // key_heads
-    queries = query.reshape(batch * key_heads, groups, head_dim)
     keys_t = key.transpose(-1, -2).reshape(batch * key_heads, head_dim, length)
-    scores = torch.bmm(queries, keys_t).view(batch, key_heads, groups, length)
-    scores.mul_(head_dim**-0.5 if scaling is None else scaling)
-    if attention_mask is not None:
-        scores.masked_fill_(~attention_mask.view(batch, 1, 1, length), float("-inf"))
-    weights = scores.softmax(-1).view(batch * key_heads, groups, length)
+    scores = torch.bmm(query.reshape(batch * key_heads, groups * queries, head_dim), keys_t).view(batch, key_heads, groups, queries, length)
+    scores.mul_(scale)
+    if mask is not None and mask.dtype == torch.bool:
+        scores.masked_fill_(~mask[:, :, None, :, :length], torch.finfo(scores.dtype).min)
+    elif mask is not None:
+        scores.add_(mask[:, :, None, :, :length])
+    weights = scores.softmax(-1).view(batch * key_heads, groups * queries, length)
     output = torch.bmm(weights, value.reshape(batch * key_heads, length, head_dim))
-    return output.view(batch, 1, heads, head_dim), None
+    return output.view(batch, heads, queries, head_dim).transpose(1, 2)
 
 
-AttentionInterface.register(CPU_DECODE_ATTENTION, cpu_decode_attention)
-AttentionMaskInterface.register(CPU_DECODE_ATTENTION, sdpa_mask)
+AttentionInterface.register(CPU_ATTENTION, cpu_attention)
+AttentionMaskInterface.register(CPU_ATTENTION, sdpa_mask)
 
 
-def use_cpu_decode_attention(model: PreTrainedModel) -> None:
-    """Switch a CPU model that attends with SDPA to `cpu_decode_attention` (other models are left as they are)."""
+def use_cpu_attention(model: PreTrainedModel) -> None:
+    """Switch a CPU model that attends with SDPA to `cpu_attention` (other models are left as they are)."""
     if next(model.parameters()).device.type == "cpu" and model.config._attn_implementation == "sdpa":
-        model.set_attn_implementation(CPU_DECODE_ATTENTION)
+        model.set_attn_implementation(CPU_ATTENTION)
 
 
-class GrowingLayer(DynamicLayer):
-    """A `DynamicLayer` that appends into a buffer with room to spare instead of concatenating:
-    a decoding step then copies one token's keys and values, not the whole cache (about 1.5x
-    faster rollouts on CPU at batch 16-64). When full, the buffer grows to ``planned_length``
-    columns: `DecodingBatch` sets that to the most the turn can write, so a turn grows it at
-    most once, and the spare columns stay few (attention on CPU slows down with the buffer's
-    size, not only with the columns it reads).
+class RaggedLayer(DynamicLayer):
+    """A cache layer in which every row of the batch has its own length: a row's token at
+    position ``p`` is stored at column ``p``, so rows of different lengths share the buffer
+    without gaps (no padding columns to attend over) and a forward pass may cover only the
+    first rows of the batch (`agentic.policy.DecodingBatch` parks the others).
 
-    An update may cover only the first rows of the batch: it returns those rows' keys and
-    values; the other rows' new columns stay zero (their attention mask hides them). With
-    ``transpose_keys`` the key buffer is laid out (batch, heads, head_dim, positions), and the
-    keys returned are a transposed view of it, for `cpu_decode_attention`.
+    `write` stores each new token at the column it is given and returns the first ``read``
+    columns of the rows fed; what lies past a row's own length there is for the attention
+    mask to hide. The buffers have room to spare and grow (to ``capacity``, at least) only
+    when ``read`` would pass their end, so a decoding step copies one token's keys and values,
+    not the whole cache. With ``transpose`` the buffers are laid out (batch, heads, head_dim,
+    positions) and what is returned are transposed views of them, for `cpu_attention`.
     """
 
-    planned_length = 0
-
-    def __init__(self, batch_size: int, transpose_keys: bool = False):
+    def __init__(self, batch_size: int, transpose: bool = False):
         super().__init__()
         self.batch_size = batch_size
-        self.position_dim = -1 if transpose_keys else -2  # of the key buffer
+        self.transpose = transpose
 
-    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    def write(
+        self, key_states: torch.Tensor, value_states: torch.Tensor, columns: torch.Tensor, read: int, capacity: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Store token ``t`` of row ``r`` (of the first rows) at ``columns[r, t]``; return those rows' first ``read`` columns."""
         if not self.is_initialized:
             self.lazy_initialization(key_states, value_states)
-            empty = (self.batch_size, *key_states.shape[1:-2], 0, key_states.shape[-1])
-            self.key_buffer, self.value_buffer, self.length = self._stored(key_states.new_zeros(empty)), value_states.new_zeros(empty), 0
-        end = self.length + key_states.shape[-2]
-        if end > self.value_buffer.shape[-2]:
-            capacity = max(end, self.planned_length)
-            self.key_buffer = self._grown(self.key_buffer, self.position_dim, capacity)
-            self.value_buffer = self._grown(self.value_buffer, -2, capacity)
-        front = key_states.shape[0]
-        self._key_columns(self.key_buffer[:front], self.length, end).copy_(key_states)
-        self.value_buffer[:front, :, self.length : end] = value_states
-        self.length = end
-        self.keys, self.values = self._key_columns(self.key_buffer, 0, end), self.value_buffer[:, :, :end]
-        return self._key_columns(self.key_buffer[:front], 0, end), self.value_buffer[:front, :, :end]
+            self.buffers = [self._buffer(states, 0) for states in (key_states, value_states)]
+        if read > self.buffers[0].shape[-1 if self.transpose else -2]:
+            self.buffers = [self._grown(buffer, max(read, capacity)) for buffer in self.buffers]
+        rows = torch.arange(key_states.shape[0], device=columns.device)[:, None]
+        for buffer, states in zip(self.buffers, (key_states, value_states)):
+            # indexing puts the (row, token) pairs first: (front, tokens, heads, head_dim)
+            target = (rows, slice(None), slice(None), columns) if self.transpose else (rows, slice(None), columns)
+            buffer[target] = states.transpose(1, 2)
+        self.keys, self.values = (self._columns(buffer, read) for buffer in self.buffers)
+        return self.keys[: len(rows)], self.values[: len(rows)]
 
-    def _stored(self, keys: torch.Tensor) -> torch.Tensor:
-        """Keys (batch, heads, positions, head_dim) in the buffer's layout (a view)."""
-        return keys.transpose(-1, -2) if self.position_dim == -1 else keys
+    def _buffer(self, states: torch.Tensor, capacity: int, zeros: bool = True) -> torch.Tensor:
+        """A buffer for ``capacity`` positions of every row, in this layer's layout (uninitialised unless ``zeros``)."""
+        batch, heads, _, head_dim = states.shape
+        shape = (self.batch_size, heads, head_dim, capacity) if self.transpose else (self.batch_size, heads, capacity, head_dim)
+        return states.new_zeros(shape) if zeros else states.new_empty(shape)
 
-    def _key_columns(self, buffer: torch.Tensor, start: int, end: int) -> torch.Tensor:
-        """Positions ``start:end`` of a key buffer, as (batch, heads, positions, head_dim) when read back through `_stored`."""
-        return self._stored(buffer[..., start:end] if self.position_dim == -1 else buffer[:, :, start:end])
+    def _columns(self, buffer: torch.Tensor, end: int) -> torch.Tensor:
+        """The first ``end`` columns of a buffer, as (batch, heads, positions, head_dim)."""
+        return buffer[..., :end].transpose(-1, -2) if self.transpose else buffer[:, :, :end]
 
-    def _grown(self, buffer: torch.Tensor, position_dim: int, capacity: int) -> torch.Tensor:
-        shape = list(buffer.shape)
-        shape[position_dim] = capacity
-        grown = buffer.new_zeros(shape)
-        grown.narrow(position_dim, 0, self.length).copy_(buffer.narrow(position_dim, 0, self.length))
+    def _grown(self, buffer: torch.Tensor, capacity: int) -> torch.Tensor:
+        used = self._columns(buffer, buffer.shape[-1 if self.transpose else -2])
+        grown = self._buffer(used, capacity, zeros=False)
+        self._columns(grown, used.shape[-2]).copy_(used)
+        self._columns(grown, capacity)[:, :, used.shape[-2] :].zero_()  # finite, for the mask to hide
         return grown
 
-    def move_rows(self, to: torch.Tensor, source: torch.Tensor) -> None:
-        """Copy the rows at ``source`` to the positions ``to`` (all read before any is written; a source may repeat)."""
-        if self.is_initialized:
-            self.key_buffer[to], self.value_buffer[to] = self.key_buffer[source], self.value_buffer[source]
+    def move_rows(self, to: torch.Tensor, source: torch.Tensor, columns: int) -> None:
+        """Copy the first ``columns`` columns of the rows at ``source`` to the positions ``to`` (all read before any is written; a source may repeat)."""
+        for buffer in self.buffers if self.is_initialized else []:
+            used = buffer[..., :columns] if self.transpose else buffer[:, :, :columns]
+            used[to] = used[source]
 
     def batch_select_indices(self, indices: torch.Tensor) -> None:
         self.batch_size = len(indices)
         if self.is_initialized:
-            self.key_buffer, self.value_buffer = self.key_buffer[indices], self.value_buffer[indices]
-            self.keys, self.values = self._key_columns(self.key_buffer, 0, self.length), self.value_buffer[:, :, : self.length]
+            read = self.keys.shape[-2]
+            self.buffers = [buffer[indices] for buffer in self.buffers]
+            self.keys, self.values = (self._columns(buffer, read) for buffer in self.buffers)
 
 
-def growing_cache(model: PreTrainedModel, batch_size: int) -> DynamicCache:
-    """The model's usual dynamic cache, with its plain full-attention layers made `GrowingLayer`s
-    (keys transposed when the model attends with `cpu_decode_attention`)."""
-    cache = DynamicCache(config=model.config)
-    transpose_keys = model.config._attn_implementation == CPU_DECODE_ATTENTION
-    cache.layers = [GrowingLayer(batch_size, transpose_keys) if type(layer) is DynamicLayer else layer for layer in cache.layers]
-    return cache
+class RaggedCache(DynamicCache):
+    """A `DynamicCache` of `RaggedLayer`s. Before each forward pass, `plan` says where the new
+    tokens go and how many columns attention reads (the model's layers call `update` with no
+    say in that)."""
+
+    def __init__(self, model: PreTrainedModel, batch_size: int):
+        super().__init__(config=model.config)
+        transpose = model.config._attn_implementation == CPU_ATTENTION
+        self.layers = [RaggedLayer(batch_size, transpose) for _ in self.layers]
+        self.columns, self.read, self.capacity = torch.zeros(0, 0, dtype=torch.long), 0, 0
+
+    def plan(self, columns: torch.Tensor, read: int) -> None:
+        """The next forward's token ``t`` of row ``r`` goes to column ``columns[r, t]``; attention reads ``read`` columns."""
+        self.columns, self.read = columns, read
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, layer_idx: int, *args: Any, **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.layers[layer_idx].write(key_states, value_states, self.columns, self.read, self.capacity)
+
+    def move_rows(self, to: torch.Tensor, source: torch.Tensor, columns: int) -> None:
+        for layer in self.layers:
+            layer.move_rows(to, source, columns)
+
+
+RAGGED_ATTENTION = ("sdpa", "eager", CPU_ATTENTION)
+"""Attention implementations that take a ready 4D additive mask as it is, which a ragged cache needs."""
+
+
+def ragged_cache(model: PreTrainedModel, batch_size: int) -> RaggedCache | None:
+    """A `RaggedCache` for a model whose layers all attend to the full context with one of `RAGGED_ATTENTION`; else None."""
+    plain = DynamicCache(config=model.config)
+    if model.config._attn_implementation not in RAGGED_ATTENTION or not plain.layers or any(type(layer) is not DynamicLayer for layer in plain.layers):
+        return None
+    return RaggedCache(model, batch_size)

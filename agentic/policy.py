@@ -25,12 +25,13 @@ import torch
 from transformers import (
     AutoModelForCausalLM,
     AutoTokenizer,
+    DynamicCache,
     PreTrainedModel,
     PreTrainedTokenizerBase,
 )
 
 from agentic.actions import ActionKind
-from agentic.kv_cache import GrowingLayer, growing_cache, use_cpu_decode_attention
+from agentic.kv_cache import RaggedCache, ragged_cache, use_cpu_attention
 from agentic.parsing import parse_action
 
 
@@ -89,12 +90,12 @@ def turn_is_over(text: str) -> bool:
 class Policy:
     """A causal LM and its tokenizer on one device (CUDA with bf16 when available, else CPU float32).
 
-    On CPU the model decodes with `agentic.kv_cache.cpu_decode_attention` (same results as SDPA, faster).
+    On CPU the model attends with `agentic.kv_cache.cpu_attention` in inference (same results as SDPA, faster).
     """
 
     def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase):
         self.model = model.eval()
-        use_cpu_decode_attention(model)
+        use_cpu_attention(model)
         self.tokenizer = tokenizer
         self.device = next(model.parameters()).device
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
@@ -151,13 +152,15 @@ class DecodingBatch:
     (the environment's reply); `generate` samples one action for every live row, first
     feeding what is queued; `release` drops finished rows from the cache.
 
-    Rows are kept in an order that spares work (when the cache is made of `GrowingLayer`s,
-    as for every full-attention model). The prompts' shared start is computed once, for one
-    row, and its cache copied to the others. A turn begins by feeding the queues longest first, in a
-    staircase of chunks (`staircase`) so a short reply is not padded to the longest one; after
-    that, rows whose action is over are parked behind the rows still sampling, and each step
-    runs only that front of the batch (a parked row's last token waits in its queue for the
-    next turn). Parked rows get masked-out columns in the cache.
+    Where the model allows it (every layer attends to the full context, with SDPA, eager or
+    `cpu_attention`), the cache is a `RaggedCache`: each row keeps its own length, and
+    rows are kept in an order that spares work. The prompts' shared start is computed once,
+    for one row, and its cache copied to the others. A turn begins by feeding the queues
+    longest first, in a staircase of chunks (`staircase`) so a short reply is not padded to
+    the longest one; after that, rows whose action is over are parked behind the rows still
+    sampling, and each step runs only that front of the batch (a parked row's last token
+    waits in its queue for the next turn). Other models get the model's own cache, every row
+    fed at every step, with padding columns masked out.
     """
 
     def __init__(self, policy: Policy, contexts: Sequence[Sequence[int]], sampling: Sampling = Sampling()):
@@ -166,9 +169,11 @@ class DecodingBatch:
         self.rows = list(range(len(contexts)))
         self.pending: dict[int, list[int]] = {row: list(ids) for row, ids in enumerate(contexts)}
         self.lengths = torch.zeros(len(contexts), dtype=torch.long, device=policy.device)
-        self.mask = torch.zeros(len(contexts), 0, dtype=torch.long, device=policy.device)
-        self.cache = growing_cache(policy.model, len(contexts))
-        self.can_reorder = all(isinstance(layer, GrowingLayer) for layer in self.cache.layers)
+        self.cache = ragged_cache(policy.model, len(contexts))
+        if self.cache is None:
+            self.cache = DynamicCache(config=policy.model.config)
+            self.columns_mask = torch.zeros(len(contexts), 0, dtype=torch.long, device=policy.device)  # 1 where a row has a token
+        self.ragged = isinstance(self.cache, RaggedCache)
         self.generator = torch.Generator(device=policy.device).manual_seed(sampling.seed)
 
     def length(self, row: int) -> int:
@@ -186,7 +191,9 @@ class DecodingBatch:
         keep = [i for i, row in enumerate(self.rows) if row not in gone]
         index = torch.tensor(keep, dtype=torch.long, device=self.policy.device)
         self.cache.batch_select_indices(index)
-        self.lengths, self.mask = self.lengths[index], self.mask[index]
+        self.lengths = self.lengths[index]
+        if not self.ragged:
+            self.columns_mask = self.columns_mask[index]
         for row in gone:
             del self.pending[row]
         self.rows = [self.rows[i] for i in keep]
@@ -201,9 +208,8 @@ class DecodingBatch:
         logprobs: dict[int, list[float]] = {row: [] for row in self.rows}
         stops: dict[int, str | None] = {row: None if limits[row] > 0 else "length" for row in self.rows}
         going = {row for row in self.rows if stops[row] is None}
-        turn_end = self.mask.shape[1] + max(len(queued) for queued in self.pending.values()) + max(limits.values())
-        for layer in self.cache.layers:  # room for the whole turn, so the cache grows once
-            layer.planned_length = turn_end
+        if self.ragged:  # room for the whole turn, so the cache grows once
+            self.cache.capacity = int(self.lengths.max()) + max(len(queued) for queued in self.pending.values()) + max(limits.values())
         logits, front = self._feed_queues(), len(self.rows)
         while going:
             chosen, chosen_logprobs = sample(logits, self.sampling, self.generator)
@@ -228,9 +234,9 @@ class DecodingBatch:
 
     def _feed_queues(self) -> torch.Tensor:
         """Feed every row's whole queue; returns every row's next-token logits."""
-        if not self.can_reorder:
+        if not self.ragged:
             return self._feed(len(self.rows))
-        if self.mask.shape[1] == 0:
+        if int(self.lengths.max()) == 0:
             self._share_prefix()
         plan = staircase([len(self.pending[row]) for row in self.rows])
         if len(plan) > 1:  # the chunks need the longest queues first; one chunk does not (and a reorder copies the cache)
@@ -252,15 +258,14 @@ class DecodingBatch:
             return
         self._feed(1, keep=len(queues[0]) - shared)
         others = torch.arange(1, len(queues), device=self.policy.device)
-        for layer in self.cache.layers:
-            layer.move_rows(others, torch.zeros_like(others))
-        self.mask[:], self.lengths[:] = 1, shared
+        self.cache.move_rows(others, torch.zeros_like(others), shared)
+        self.lengths[:] = shared
         for row in self.rows[1:]:
             del self.pending[row][:shared]
 
     def _park_all_but(self, going: set[int]) -> int:
         """Move the rows in ``going`` to the front of the batch, swapping them with parked rows; returns the front's size."""
-        if not self.can_reorder:
+        if not self.ragged:
             return len(self.rows)
         front = len(going)
         parked = [i for i in range(front) if self.rows[i] not in going]
@@ -274,9 +279,8 @@ class DecodingBatch:
             return
         to_index = torch.tensor(to, dtype=torch.long, device=self.policy.device)
         source_index = torch.tensor(source, dtype=torch.long, device=self.policy.device)
-        for layer in self.cache.layers:
-            layer.move_rows(to_index, source_index)
-        self.lengths[to_index], self.mask[to_index] = self.lengths[source_index], self.mask[source_index]
+        self.cache.move_rows(to_index, source_index, int(self.lengths.max()))
+        self.lengths[to_index] = self.lengths[source_index]
         rows = list(self.rows)
         for i, j in zip(to, source):
             rows[i] = self.rows[j]
@@ -286,25 +290,47 @@ class DecodingBatch:
         """Run the queued tokens of the first ``front`` rows, all but the last ``keep``, through the model, left-padded to one chunk.
 
         Returns those rows' next-token logits (float32); rows with nothing fed get meaningless ones.
-        The other rows get masked-out columns in the cache.
         """
         chunks = [self.pending[row][: max(len(self.pending[row]) - keep, 0)] for row in self.rows[:front]]
         width = max(len(chunk) for chunk in chunks)
         ids = torch.full((front, width), self.policy.pad_id, dtype=torch.long)
-        new_mask = torch.zeros(len(self.rows), width, dtype=torch.long)
         for i, (row, chunk) in enumerate(zip(self.rows, chunks)):
             if chunk:
                 ids[i, width - len(chunk) :] = torch.tensor(chunk)
-                new_mask[i, width - len(chunk) :] = 1
             self.pending[row] = self.pending[row][len(chunk) :]
-        ids, new_mask = ids.to(self.policy.device), new_mask.to(self.policy.device)
-        positions = (self.lengths[:front, None] + new_mask[:front].cumsum(1) - 1).clamp(min=0)
-        self.mask = torch.cat([self.mask, new_mask], dim=1)
-        self.lengths = self.lengths + new_mask.sum(1)
+        ids = ids.to(self.policy.device)
+        counts = torch.tensor([len(chunk) for chunk in chunks], dtype=torch.long, device=self.policy.device)
+        attention_mask, positions = self._ragged_inputs(counts, width) if self.ragged else self._padded_inputs(counts, width)
+        self.lengths[:front] += counts
         out = self.policy.model(
-            input_ids=ids, attention_mask=self.mask[:front], position_ids=positions, use_cache=True, logits_to_keep=1, **{self.policy.cache_argument: self.cache}
+            input_ids=ids, attention_mask=attention_mask, position_ids=positions, use_cache=True, logits_to_keep=1, **{self.policy.cache_argument: self.cache}
         )
         return out.logits[:, -1].float()
+
+    def _ragged_inputs(self, counts: torch.Tensor, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The 4D additive attention mask and positions of a chunk for the first ``len(counts)`` rows, and the cache's plan for it.
+
+        A row's tokens go to the columns after its own length. Its padding slots (the chunk is
+        left-padded) go after those, where the row's next tokens will overwrite them; each slot
+        attends to every column up to its own, so no slot is left with nothing to attend to.
+        """
+        front = len(counts)
+        starts = self.lengths[:front, None]
+        slots = torch.arange(width, device=counts.device)
+        token_index = slots - (width - counts)[:, None]  # negative for padding
+        columns = starts + torch.where(token_index >= 0, token_index, counts[:, None] + slots)
+        read = int(starts.max()) + width
+        self.cache.plan(columns, read)
+        visible = torch.arange(read, device=counts.device) <= columns[:, None, :, None]
+        dtype = self.policy.model.dtype
+        return torch.where(visible, torch.zeros((), dtype=dtype), torch.finfo(dtype).min), columns
+
+    def _padded_inputs(self, counts: torch.Tensor, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The 2D attention mask and positions of a chunk for every row of a cache that appends columns to all rows alike."""
+        new_mask = (torch.arange(width, device=counts.device) >= (width - counts)[:, None]).long()
+        positions = (self.lengths[:, None] + new_mask.cumsum(1) - 1).clamp(min=0)
+        self.columns_mask = torch.cat([self.columns_mask, new_mask], dim=1)
+        return self.columns_mask, positions
 
 
 def sample(logits: torch.Tensor, sampling: Sampling, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:

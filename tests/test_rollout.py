@@ -5,10 +5,12 @@ import math
 import pytest
 import torch
 from peft import LoraConfig, PeftModel, get_peft_model
+from transformers import MistralConfig, MistralForCausalLM
 
 from agentic.bench.rollout import bench_rollout
 from agentic.parsing import parse_action
-from agentic.policy import CHUNK_OVERHEAD_TOKENS, Policy, Sampling, sample, staircase, turn_is_over
+from agentic.kv_cache import RaggedCache
+from agentic.policy import CHUNK_OVERHEAD_TOKENS, DecodingBatch, Policy, Sampling, sample, staircase, turn_is_over
 from agentic.rollout import oracle_trajectories, rollout
 from training.tiny_model import build_tiny_model
 
@@ -121,6 +123,25 @@ def test_multi_turn_rollout_stops_actions_and_keeps_logprobs_exact(model_dir):
         for turn in trajectory.turns:
             agent = trajectory.token_ids[turn.start : turn.end]
             assert not any(turn_is_over(policy.decode(agent[:n])) for n in range(1, len(agent)))
+        expected = recomputed_logprobs(policy, trajectory.token_ids)
+        sampled = [(p, lp) for p, (bit, lp) in enumerate(zip(trajectory.loss_mask, trajectory.logprobs)) if bit]
+        assert all(lp == pytest.approx(expected[p - 1].item(), abs=1e-4) for p, lp in sampled)
+
+
+def test_a_model_with_sliding_window_layers_decodes_through_its_own_cache(model_dir):
+    """Such a cache cannot keep rows at their own lengths: every row is fed at every step, padding masked out."""
+    tokenizer = Policy.from_pretrained(model_dir).tokenizer
+    config = MistralConfig(
+        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, sliding_window=16, pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+    )
+    torch.manual_seed(0)
+    policy = Policy(MistralForCausalLM(config), tokenizer)
+    assert not isinstance(DecodingBatch(policy, [[1]]).cache, RaggedCache)
+    trajectories = rollout(policy, "Arithmetic", range(4), Sampling(max_new_tokens=12, seed=3))
+    assert min(len(t.token_ids) for t in trajectories) > 100, "longer than the window"
+    for trajectory in trajectories:
+        assert policy.decode(trajectory.token_ids) == trajectory.transcript
         expected = recomputed_logprobs(policy, trajectory.token_ids)
         sampled = [(p, lp) for p, (bit, lp) in enumerate(zip(trajectory.loss_mask, trajectory.logprobs)) if bit]
         assert all(lp == pytest.approx(expected[p - 1].item(), abs=1e-4) for p, lp in sampled)
