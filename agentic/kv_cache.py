@@ -64,8 +64,8 @@ def _attend(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, mask: t
     key_heads, length = key.shape[1], key.shape[2]
     groups = heads // key_heads
     keys_t = key.transpose(-1, -2).reshape(batch * key_heads, head_dim, length)
-    scores = torch.bmm(query.reshape(batch * key_heads, groups * queries, head_dim), keys_t).view(batch, key_heads, groups, queries, length)
-    scores.mul_(scale)
+    scaled_queries = (query * scale).reshape(batch * key_heads, groups * queries, head_dim)
+    scores = torch.bmm(scaled_queries, keys_t).view(batch, key_heads, groups, queries, length)
     if mask is not None and mask.dtype == torch.bool:
         scores.masked_fill_(~mask[:, :, None, :, :length], torch.finfo(scores.dtype).min)
     elif mask is not None:
@@ -113,7 +113,7 @@ class RaggedLayer(DynamicLayer):
             self.buffers = [self._buffer(states, 0) for states in (key_states, value_states)]
         if read > self.buffers[0].shape[-1 if self.transpose else -2]:
             self.buffers = [self._grown(buffer, max(read, capacity)) for buffer in self.buffers]
-        rows = torch.arange(key_states.shape[0], device=columns.device)[:, None]
+        rows = torch.arange(len(columns), device=columns.device)[:, None]
         for buffer, states in zip(self.buffers, (key_states, value_states)):
             # indexing puts the (row, token) pairs first: (front, tokens, heads, head_dim)
             target = (rows, slice(None), slice(None), columns) if self.transpose else (rows, slice(None), columns)

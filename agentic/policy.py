@@ -293,12 +293,9 @@ class DecodingBatch:
         """
         chunks = [self.pending[row][: max(len(self.pending[row]) - keep, 0)] for row in self.rows[:front]]
         width = max(len(chunk) for chunk in chunks)
-        ids = torch.full((front, width), self.policy.pad_id, dtype=torch.long)
-        for i, (row, chunk) in enumerate(zip(self.rows, chunks)):
-            if chunk:
-                ids[i, width - len(chunk) :] = torch.tensor(chunk)
+        for row, chunk in zip(self.rows, chunks):
             self.pending[row] = self.pending[row][len(chunk) :]
-        ids = ids.to(self.policy.device)
+        ids = torch.tensor([[self.policy.pad_id] * (width - len(chunk)) + chunk for chunk in chunks], device=self.policy.device)
         counts = torch.tensor([len(chunk) for chunk in chunks], dtype=torch.long, device=self.policy.device)
         attention_mask, positions = self._ragged_inputs(counts, width) if self.ragged else self._padded_inputs(counts, width)
         self.lengths[:front] += counts
