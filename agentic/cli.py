@@ -142,12 +142,15 @@ def _cmd_bench(args: argparse.Namespace, console: Console) -> None:
         from agentic.bench.rollout import bench_rollout
 
         task = args.task[0] if args.task else "Arithmetic"
-        result = bench_rollout(_default_model_dir(args), task, n_episodes=args.episodes or 64, max_new_tokens=args.max_new_tokens, seed=args.seed)
+        result = bench_rollout(
+            _default_model_dir(args), task, n_episodes=args.episodes or 64, max_new_tokens=args.max_new_tokens, seed=args.seed, repeats=args.repeats
+        )
         batched, sequential = result["batched"], result["sequential"]
         console.print(
             f"batched token-in/token-out: {batched['episodes_per_s']:.2f} episodes/s ({batched['agent_tokens_per_s']:,.0f} agent tokens/s)\n"
             f"sequential re-tokenizing loop: {sequential['episodes_per_s']:.2f} episodes/s ({sequential['agent_tokens_per_s']:,.0f} agent tokens/s)\n"
-            f"ratio: {result['speedup']:.1f}x  ({result['episodes']} episodes of {task}, same model and seeds, device {result['device']})"
+            f"ratio: {result['speedup']:.1f}x  (best of {result['repeats']} runs each, median ratio {result['median_speedup']:.1f}x; "
+            f"{result['episodes']} episodes of {task}, same model and seeds, device {result['device']})"
         )
     elif args.what == "sft":
         from training.bench_sft import bench_sft
@@ -333,6 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--episodes", type=int, default=None, help="oracle episodes per task (parse, default 20), episodes (rollout, default 64) or training steps (sft, default 30)")
     bench.add_argument("--model", help="rollout, sft: model directory (default: a fresh embedded tiny model)")
     bench.add_argument("--max-new-tokens", type=int, default=64, help="rollout: per-turn token limit")
+    bench.add_argument("--repeats", type=int, default=3, help="rollout: timed runs of each side, taking turns (the best of each is compared)")
     bench.add_argument("--seed", type=int, default=0)
     bench.add_argument("--json", action="store_true", help="also print the result as JSON")
     bench.set_defaults(run=_cmd_bench)

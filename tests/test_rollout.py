@@ -228,7 +228,11 @@ def test_a_peft_adapter_directory_loads_with_its_base_model(model_dir, policy, t
 
 
 def test_bench_compares_the_engine_with_a_sequential_loop_on_the_same_seeds(model_dir):
-    result = bench_rollout(str(model_dir), "Arithmetic", n_episodes=3, max_new_tokens=4)
+    result = bench_rollout(str(model_dir), "Arithmetic", n_episodes=3, max_new_tokens=4, repeats=2)
     batched, sequential = result["batched"], result["sequential"]
-    assert result["episodes"] == 3 and batched["episodes_per_s"] > 0 and sequential["episodes_per_s"] > 0
-    assert result["speedup"] == pytest.approx(batched["episodes_per_s"] / sequential["episodes_per_s"])
+    assert result["episodes"] == 3 and len(batched["all_seconds"]) == len(sequential["all_seconds"]) == 2
+    assert batched["seconds"] == min(batched["all_seconds"]) and sequential["seconds"] == min(sequential["all_seconds"])
+    assert batched["episodes_per_s"] == pytest.approx(3 / batched["seconds"])
+    assert result["speedup"] == pytest.approx(sequential["seconds"] / batched["seconds"])
+    with pytest.raises(ValueError, match="repeats"):
+        bench_rollout(str(model_dir), repeats=0)

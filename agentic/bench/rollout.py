@@ -5,12 +5,13 @@ whole context (``tokenizer(env.context)``) and calls ``model.generate`` from scr
 at a closing sentinel. It runs the model as transformers loads it (stock SDPA attention);
 the engine runs it through `Policy` (on CPU, `agentic.kv_cache.cpu_decode_attention`). Both
 sides use the same weights, seeds, sampling (temperature 1, no top-k/top-p) and per-turn
-token limit, in the same process, each timed after a warm-up run. The baseline records no
-log-probs, which only flatters it.
+token limit, in the same process, each timed after a warm-up run, several times in turn. The
+baseline records no log-probs, which only flatters it.
 """
 
 from __future__ import annotations
 
+import statistics
 import time
 from typing import Any
 
@@ -62,32 +63,46 @@ def bench_rollout(
     max_new_tokens: int = 64,
     seed: int = 0,
     device: str | None = None,
+    repeats: int = 3,
 ) -> dict[str, Any]:
-    """Episodes/s (and agent tokens/s) of `rollout` on all episodes at once versus `sequential_rollout`, and their ratio."""
+    """Episodes/s (and agent tokens/s) of `rollout` on all episodes at once versus `sequential_rollout`, and their ratio.
+
+    After a warm-up, the two sides run ``repeats`` times each, taking turns, on the same
+    episodes every time. The ratio is of each side's best time (a busy machine only ever adds
+    time); the median ratio and every time are reported beside it.
+    """
+    if repeats < 1:
+        raise ValueError(f"repeats must be at least 1, got {repeats}")
     policy = Policy.from_pretrained(model_dir, device=device)
     stock_model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=policy.model.dtype).to(policy.device).eval()
     seeds = list(range(seed, seed + n_episodes))
     sampling = Sampling(max_new_tokens=max_new_tokens, seed=seed)
+    times: dict[str, list[float]] = {"batched": [], "sequential": []}
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         rollout(policy, task, seeds, sampling)  # warm-ups: first-call allocations
         sequential_rollout(policy, stock_model, task, seeds[:1], max_new_tokens)
-        start = time.perf_counter()
-        trajectories = rollout(policy, task, seeds, sampling)
-        batched_s = time.perf_counter() - start
-        start = time.perf_counter()
-        sequential_tokens = sequential_rollout(policy, stock_model, task, seeds, max_new_tokens)
-        sequential_s = time.perf_counter() - start
-    batched_tokens = sum(sum(t.loss_mask) for t in trajectories)
-    batched = {"seconds": batched_s, "episodes_per_s": n_episodes / batched_s, "agent_tokens_per_s": batched_tokens / batched_s}
-    sequential = {"seconds": sequential_s, "episodes_per_s": n_episodes / sequential_s, "agent_tokens_per_s": sequential_tokens / sequential_s}
+        for _ in range(repeats):
+            start = time.perf_counter()
+            trajectories = rollout(policy, task, seeds, sampling)
+            times["batched"].append(time.perf_counter() - start)
+            torch.manual_seed(seed)  # the same sequential episodes every time
+            start = time.perf_counter()
+            sequential_tokens = sequential_rollout(policy, stock_model, task, seeds, max_new_tokens)
+            times["sequential"].append(time.perf_counter() - start)
+    tokens = {"batched": sum(sum(t.loss_mask) for t in trajectories), "sequential": sequential_tokens}
+    sides = {
+        side: {"seconds": min(seconds), "all_seconds": seconds, "episodes_per_s": n_episodes / min(seconds), "agent_tokens_per_s": tokens[side] / min(seconds)}
+        for side, seconds in times.items()
+    }
     return {
         "task": task,
         "model": str(model_dir),
         "device": str(policy.device),
         "episodes": n_episodes,
         "max_new_tokens": max_new_tokens,
-        "batched": batched,
-        "sequential": sequential,
-        "speedup": batched["episodes_per_s"] / sequential["episodes_per_s"],
+        "repeats": repeats,
+        **sides,
+        "speedup": sides["batched"]["episodes_per_s"] / sides["sequential"]["episodes_per_s"],
+        "median_speedup": statistics.median(times["sequential"]) / statistics.median(times["batched"]),
     }
