@@ -62,6 +62,12 @@ def test_a_short_run_lowers_the_loss(full_run):
     assert full_run.steps == 12 and [step for step, _ in full_run.loss_curve] == [2, 4, 6, 8, 10, 12]
 
 
+def test_without_progress_the_trainer_prints_no_log_dicts(model_dir, tmp_path, capsys):
+    run_sft(options(model_dir, tmp_path, n_demos=8, max_steps=2, log_every=1))
+    assert "'loss'" not in capsys.readouterr().out, "the run directory keeps the logs"
+    assert len((tmp_path / "metrics.jsonl").read_text().splitlines()) >= 2
+
+
 def test_the_run_directory_has_config_demos_metrics_report_plot_and_model(full_run):
     run = full_run.run_dir
     config = json.loads((run / "config.json").read_text())

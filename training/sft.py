@@ -33,6 +33,7 @@ from transformers import (
     AutoModelForCausalLM,
     AutoTokenizer,
     PreTrainedTokenizerBase,
+    PrinterCallback,
     TrainerCallback,
     set_seed,
 )
@@ -108,9 +109,12 @@ def sft_trainer(
     )
     config = SFTConfig(**settings | config_overrides)
     peft_config = lora_config(options) if options.lora else None
-    return SFTTrainer(
+    trainer = SFTTrainer(
         model=model, args=config, train_dataset=dataset, processing_class=tokenizer, peft_config=peft_config, callbacks=list(callbacks)
     )
+    if not options.progress:  # without a progress bar the trainer prints every log dict; the run directory keeps them
+        trainer.remove_callback(PrinterCallback)
+    return trainer
 
 
 class RunDirLogger(TrainerCallback):
