@@ -42,10 +42,12 @@ def cpu_attention(
     ``attention_mask`` is as SDPA takes it: boolean (True: attend) or additive. A query with
     nothing to attend to gets a finite average, not NaN. Grouped-query heads share their key
     head's matmul. Keys and values stored transposed (`RaggedLayer` on CPU) are read without
-    a copy: the matmuls run fastest so. Training (gradients), a mask left to SDPA's causal
-    flag, soft-capping and other devices go to transformers' SDPA.
+    a copy: the matmuls run fastest so. Several queries over keys in the usual layout (a
+    whole sequence scored at once) are faster in SDPA and go there, as do training
+    (gradients), a mask left to SDPA's causal flag, soft-capping and other devices.
     """
-    if query.device.type != "cpu" or query.requires_grad or kwargs.get("softcap") is not None or (attention_mask is None and query.shape[2] > 1):
+    several_queries_over_plain_keys = query.shape[2] > 1 and (attention_mask is None or key.stride(-1) == 1)
+    if query.device.type != "cpu" or query.requires_grad or kwargs.get("softcap") is not None or several_queries_over_plain_keys:
         return sdpa_attention_forward(module, query, key.contiguous(), value.contiguous(), attention_mask, scaling=scaling, **kwargs)
     batch, heads, queries, head_dim = query.shape
     scale = head_dim**-0.5 if scaling is None else scaling
@@ -121,11 +123,11 @@ class RaggedLayer(DynamicLayer):
         self.keys, self.values = (self._columns(buffer, read) for buffer in self.buffers)
         return self.keys[: len(rows)], self.values[: len(rows)]
 
-    def _buffer(self, states: torch.Tensor, capacity: int, zeros: bool = True) -> torch.Tensor:
-        """A buffer for ``capacity`` positions of every row, in this layer's layout (uninitialised unless ``zeros``)."""
+    def _buffer(self, states: torch.Tensor, capacity: int) -> torch.Tensor:
+        """An uninitialised buffer for ``capacity`` positions of every row, in this layer's layout."""
         batch, heads, _, head_dim = states.shape
         shape = (self.batch_size, heads, head_dim, capacity) if self.transpose else (self.batch_size, heads, capacity, head_dim)
-        return states.new_zeros(shape) if zeros else states.new_empty(shape)
+        return states.new_empty(shape)
 
     def _columns(self, buffer: torch.Tensor, end: int) -> torch.Tensor:
         """The first ``end`` columns of a buffer, as (batch, heads, positions, head_dim)."""
@@ -133,7 +135,7 @@ class RaggedLayer(DynamicLayer):
 
     def _grown(self, buffer: torch.Tensor, capacity: int) -> torch.Tensor:
         used = self._columns(buffer, buffer.shape[-1 if self.transpose else -2])
-        grown = self._buffer(used, capacity, zeros=False)
+        grown = self._buffer(used, capacity)
         self._columns(grown, used.shape[-2]).copy_(used)
         self._columns(grown, capacity)[:, :, used.shape[-2] :].zero_()  # finite, for the mask to hide
         return grown
@@ -155,7 +157,8 @@ class RaggedLayer(DynamicLayer):
 class RaggedCache(DynamicCache):
     """A `DynamicCache` of `RaggedLayer`s. Before each forward pass, `plan` says where the new
     tokens go and how many columns attention reads (the model's layers call `update` with no
-    say in that)."""
+    say in that). ``capacity`` is the room a layer makes when it must grow: the rollout sets
+    it, each turn, to what the turn can write."""
 
     def __init__(self, model: PreTrainedModel, batch_size: int):
         super().__init__(config=model.config)
