@@ -12,8 +12,13 @@ from training.tiny_model import build_tiny_model
 
 
 class Attention(torch.nn.Module):
+    """What transformers' SDPA path reads off an attention module."""
+
     is_causal = True
-    num_key_value_groups = 1
+
+    def __init__(self, num_key_value_groups: int = 1):
+        super().__init__()
+        self.num_key_value_groups = num_key_value_groups
 
 
 @pytest.mark.parametrize("heads, key_heads", [(4, 4), (8, 2)])
@@ -35,7 +40,7 @@ def test_cpu_attention_matches_sdpa(heads, key_heads, queries, mask_kind, monkey
     given = {"bool": mask, "additive": torch.zeros(mask.shape).masked_fill(~mask, torch.finfo(torch.float32).min), None: None}[mask_kind]
     stored_key, stored_value = (t.transpose(-1, -2).contiguous().transpose(-1, -2) for t in (key, value))  # as a transposed RaggedLayer returns them
     for k, v in [(key, value), (stored_key, stored_value)]:
-        output, _ = cpu_attention(Attention(), query, k, v, given, scaling=0.3)
+        output, _ = cpu_attention(Attention(groups), query, k, v, given, scaling=0.3)
         assert output.shape == (batch, queries, heads, dim)
         torch.testing.assert_close(output, expected, atol=1e-5, rtol=1e-5)
 
