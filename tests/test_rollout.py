@@ -128,6 +128,21 @@ def test_multi_turn_rollout_stops_actions_and_keeps_logprobs_exact(model_dir):
         assert all(lp == pytest.approx(expected[p - 1].item(), abs=1e-4) for p, lp in sampled)
 
 
+@pytest.mark.parametrize("attention", ["sdpa", "eager"])
+def test_the_ragged_cache_in_the_plain_layout_with_stock_attention_keeps_logprobs_exact(model_dir, attention):
+    """What a GPU runs: keys and values in transformers' usual layout, its own attention, the engine's 4D mask."""
+    policy = sentinel_heavy_policy(model_dir)
+    policy.model.set_attn_implementation(attention)
+    cache = DecodingBatch(policy, [[1]]).cache
+    assert isinstance(cache, RaggedCache) and not any(layer.transpose for layer in cache.layers)
+    trajectories = rollout(policy, "Arithmetic", range(8), Sampling(max_new_tokens=10))
+    for trajectory in trajectories:
+        assert policy.decode(trajectory.token_ids) == trajectory.transcript
+        expected = recomputed_logprobs(policy, trajectory.token_ids)
+        sampled = [(p, lp) for p, (bit, lp) in enumerate(zip(trajectory.loss_mask, trajectory.logprobs)) if bit]
+        assert all(lp == pytest.approx(expected[p - 1].item(), abs=1e-4) for p, lp in sampled)
+
+
 def test_a_model_with_sliding_window_layers_decodes_through_its_own_cache(model_dir):
     """Such a cache cannot keep rows at their own lengths: every row is fed at every step, padding masked out."""
     tokenizer = Policy.from_pretrained(model_dir).tokenizer
