@@ -3,7 +3,7 @@
 The baseline is the paper's design: one episode at a time, and every turn re-tokenizes the
 whole context (``tokenizer(env.context)``) and calls ``model.generate`` from scratch, stopping
 at a closing sentinel. It runs the model as transformers loads it (stock SDPA attention);
-the engine runs it through `Policy` (on CPU, `agentic.kv_cache.cpu_decode_attention`). Both
+the engine runs it through `Policy` (on CPU, `agentic.kv_cache.cpu_attention`). Both
 sides use the same weights, seeds, sampling (temperature 1, no top-k/top-p) and per-turn
 token limit, in the same process, each timed after a warm-up run, several times in turn. The
 baseline records no log-probs, which only flatters it.
