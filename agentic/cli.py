@@ -251,8 +251,9 @@ def _add_sampling_flags(parser: argparse.ArgumentParser, temperature: float) -> 
 _PPO_ONLY_FLAGS = ("episodes", "critic", "value_lr", "gamma", "lam", "value_coef", "value_clip_range", "whiten_advantages", "kl_target", "kl_horizon")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from training.corpus.cli import add_corpus_commands
+def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
+    """The ``agentic`` parser for the command line ``argv``: ``corpus``'s subcommands are built only when it is the
+    command, as their settings come with trl, transformers and datasets (seconds of imports for every command)."""
     from training.demo_config import DEMO_SFT, DemoOptions
     from training.rl_config import RLOptions
     from training.sft_config import SFTOptions
@@ -341,7 +342,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", action="store_true", help="also print the result as JSON")
     bench.set_defaults(run=_cmd_bench)
 
-    add_corpus_commands(sub)
+    corpus = sub.add_parser("corpus", help="the single-turn corpus pipeline: SFT -> reward model -> PPO -> evaluation")
+    if list(argv[:1]) == ["corpus"]:
+        from training.corpus.cli import add_corpus_commands
+
+        add_corpus_commands(corpus)
     return parser
 
 
@@ -351,7 +356,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     transformers_logging.disable_progress_bar()  # weight loading/saving bars; our own progress bars stay
     console = Console(soft_wrap=True)
     try:
-        args = build_parser().parse_args(argv)
+        argv = sys.argv[1:] if argv is None else list(argv)
+        args = build_parser(argv).parse_args(argv)
         run: Callable[[argparse.Namespace, Console], None] = args.run
         run(args, console)
     except UsageError as err:

@@ -75,3 +75,15 @@ def test_bench_parse_reports_a_ratio_and_env_steps(capsys):
 def test_console_script_is_installed():
     completed = subprocess.run(["agentic", "--help"], capture_output=True, text=True, check=False)
     assert completed.returncode == 0 and "play" in completed.stdout
+
+
+def test_only_the_corpus_command_loads_the_training_stack():
+    """Building the corpus subcommands imports trl, transformers and datasets (seconds); other commands do without."""
+    code = (
+        "import sys; from agentic.cli import build_parser; build_parser(['tasks']).parse_args(['tasks']); "
+        "print(sorted(m for m in ('trl', 'transformers', 'datasets') if m in sys.modules))"
+    )
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert completed.stdout.strip() == "[]"
+    completed = subprocess.run(["agentic", "--help"], capture_output=True, text=True, check=False)
+    assert "corpus" in completed.stdout, "still listed"

@@ -6,7 +6,7 @@ flag over one field of the stage's settings dataclass (a flag not given keeps th
 A stage run before the stages it reads is refused in one line; ``run`` chains them all and writes the
 results table over every run beside it (``runs/corpus/results.{json,md}`` by default).
 
-`add_corpus_commands` plugs all of it into the ``agentic`` parser's subcommands.
+`add_corpus_commands` plugs all of it into the ``agentic`` parser's ``corpus`` subcommand.
 """
 
 from __future__ import annotations
@@ -137,9 +137,8 @@ def corpus_argument(value: str) -> str:
     raise argparse.ArgumentTypeError(f"unknown corpus {value!r}: use one of {', '.join(sorted(CORPORA))} or a local {'/'.join(LOCAL_SUFFIXES)} file")
 
 
-def add_corpus_commands(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``corpus`` and its subcommands to ``agentic``'s subcommands (their parser class, so errors stay one line)."""
-    corpus = subparsers.add_parser("corpus", help="the single-turn corpus pipeline: SFT -> reward model -> PPO -> evaluation")
+def add_corpus_commands(corpus: argparse.ArgumentParser) -> None:
+    """Add the stages' subcommands to ``agentic``'s ``corpus`` parser (its parser class, so errors stay one line)."""
     stages = corpus.add_subparsers(dest="stage", required=True, parser_class=type(corpus))
     for command, (help_text, groups, _) in COMMANDS.items():
         parser = stages.add_parser(command, help=help_text, description=help_text)
