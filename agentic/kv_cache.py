@@ -105,6 +105,7 @@ class RaggedLayer(DynamicLayer):
         super().__init__()
         self.batch_size = batch_size
         self.transpose = transpose
+        self.position_dim = -1 if transpose else -2  # of the buffers
 
     def write(
         self, key_states: torch.Tensor, value_states: torch.Tensor, columns: torch.Tensor, read: int, capacity: int
@@ -113,7 +114,7 @@ class RaggedLayer(DynamicLayer):
         if not self.is_initialized:
             self.lazy_initialization(key_states, value_states)
             self.buffers = [self._buffer(states, 0) for states in (key_states, value_states)]
-        if read > self.buffers[0].shape[-1 if self.transpose else -2]:
+        if read > self.buffers[0].shape[self.position_dim]:
             self.buffers = [self._grown(buffer, max(read, capacity)) for buffer in self.buffers]
         rows = torch.arange(len(columns), device=columns.device)[:, None]
         for buffer, states in zip(self.buffers, (key_states, value_states)):
@@ -131,19 +132,20 @@ class RaggedLayer(DynamicLayer):
 
     def _columns(self, buffer: torch.Tensor, end: int) -> torch.Tensor:
         """The first ``end`` columns of a buffer, as (batch, heads, positions, head_dim)."""
-        return buffer[..., :end].transpose(-1, -2) if self.transpose else buffer[:, :, :end]
+        first = buffer.narrow(self.position_dim, 0, end)
+        return first.transpose(-1, -2) if self.transpose else first
 
     def _grown(self, buffer: torch.Tensor, capacity: int) -> torch.Tensor:
-        used = self._columns(buffer, buffer.shape[-1 if self.transpose else -2])
-        grown = self._buffer(used, capacity)
-        self._columns(grown, used.shape[-2]).copy_(used)
-        self._columns(grown, capacity)[:, :, used.shape[-2] :].zero_()  # finite, for the mask to hide
+        used = buffer.shape[self.position_dim]
+        grown = self._buffer(self._columns(buffer, used), capacity)
+        grown.narrow(self.position_dim, 0, used).copy_(buffer)
+        grown.narrow(self.position_dim, used, capacity - used).zero_()  # finite, for the mask to hide
         return grown
 
     def move_rows(self, to: torch.Tensor, source: torch.Tensor, columns: int) -> None:
         """Copy the first ``columns`` columns of the rows at ``source`` to the positions ``to`` (all read before any is written; a source may repeat)."""
         for buffer in self.buffers if self.is_initialized else []:
-            used = buffer[..., :columns] if self.transpose else buffer[:, :, :columns]
+            used = buffer.narrow(self.position_dim, 0, columns)
             used[to] = used[source]
 
     def batch_select_indices(self, indices: torch.Tensor) -> None:
@@ -182,9 +184,10 @@ RAGGED_ATTENTION = ("sdpa", "eager", CPU_ATTENTION)
 """Attention implementations that take a ready 4D additive mask as it is, which a ragged cache needs."""
 
 
-def ragged_cache(model: PreTrainedModel, batch_size: int) -> RaggedCache | None:
-    """A `RaggedCache` for a model whose layers all attend to the full context with one of `RAGGED_ATTENTION`; else None."""
+def rollout_cache(model: PreTrainedModel, batch_size: int) -> DynamicCache:
+    """A `RaggedCache` for a model whose layers all attend to the full context with one of `RAGGED_ATTENTION`;
+    else the model's own `DynamicCache`."""
     plain = DynamicCache(config=model.config)
     if model.config._attn_implementation not in RAGGED_ATTENTION or not plain.layers or any(type(layer) is not DynamicLayer for layer in plain.layers):
-        return None
+        return plain
     return RaggedCache(model, batch_size)

@@ -25,13 +25,12 @@ import torch
 from transformers import (
     AutoModelForCausalLM,
     AutoTokenizer,
-    DynamicCache,
     PreTrainedModel,
     PreTrainedTokenizerBase,
 )
 
 from agentic.actions import ActionKind
-from agentic.kv_cache import RaggedCache, ragged_cache, use_cpu_attention
+from agentic.kv_cache import RaggedCache, rollout_cache, use_cpu_attention
 from agentic.parsing import parse_action
 
 
@@ -169,11 +168,10 @@ class DecodingBatch:
         self.rows = list(range(len(contexts)))
         self.pending: dict[int, list[int]] = {row: list(ids) for row, ids in enumerate(contexts)}
         self.lengths = torch.zeros(len(contexts), dtype=torch.long, device=policy.device)
-        self.cache = ragged_cache(policy.model, len(contexts))
-        if self.cache is None:
-            self.cache = DynamicCache(config=policy.model.config)
-            self.columns_mask = torch.zeros(len(contexts), 0, dtype=torch.long, device=policy.device)  # 1 where a row has a token
+        self.cache = rollout_cache(policy.model, len(contexts))
         self.ragged = isinstance(self.cache, RaggedCache)
+        if not self.ragged:
+            self.columns_mask = torch.zeros(len(contexts), 0, dtype=torch.long, device=policy.device)  # 1 where a row has a token
         self.generator = torch.Generator(device=policy.device).manual_seed(sampling.seed)
 
     def length(self, row: int) -> int:
