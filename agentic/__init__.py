@@ -1,8 +1,8 @@
 """agentic: multi-turn agentic reinforcement learning for small language models.
 
 The core: the action grammar, tools, the task contract and the Gymnasium environment.
-Built-in tools and tasks live in the top-level packages `tools` and `tasks` and are
-found through entry points, so importing `agentic` stays light.
+Built-in tools and tasks (`agentic.tools`, `agentic.tasks`) are found through entry points,
+never imported here, so importing `agentic` stays light.
 """
 
 from agentic.actions import Action, ActionKind, ask, finish, render_action, tool_call
@@ -17,8 +17,8 @@ from agentic.registry import (
     register_tool,
     task_names,
 )
-from agentic.tasks import Budget, Score, Task, Turn
-from agentic.tools import Tool, ToolRegistry, ToolResult, tool
+from agentic.task import Budget, Score, Task, Turn
+from agentic.tooling import Tool, ToolRegistry, ToolResult, tool
 
 register_builtin_gym_ids()
 

@@ -23,7 +23,8 @@ from __future__ import annotations
 import random
 import re
 import string
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import gymnasium
 from gymnasium import spaces
@@ -31,8 +32,8 @@ from gymnasium import spaces
 from agentic.actions import Action, ActionKind
 from agentic.parsing import parse_action
 from agentic.registry import make_task
-from agentic.tasks import INVALID_EVENTS, Budget, Score, Task, Turn
-from agentic.tools import ToolRegistry, ToolResult
+from agentic.task import INVALID_EVENTS, Budget, Score, Task, Turn
+from agentic.tooling import ToolRegistry, ToolResult
 
 MAX_CONTEXT_CHARS = 1_000_000
 _SUBWORD = re.compile(r"\w{1,6}|[^\w\s]")
@@ -167,13 +168,17 @@ class AgenticEnvironment(gymnasium.Env[str, str]):
         if action.kind is ActionKind.TOOL:
             if action.tool in self.tools and self.tool_calls >= self.budget.max_tool_calls:
                 return "over_budget", "\n", None, None
-            result = self.tools.call(action.tool, action.arguments, {"instance": self.instance, "state": self.state, "env": self})
+            result = self.tools.call(
+                action.tool, action.arguments, {"instance": self.instance, "state": self.state, "env": self}
+            )
             if not result.executed:
                 return "bad_tool_call", f"\n<sys>{result.text}</sys>\n", result, None
             self.tool_calls += 1
             return ("tool" if result.ok else "tool_error"), f"\n<result>{result.text}</result>\n", result, None
         if action.kind is ActionKind.TEXT:
-            message = 'no action: end the turn with <tool name="NAME">{...}</tool>, <ask>...</ask> or <finish>...</finish>'
+            message = (
+                'no action: end the turn with <tool name="NAME">{...}</tool>, <ask>...</ask> or <finish>...</finish>'
+            )
             return "text", f"\n<sys>{message}</sys>\n", None, None
         return "invalid", f"\n<sys>{action.error}</sys>\n", None, None
 
@@ -199,7 +204,9 @@ def oracle_action(env: AgenticEnvironment) -> str:
     return env.task.oracle(env.instance, env.history)
 
 
-def run_episode(env: AgenticEnvironment, act: Callable[[AgenticEnvironment], str], seed: int | None = None) -> list[dict[str, Any]]:
+def run_episode(
+    env: AgenticEnvironment, act: Callable[[AgenticEnvironment], str], seed: int | None = None
+) -> list[dict[str, Any]]:
     """Reset ``env`` with ``seed`` and step it with ``act(env)`` until the episode ends; the ``info`` of every step."""
     env.reset(seed=seed)
     infos = []

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import statistics
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 from agentic.actions import ActionKind
 from agentic.metrics import judge_tool_call, wilson
@@ -20,8 +21,8 @@ from agentic.parsing import parse_action
 from agentic.policy import Policy, Sampling
 from agentic.registry import make_task
 from agentic.rollout import oracle_trajectories, rollout
-from agentic.tasks import INVALID_EVENTS, Task
-from agentic.tools import ToolRegistry
+from agentic.task import INVALID_EVENTS, Task
+from agentic.tooling import ToolRegistry
 from agentic.trajectory import Trajectory
 
 GREEDY = Sampling(temperature=0.0)
@@ -45,7 +46,9 @@ def decision_points(demonstrations: Sequence[Trajectory]) -> list[DecisionPoint]
         for index, turn in enumerate(demo.turns):
             action = parse_action(turn.action)
             if action.kind is ActionKind.TOOL:
-                points.append(DecisionPoint(demo.seed, index, demo.token_ids[: turn.start], action.tool, action.arguments))
+                points.append(
+                    DecisionPoint(demo.seed, index, demo.token_ids[: turn.start], action.tool, action.arguments)
+                )
     return points
 
 
@@ -83,24 +86,38 @@ def episode_metrics(trajectories: Sequence[Trajectory]) -> dict[str, Any]:
         "mean_return": statistics.fmean(returns) if returns else float("nan"),
         "std_return": statistics.pstdev(returns) if returns else float("nan"),
         "mean_turns": statistics.fmean(turns) if turns else float("nan"),
-        "invalid_action_rate": wilson(sum(turn.event in INVALID_EVENTS for turn in all_turns), len(all_turns)).to_dict(),
+        "invalid_action_rate": wilson(
+            sum(turn.event in INVALID_EVENTS for turn in all_turns), len(all_turns)
+        ).to_dict(),
         "ask_rate": wilson(sum(any(turn.kind == "ask" for turn in t.turns) for t in trajectories), n).to_dict(),
         "truncated": sum(t.truncated for t in trajectories),
     }
 
 
-def evaluate_tool_calls(policy: Policy, task: Task, seeds: Sequence[int], sampling: Sampling = GREEDY, batch_size: int = 64) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def evaluate_tool_calls(
+    policy: Policy, task: Task, seeds: Sequence[int], sampling: Sampling = GREEDY, batch_size: int = 64
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Tool-call metrics at the oracle's decision points on ``seeds``, and a few judged samples."""
     points = decision_points(oracle_trajectories(task, seeds, policy.tokenizer))
     actions: list[str] = []
     for start in range(0, len(points), batch_size):
         chunk = points[start : start + batch_size]
         actions += [g.text for g in policy.generate([p.context_ids for p in chunk], sampling)]
-    samples = [{"seed": p.seed, "expected": {"tool": p.tool, "arguments": p.arguments}, "action": a} for p, a in list(zip(points, actions))[:5]]
+    samples = [
+        {"seed": p.seed, "expected": {"tool": p.tool, "arguments": p.arguments}, "action": a}
+        for p, a in list(zip(points, actions))[:5]
+    ]
     return tool_call_metrics(task, points, actions), samples
 
 
-def evaluate(policy: Policy, task_name: str, seeds: Sequence[int], sampling: Sampling = GREEDY, batch_size: int = 64, progress: bool = False) -> dict[str, Any]:
+def evaluate(
+    policy: Policy,
+    task_name: str,
+    seeds: Sequence[int],
+    sampling: Sampling = GREEDY,
+    batch_size: int = 64,
+    progress: bool = False,
+) -> dict[str, Any]:
     """The whole evaluation of ``policy`` on ``task_name`` over ``seeds`` (held out from training)."""
     task = make_task(task_name)
     tool_calls, samples = evaluate_tool_calls(policy, task, seeds, sampling, batch_size)
@@ -126,8 +143,15 @@ def _interval(p: dict[str, Any]) -> str:
 def report_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
     """(metric, value) rows for a table: proportions with their Wilson 95% intervals."""
     calls, episodes = report["tool_calls"], report["episodes"]
-    rows = [(name, _interval(calls[name])) for name in ("tool_call_validity", "tool_call_accuracy", "first_sentinel_is_tool")]
-    rows += [(f"{name} ({tool})", _interval(per[name])) for tool, per in calls["per_tool"].items() for name in ("tool_call_validity", "tool_call_accuracy")]
+    rows = [
+        (name, _interval(calls[name]))
+        for name in ("tool_call_validity", "tool_call_accuracy", "first_sentinel_is_tool")
+    ]
+    rows += [
+        (f"{name} ({tool})", _interval(per[name]))
+        for tool, per in calls["per_tool"].items()
+        for name in ("tool_call_validity", "tool_call_accuracy")
+    ]
     rows += [
         ("success", _interval(episodes["success"])),
         ("mean return", f"{episodes['mean_return']:.3f} ± {episodes['std_return']:.3f}"),
@@ -139,6 +163,11 @@ def report_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def report_markdown(report: dict[str, Any], title: str = "Evaluation") -> str:
-    lines = [f"# {title}: {report['task']}", "", f"Seeds {report['seeds'][0]}–{report['seeds'][-1]}, sampling {report['sampling']}.", ""]
+    lines = [
+        f"# {title}: {report['task']}",
+        "",
+        f"Seeds {report['seeds'][0]}–{report['seeds'][-1]}, sampling {report['sampling']}.",
+        "",
+    ]
     lines += ["| metric | value [Wilson 95%] |", "|---|---|"] + [f"| {m} | {v} |" for m, v in report_rows(report)]
     return "\n".join(lines)

@@ -47,8 +47,15 @@ def cpu_attention(
     (gradients), a mask left to SDPA's causal flag, soft-capping and other devices.
     """
     several_queries_over_plain_keys = query.shape[2] > 1 and (attention_mask is None or key.stride(-1) == 1)
-    if query.device.type != "cpu" or query.requires_grad or kwargs.get("softcap") is not None or several_queries_over_plain_keys:
-        return sdpa_attention_forward(module, query, key.contiguous(), value.contiguous(), attention_mask, scaling=scaling, **kwargs)
+    if (
+        query.device.type != "cpu"
+        or query.requires_grad
+        or kwargs.get("softcap") is not None
+        or several_queries_over_plain_keys
+    ):
+        return sdpa_attention_forward(
+            module, query, key.contiguous(), value.contiguous(), attention_mask, scaling=scaling, **kwargs
+        )
     batch, heads, queries, head_dim = query.shape
     scale = head_dim**-0.5 if scaling is None else scaling
     rows = max(1, SCORES_PER_CHUNK // (heads * queries * key.shape[2]))
@@ -60,7 +67,9 @@ def cpu_attention(
     return output, None
 
 
-def _attend(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, mask: torch.Tensor | None, scale: float) -> torch.Tensor:
+def _attend(
+    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, mask: torch.Tensor | None, scale: float
+) -> torch.Tensor:
     """Attention of (batch, heads, queries, head_dim) queries as (batch, queries, heads, head_dim)."""
     batch, heads, queries, head_dim = query.shape
     key_heads, length = key.shape[1], key.shape[2]
@@ -127,7 +136,11 @@ class RaggedLayer(DynamicLayer):
     def _buffer(self, states: torch.Tensor, capacity: int) -> torch.Tensor:
         """An uninitialised buffer for ``capacity`` positions of every row, in this layer's layout."""
         batch, heads, _, head_dim = states.shape
-        shape = (self.batch_size, heads, head_dim, capacity) if self.transpose else (self.batch_size, heads, capacity, head_dim)
+        shape = (
+            (self.batch_size, heads, head_dim, capacity)
+            if self.transpose
+            else (self.batch_size, heads, capacity, head_dim)
+        )
         return states.new_empty(shape)
 
     def _columns(self, buffer: torch.Tensor, end: int) -> torch.Tensor:
@@ -172,7 +185,9 @@ class RaggedCache(DynamicCache):
         """The next forward's token ``t`` of row ``r`` goes to column ``columns[r, t]``; attention reads ``read`` columns."""
         self.columns, self.read = columns, read
 
-    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, layer_idx: int, *args: Any, **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    def update(
+        self, key_states: torch.Tensor, value_states: torch.Tensor, layer_idx: int, *args: Any, **kwargs: Any
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         return self.layers[layer_idx].write(key_states, value_states, self.columns, self.read, self.capacity)
 
     def move_rows(self, to: torch.Tensor, source: torch.Tensor, columns: int) -> None:
@@ -188,6 +203,10 @@ def rollout_cache(model: PreTrainedModel, batch_size: int) -> DynamicCache:
     """A `RaggedCache` for a model whose layers all attend to the full context with one of `RAGGED_ATTENTION`;
     else the model's own `DynamicCache`."""
     plain = DynamicCache(config=model.config)
-    if model.config._attn_implementation not in RAGGED_ATTENTION or not plain.layers or any(type(layer) is not DynamicLayer for layer in plain.layers):
+    if (
+        model.config._attn_implementation not in RAGGED_ATTENTION
+        or not plain.layers
+        or any(type(layer) is not DynamicLayer for layer in plain.layers)
+    ):
         return plain
     return RaggedCache(model, batch_size)

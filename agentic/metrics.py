@@ -22,8 +22,8 @@ from scipy.stats import norm
 
 from agentic.actions import ActionKind
 from agentic.parsing import parse_action
-from agentic.tasks import Task
-from agentic.tools import ToolRegistry
+from agentic.task import Task
+from agentic.tooling import ToolRegistry
 
 _FIRST_SENTINEL = re.compile(r'<tool\s+name\s*=\s*"([^"]*)"|<ask\s*>|<finish\s*>')
 
@@ -35,11 +35,21 @@ class ToolCallJudgement:
     first_sentinel_is_tool: bool
 
 
-def judge_tool_call(action_text: str, expected_tool: str, expected_arguments: dict[str, Any], task: Task, tools: ToolRegistry) -> ToolCallJudgement:
+def judge_tool_call(
+    action_text: str, expected_tool: str, expected_arguments: dict[str, Any], task: Task, tools: ToolRegistry
+) -> ToolCallJudgement:
     """How a policy's action compares with the oracle's tool call at one decision point."""
     action = parse_action(action_text)
-    valid = action.kind is ActionKind.TOOL and action.tool in tools and tools.validate(action.tool, action.arguments) is None
-    accurate = valid and action.tool == expected_tool and task.match_arguments(expected_tool, action.arguments, expected_arguments)
+    valid = (
+        action.kind is ActionKind.TOOL
+        and action.tool in tools
+        and tools.validate(action.tool, action.arguments) is None
+    )
+    accurate = (
+        valid
+        and action.tool == expected_tool
+        and task.match_arguments(expected_tool, action.arguments, expected_arguments)
+    )
     first = _FIRST_SENTINEL.search(action_text)
     loose = first is not None and first.group(1) is not None and first.group(1) in tools
     return ToolCallJudgement(valid, accurate, loose)

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import inspect
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import torch
 from transformers import (
@@ -101,7 +101,9 @@ class Policy:
         self.eos_id = tokenizer.eos_token_id
         pieces = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
         extra = model.get_output_embeddings().weight.shape[0] - len(pieces)
-        self.may_end = [any(c in (piece or "") for c in "<>") for piece in pieces] + [False] * extra  # can this token end an action?
+        self.may_end = [any(c in (piece or "") for c in "<>") for piece in pieces] + [
+            False
+        ] * extra  # can this token end an action?
         base_model = model.get_base_model() if hasattr(model, "get_base_model") else model  # a PEFT model passes it on
         parameters = inspect.signature(base_model.forward).parameters
         self.cache_argument = "cache" if "cache" in parameters else "past_key_values"  # renamed in transformers 5.24
@@ -117,7 +119,9 @@ class Policy:
 
             model = AutoPeftModelForCausalLM.from_pretrained(path, dtype=dtype)
             has_tokenizer = (path / "tokenizer_config.json").is_file()
-            tokenizer = AutoTokenizer.from_pretrained(path if has_tokenizer else PeftConfig.from_pretrained(path).base_model_name_or_path)
+            tokenizer = AutoTokenizer.from_pretrained(
+                path if has_tokenizer else PeftConfig.from_pretrained(path).base_model_name_or_path
+            )
         else:
             model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype=dtype)
             tokenizer = AutoTokenizer.from_pretrained(name_or_path)
@@ -171,7 +175,9 @@ class DecodingBatch:
         self.cache = rollout_cache(policy.model, len(contexts))
         self.ragged = isinstance(self.cache, RaggedCache)
         if not self.ragged:
-            self.columns_mask = torch.zeros(len(contexts), 0, dtype=torch.long, device=policy.device)  # 1 where a row has a token
+            self.columns_mask = torch.zeros(
+                len(contexts), 0, dtype=torch.long, device=policy.device
+            )  # 1 where a row has a token
         self.generator = torch.Generator(device=policy.device).manual_seed(sampling.seed)
 
     def length(self, row: int) -> int:
@@ -201,13 +207,18 @@ class DecodingBatch:
         """One action per live row, at most ``max_new_tokens[row]`` tokens long (never more than the sampling limit)."""
         if any(not self.pending[row] for row in self.rows):
             raise ValueError("every live row needs a context to continue from")
-        limits = {row: min((max_new_tokens or {}).get(row, self.sampling.max_new_tokens), self.sampling.max_new_tokens) for row in self.rows}
+        limits = {
+            row: min((max_new_tokens or {}).get(row, self.sampling.max_new_tokens), self.sampling.max_new_tokens)
+            for row in self.rows
+        }
         tokens: dict[int, list[int]] = {row: [] for row in self.rows}
         logprobs: dict[int, list[float]] = {row: [] for row in self.rows}
         stops: dict[int, str | None] = {row: None if limits[row] > 0 else "length" for row in self.rows}
         going = {row for row in self.rows if stops[row] is None}
         if self.ragged:  # room for the whole turn, so the cache grows once
-            self.cache.capacity = int(self.lengths.max()) + max(len(queued) for queued in self.pending.values()) + max(limits.values())
+            self.cache.capacity = (
+                int(self.lengths.max()) + max(len(queued) for queued in self.pending.values()) + max(limits.values())
+            )
         logits, front = self._feed_queues(), len(self.rows)
         while going:
             chosen, chosen_logprobs = sample(logits, self.sampling, self.generator)
@@ -221,7 +232,10 @@ class DecodingBatch:
             if going:
                 front = self._park_all_but(going)
                 logits = self._feed(front)
-        return {row: Generation(tokens[row], logprobs[row], self.policy.decode(tokens[row]), stops[row]) for row in self.rows}
+        return {
+            row: Generation(tokens[row], logprobs[row], self.policy.decode(tokens[row]), stops[row])
+            for row in self.rows
+        }
 
     def _stop(self, tokens: list[int], limit: int) -> str | None:
         if tokens[-1] == self.policy.eos_id:
@@ -237,7 +251,9 @@ class DecodingBatch:
         if int(self.lengths.max()) == 0:
             self._share_prefix()
         plan = staircase([len(self.pending[row]) for row in self.rows])
-        if len(plan) > 1:  # the chunks need the longest queues first; one chunk does not (and a reorder copies the cache)
+        if (
+            len(plan) > 1
+        ):  # the chunks need the longest queues first; one chunk does not (and a reorder copies the cache)
             order = sorted(range(len(self.rows)), key=lambda i: -len(self.pending[self.rows[i]]))
             self._move(list(range(len(order))), order)
         for front, keep in plan:
@@ -293,12 +309,21 @@ class DecodingBatch:
         width = max(len(chunk) for chunk in chunks)
         for row, chunk in zip(self.rows, chunks):
             self.pending[row] = self.pending[row][len(chunk) :]
-        ids = torch.tensor([[self.policy.pad_id] * (width - len(chunk)) + chunk for chunk in chunks], device=self.policy.device)
+        ids = torch.tensor(
+            [[self.policy.pad_id] * (width - len(chunk)) + chunk for chunk in chunks], device=self.policy.device
+        )
         counts = torch.tensor([len(chunk) for chunk in chunks], dtype=torch.long, device=self.policy.device)
-        attention_mask, positions = self._ragged_inputs(counts, width) if self.ragged else self._padded_inputs(counts, width)
+        attention_mask, positions = (
+            self._ragged_inputs(counts, width) if self.ragged else self._padded_inputs(counts, width)
+        )
         self.lengths[:front] += counts
         out = self.policy.model(
-            input_ids=ids, attention_mask=attention_mask, position_ids=positions, use_cache=True, logits_to_keep=1, **{self.policy.cache_argument: self.cache}
+            input_ids=ids,
+            attention_mask=attention_mask,
+            position_ids=positions,
+            use_cache=True,
+            logits_to_keep=1,
+            **{self.policy.cache_argument: self.cache},
         )
         return out.logits[:, -1].float()
 
@@ -373,7 +398,9 @@ def staircase(queue_lengths: Sequence[int]) -> list[tuple[int, int]]:
     fronts = [sum(length > level for length in queue_lengths) for level in levels]
     best: list[tuple[float, int]] = [(0.0, -1)]  # (cost of feeding down to levels[j], previous boundary)
     for j in range(1, len(levels)):
-        best.append(min((best[i][0] + CHUNK_OVERHEAD_TOKENS + fronts[j] * (levels[i] - levels[j]), i) for i in range(j)))
+        best.append(
+            min((best[i][0] + CHUNK_OVERHEAD_TOKENS + fronts[j] * (levels[i] - levels[j]), i) for i in range(j))
+        )
     chunks, j = [], len(levels) - 1
     while j > 0:
         chunks.append((fronts[j], levels[j]))

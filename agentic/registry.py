@@ -7,13 +7,14 @@ Your own tasks and tools register with `register_task` / `register_tool`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from importlib.metadata import entry_points
-from typing import Any, Callable
+from typing import Any
 
 import gymnasium
 
-from agentic.tasks import Task
-from agentic.tools import Tool
+from agentic.task import Task
+from agentic.tooling import Tool
 
 TASK_GROUP = "agentic.tasks"
 TOOL_GROUP = "agentic.tools"

@@ -14,15 +14,15 @@ the trajectory keeps the token (it is what the model produced and will see next)
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import Callable, Sequence
 
 from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase
 
 from agentic.env import AgenticEnvironment, oracle_action
 from agentic.policy import DecodingBatch, Policy, Sampling, encode
-from agentic.tasks import Score, Task
+from agentic.task import Score, Task
 from agentic.trajectory import Trajectory, TurnRecord
 
 
@@ -34,7 +34,9 @@ class Episode:
         self.tokenizer = tokenizer
         prompt, _ = env.reset(seed=seed)
         ids = encode(tokenizer, prompt)
-        self.trajectory = Trajectory(env.task.name, seed, env.instance, prompt, ids, [0] * len(ids), [math.nan] * len(ids))
+        self.trajectory = Trajectory(
+            env.task.name, seed, env.instance, prompt, ids, [0] * len(ids), [math.nan] * len(ids)
+        )
         self.done = False
 
     def step(self, action: str, action_ids: Sequence[int], logprobs: Sequence[float] | None = None) -> list[int]:
@@ -47,7 +49,9 @@ class Episode:
         trajectory.loss_mask += [1] * len(action_ids) + [0] * len(reply_ids)
         sampled = list(logprobs) if logprobs is not None else [math.nan] * len(action_ids)
         trajectory.logprobs += sampled + [math.nan] * len(reply_ids)
-        turn = TurnRecord(start, start + len(action_ids), action, info["action"].kind.value, info["event"], reward, info["delta"])
+        turn = TurnRecord(
+            start, start + len(action_ids), action, info["action"].kind.value, info["event"], reward, info["delta"]
+        )
         trajectory.turns.append(turn)
         if terminated or truncated:
             self._end(terminated, truncated, info["score"], info["truncation_reason"])
@@ -84,7 +88,9 @@ def rollout(
     context). Results are deterministic for the same policy, task, seeds and sampling on the
     same device and batch.
     """
-    episodes = [Episode(AgenticEnvironment(task, count_tokens=policy.count_tokens), seed, policy.tokenizer) for seed in seeds]
+    episodes = [
+        Episode(AgenticEnvironment(task, count_tokens=policy.count_tokens), seed, policy.tokenizer) for seed in seeds
+    ]
     batch = DecodingBatch(policy, [e.trajectory.token_ids for e in episodes], sampling)
     context_length = policy.context_length or math.inf
     live = list(range(len(episodes)))
@@ -126,7 +132,9 @@ def scripted_trajectories(
     """
     trajectories = []
     for seed in tqdm(seeds, desc="demonstrations", unit="episode", disable=not progress):
-        episode = Episode(AgenticEnvironment(task, count_tokens=lambda text: len(encode(tokenizer, text))), seed, tokenizer)
+        episode = Episode(
+            AgenticEnvironment(task, count_tokens=lambda text: len(encode(tokenizer, text))), seed, tokenizer
+        )
         while not episode.done:
             action = act(episode.env)
             episode.step(action, encode(tokenizer, action))

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import datasets
 from rich.text import Text
@@ -183,7 +184,10 @@ def render_trajectory(trajectory: Trajectory) -> Text:
         text.append(visible(turn.reply), ENVIRONMENT_STYLE)
     text.append("\n\n")
     for number, turn in enumerate(trajectory.turns, 1):
-        text.append(f"turn {number}: {turn.kind} -> {turn.event}, reward {turn.reward:+.3f}, agent tokens {turn.end - turn.start}\n", "dim")
+        text.append(
+            f"turn {number}: {turn.kind} -> {turn.event}, reward {turn.reward:+.3f}, agent tokens {turn.end - turn.start}\n",
+            "dim",
+        )
     if trajectory.truncation_reason:
         text.append(f"truncated: {trajectory.truncation_reason}\n", "yellow")
     return text

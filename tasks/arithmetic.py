@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Sequence
+from typing import Any
 
 from agentic import Score, Task, Turn, finish, tool_call
-from tools.calculator import CalculatorError, calculator, evaluate, format_number
+from agentic.tools.calculator import CalculatorError, calculator, evaluate, format_number
 
 
 @dataclass(frozen=True)

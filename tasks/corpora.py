@@ -21,7 +21,9 @@ def standin_path(name: str) -> Path:
     return DATA_DIR / f"{name}_standin.jsonl"
 
 
-def load_corpus(source: str | Path, *, split: str = "train", config: str | None = None, limit: int | None = None) -> datasets.Dataset:
+def load_corpus(
+    source: str | Path, *, split: str = "train", config: str | None = None, limit: int | None = None
+) -> datasets.Dataset:
     """Rows of a corpus given by local path or hub id; ``limit`` keeps the first rows."""
     path = Path(source)
     if path.suffix in _LOCAL_BUILDERS:

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import random
 import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Sequence
+from typing import Any
 
 from agentic import Turn, ask, finish, tool_call
-from tasks.arithmetic import Arithmetic
-from tools.calculator import evaluate, format_number
+from agentic.tasks.arithmetic import Arithmetic
+from agentic.tools.calculator import evaluate, format_number
 
 MISSING_RANGE = (2, 40)
 NAMES = ("Mia", "Leo", "Ava", "Sam", "Zoe", "Max", "Ivy", "Ben")
@@ -43,23 +44,48 @@ class Template:
 TEMPLATES = (
     Template(
         "{name} buys some boxes of {a} pencils and gives away {b} pencils. How many pencils are left?",
-        "How many boxes does {name} buy?", "{name} buys {x} boxes.", ("box", "boxes"), "x * {a} - {b}", (3, 12), (1, 6),
+        "How many boxes does {name} buy?",
+        "{name} buys {x} boxes.",
+        ("box", "boxes"),
+        "x * {a} - {b}",
+        (3, 12),
+        (1, 6),
     ),
     Template(
         "{name} has {a} stickers and gets some packs of {b} stickers. How many stickers does {name} have now?",
-        "How many packs does {name} get?", "{name} gets {x} packs.", ("pack", "packs"), "{a} + x * {b}", (5, 60), (3, 10),
+        "How many packs does {name} get?",
+        "{name} gets {x} packs.",
+        ("pack", "packs"),
+        "{a} + x * {b}",
+        (5, 60),
+        (3, 10),
     ),
     Template(
         "{name} reads {a} pages a day for some days, then {b} more pages. How many pages does {name} read?",
-        "For how many days does {name} read?", "{name} reads for {x} days.", ("day", "days"), "{a} * x + {b}", (5, 30), (1, 9),
+        "For how many days does {name} read?",
+        "{name} reads for {x} days.",
+        ("day", "days"),
+        "{a} * x + {b}",
+        (5, 30),
+        (1, 9),
     ),
     Template(
         "{name} has {a} dollars and buys some pens at {b} dollars each. How many dollars are left?",
-        "How many pens does {name} buy?", "{name} buys {x} pens.", ("pen", "pens"), "{a} - x * {b}", (81, 150), (1, 2),
+        "How many pens does {name} buy?",
+        "{name} buys {x} pens.",
+        ("pen", "pens"),
+        "{a} - x * {b}",
+        (81, 150),
+        (1, 2),
     ),
     Template(
         "{name} saves {a} dollars a week for some weeks, then spends {b} dollars. How many dollars are left?",
-        "For how many weeks does {name} save?", "{name} saves for {x} weeks.", ("week", "weeks"), "x * {a} - {b}", (5, 20), (1, 4),
+        "For how many weeks does {name} save?",
+        "{name} saves for {x} weeks.",
+        ("week", "weeks"),
+        "x * {a} - {b}",
+        (5, 20),
+        (1, 4),
     ),
 )
 

@@ -2,7 +2,7 @@
 
 Each question needs two facts from (usually) two articles, e.g. "What is the combined
 population of A and B?" or "How many years passed from when A was founded to when B was
-born?". The facts come from the fact table `tools.wiki.Wiki` extracts from the corpus; the
+born?". The facts come from the fact table `agentic.tools.wiki.Wiki` extracts from the corpus; the
 agent gathers them with `entity_lookup` (or `search_passage` / `verify_fact`), combines them
 with `arithmetic` and finishes with the number. Reward: exact match of the requested value.
 
@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import functools
 import random
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from agentic import Score, Task, Turn, finish, tool_call
-from tasks.corpora import load_corpus, standin_path
-from tools.calculator import CalculatorError, arithmetic, evaluate, format_number
-from tools.wiki import Wiki, entity_lookup, search_passage, verify_fact
+from agentic.tasks.corpora import load_corpus, standin_path
+from agentic.tools.calculator import CalculatorError, arithmetic, evaluate, format_number
+from agentic.tools.wiki import Wiki, entity_lookup, search_passage, verify_fact
 
 QUANTITY_QUESTIONS = {
     ("population", "+"): "What is the combined population of {0} and {1}?",
@@ -46,10 +47,22 @@ class MultiHopKnowledge(Task):
     description = "look up two facts in Wikipedia articles, combine them with arithmetic, finish with the number"
     tools = (search_passage, entity_lookup, arithmetic, verify_fact)
 
-    def __init__(self, corpus: str | None = None, split: str = "train", config: str = "wikitext-103-raw-v1", limit: int | None = None):
+    def __init__(
+        self,
+        corpus: str | None = None,
+        split: str = "train",
+        config: str = "wikitext-103-raw-v1",
+        limit: int | None = None,
+    ):
         self.wiki = load_wiki(corpus, split, config, limit)
-        facts = sorted((entity, attribute, value) for entity, table in self.wiki.facts.items() for attribute, value in table.items())
-        self._pools = {kind: pool for kind in [*QUANTITY_QUESTIONS, "years"] if _has_two_values(pool := _pool(facts, kind))}
+        facts = sorted(
+            (entity, attribute, value)
+            for entity, table in self.wiki.facts.items()
+            for attribute, value in table.items()
+        )
+        self._pools = {
+            kind: pool for kind in [*QUANTITY_QUESTIONS, "years"] if _has_two_values(pool := _pool(facts, kind))
+        }
         if not self._pools:
             raise ValueError("the corpus yields too few facts for a question; use a larger corpus or limit")
 
@@ -62,7 +75,9 @@ class MultiHopKnowledge(Task):
         if operator == "-" and first[2] < second[2]:
             first, second = second, first
         if kind == "years":
-            question = YEAR_QUESTION.format(early=YEAR_EVENTS[second[1]].format(second[0]), late=YEAR_EVENTS[first[1]].format(first[0]))
+            question = YEAR_QUESTION.format(
+                early=YEAR_EVENTS[second[1]].format(second[0]), late=YEAR_EVENTS[first[1]].format(first[0])
+            )
         else:
             question = QUANTITY_QUESTIONS[kind].format(first[0], second[0])
         answer = format_number(evaluate(f"{first[2]} {operator} {second[2]}"))
@@ -77,7 +92,9 @@ class MultiHopKnowledge(Task):
 
     def score(self, instance: dict[str, Any], answer: str | None, history: Sequence[Turn]) -> Score:
         exact = answer is not None and _number(answer) == float(instance["answer"])
-        found = sum(self._looked_up(history, entity, attribute) is not None for entity, attribute, _ in instance["facts"])
+        found = sum(
+            self._looked_up(history, entity, attribute) is not None for entity, attribute, _ in instance["facts"]
+        )
         breakdown = {"exact_match": float(exact), "facts_found": found / len(instance["facts"])}
         return Score(float(exact), breakdown, success=exact)
 
@@ -90,7 +107,11 @@ class MultiHopKnowledge(Task):
                 return tool_call("entity_lookup", {"entity": entity, "attribute": attribute})
             values.append(value)
         expression = f" {instance['operator']} ".join(values)
-        computed = [t.tool_result.text for t in history if _ok_call(t, "arithmetic") and t.tool_result.arguments["expression"] == expression]
+        computed = [
+            t.tool_result.text
+            for t in history
+            if _ok_call(t, "arithmetic") and t.tool_result.arguments["expression"] == expression
+        ]
         if not computed:
             return tool_call("arithmetic", {"expression": expression})
         return finish(computed[-1])
@@ -108,9 +129,12 @@ class MultiHopKnowledge(Task):
         """The number an `entity_lookup` of this fact returned in the episode, as text, if any."""
         expected = {"entity": entity, "attribute": attribute}
         for turn in history:
-            if _ok_call(turn, "entity_lookup") and self.match_arguments("entity_lookup", turn.tool_result.arguments, expected):
-                if _number(turn.tool_result.text) is not None:
-                    return turn.tool_result.text
+            if (
+                _ok_call(turn, "entity_lookup")
+                and self.match_arguments("entity_lookup", turn.tool_result.arguments, expected)
+                and _number(turn.tool_result.text) is not None
+            ):
+                return turn.tool_result.text
         return None
 
 

@@ -10,7 +10,8 @@ JSON-friendly. reasoning_gym is an optional dependency, imported when a task is 
 from __future__ import annotations
 
 import random
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from agentic import Budget, Score, Task, Turn, finish
 
@@ -38,7 +39,12 @@ class ReasoningGym(Task):
     def sample(self, rng: random.Random) -> dict[str, Any]:
         index = rng.randrange(len(self.dataset))
         entry = self.dataset[index]
-        return {"dataset": self.dataset_name, "index": index, "question": entry["question"].strip(), "answer": entry["answer"]}
+        return {
+            "dataset": self.dataset_name,
+            "index": index,
+            "question": entry["question"].strip(),
+            "answer": entry["answer"],
+        }
 
     def prompt(self, instance: dict[str, Any]) -> str:
         return f"{self.tool_manual()}\nTask: {instance['question']}\n"

@@ -12,7 +12,7 @@ needs all four.
 The user simulator answers by topic: a question about the name ("name", "character",
 "who"...), the length ("long", "words"...) or the reading grade ("grade", "read",
 "simple"...) reveals that constraint; a question naming none reveals all three. The
-tools (`tools.story`) judge a draft against a constraint only once it is revealed.
+tools (`agentic.tools.story`) judge a draft against a constraint only once it is revealed.
 """
 
 from __future__ import annotations
@@ -21,23 +21,48 @@ import json
 import math
 import random
 import re
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from agentic import Score, Task, Turn, ask, finish, tool_call
-from tasks.corpora import load_corpus, standin_path
-from tools.story import (
+from agentic.tasks.corpora import load_corpus, standin_path
+from agentic.tools.story import (
     character_check,
     count_mentions,
     length_check,
-    reading_grade,
     readability,
+    reading_grade,
     reports_ok,
     split_sentences,
     words,
 )
 
-NAMES = ("Lily", "Tom", "Mia", "Ben", "Sue", "Max", "Anna", "Sam", "Tim", "Lucy", "Jack", "Emma",
-         "Leo", "Zoe", "Kim", "Ned", "Ella", "Finn", "Ruby", "Ivy", "Noah", "Owen", "Pip", "Rosa")
+NAMES = (
+    "Lily",
+    "Tom",
+    "Mia",
+    "Ben",
+    "Sue",
+    "Max",
+    "Anna",
+    "Sam",
+    "Tim",
+    "Lucy",
+    "Jack",
+    "Emma",
+    "Leo",
+    "Zoe",
+    "Kim",
+    "Ned",
+    "Ella",
+    "Finn",
+    "Ruby",
+    "Ivy",
+    "Noah",
+    "Owen",
+    "Pip",
+    "Rosa",
+)
 LENGTH_RANGES = ((30, 50), (40, 60), (50, 70), (60, 80))
 MAX_SAMPLING_ATTEMPTS = 1000
 
@@ -136,7 +161,9 @@ class InteractiveStory(Task):
         return {"story": story, "hero": hero, "name": name, "min_words": low, "max_words": high, "max_grade": max_grade}
 
     def prompt(self, instance: dict[str, Any]) -> str:
-        task = "Task: write a short story for the user. Ask what they want, check your draft, then finish with the story."
+        task = (
+            "Task: write a short story for the user. Ask what they want, check your draft, then finish with the story."
+        )
         return f"{self.tool_manual()}\n{task}\n"
 
     def initial_state(self, instance: dict[str, Any]) -> dict[str, Any]:
@@ -172,7 +199,11 @@ class InteractiveStory(Task):
             ("character_check", {"text": text, "name": name}),
             ("readability", {"text": text}),
         ]
-        results = {_call_key(t.action.tool, t.action.arguments): t.tool_result.text for t in history if t.tool_result is not None}
+        results = {
+            _call_key(t.action.tool, t.action.arguments): t.tool_result.text
+            for t in history
+            if t.tool_result is not None
+        }
         for tool, arguments in checks:
             if _call_key(tool, arguments) not in results:
                 return tool_call(tool, arguments)

@@ -16,20 +16,21 @@ from __future__ import annotations
 
 import random
 import re
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from agentic import Score, Task, ToolResult, Turn, finish, tool_call
-from tasks.corpora import load_corpus, standin_path
-from tools.summary import (
+from agentic.tasks.corpora import load_corpus, standin_path
+from agentic.tools.summary import (
     COVERAGE_TARGET,
     DEFAULT_K,
     MAX_K,
     STOP_WORDS,
     citations,
+    cite_check,
     content_words,
     coverage,
     coverage_check,
-    cite_check,
     grounded_fraction,
     retrieve,
     split_sentences,
@@ -66,7 +67,9 @@ class GroundedSummary(Task):
         self.rows = load_corpus(corpus or standin_path("cnn_dailymail"), split=split, config=config, limit=limit)
         missing = {"article", "highlights"} - set(self.rows.column_names)
         if missing or len(self.rows) == 0:
-            raise ValueError(f"a summarisation corpus needs rows with 'article' and 'highlights'; got columns {self.rows.column_names}")
+            raise ValueError(
+                f"a summarisation corpus needs rows with 'article' and 'highlights'; got columns {self.rows.column_names}"
+            )
         self.max_sentences = max_sentences
         self.min_words, self.max_words = min_words, max_words
 
@@ -138,8 +141,12 @@ class GroundedSummary(Task):
         chosen: dict[int, str] = {}
         while True:
             covered = set(content_words(" ".join(chosen.values())))
-            gains = {n: len((set(content_words(s)) & key_words) - covered) for n, s in retrieved.items() if n not in chosen}
-            fitting = {n: g for n, g in gains.items() if word_count(_cited(chosen | {n: retrieved[n]})) <= self.max_words}
+            gains = {
+                n: len((set(content_words(s)) & key_words) - covered) for n, s in retrieved.items() if n not in chosen
+            }
+            fitting = {
+                n: g for n, g in gains.items() if word_count(_cited(chosen | {n: retrieved[n]})) <= self.max_words
+            }
             if not fitting or max(fitting.values()) < MIN_NEW_KEY_WORDS:
                 return _cited(chosen)
             best = max(fitting, key=lambda n: (fitting[n], -n))
@@ -152,7 +159,9 @@ class GroundedSummary(Task):
             return _jaccard(predicted.get("query"), expected.get("query")) >= 0.5
         same_words = _jaccard(predicted.get("summary"), expected.get("summary")) >= 0.8
         if tool == "cite_check":
-            return same_words and set(citations(str(predicted.get("summary")))) == set(citations(str(expected.get("summary"))))
+            return same_words and set(citations(str(predicted.get("summary")))) == set(
+                citations(str(expected.get("summary")))
+            )
         return same_words
 
 
@@ -184,7 +193,7 @@ def _compact(sentence: str) -> str:
     sentence = " ".join(sentence.split())
     if len(sentence) <= MAX_SENTENCE_CHARS:
         return sentence
-    return sentence[: MAX_SENTENCE_CHARS].rsplit(" ", 1)[0] + " …"
+    return sentence[:MAX_SENTENCE_CHARS].rsplit(" ", 1)[0] + " …"
 
 
 def _jaccard(a: Any, b: Any) -> float:

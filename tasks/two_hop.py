@@ -8,12 +8,32 @@ with made-up names), so the facts cannot be memorised: the agent must call
 from __future__ import annotations
 
 import random
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from agentic import Score, Task, Turn, finish, tool_call
-from tools.knowledge_base import kb_lookup, normalize
+from agentic.tools.knowledge_base import kb_lookup, normalize
 
-SYLLABLES = ("ka", "lo", "mi", "ren", "tor", "va", "zen", "bel", "dru", "fen", "gal", "hil", "mor", "nax", "pra", "sul", "tak", "vin")
+SYLLABLES = (
+    "ka",
+    "lo",
+    "mi",
+    "ren",
+    "tor",
+    "va",
+    "zen",
+    "bel",
+    "dru",
+    "fen",
+    "gal",
+    "hil",
+    "mor",
+    "nax",
+    "pra",
+    "sul",
+    "tak",
+    "vin",
+)
 FIRST_NAMES = ("Alma", "Boris", "Cora", "Dario", "Edda", "Felix", "Greta", "Hugo", "Ines", "Jonas", "Kira", "Leon")
 SUFFIXES = {"country": "ia", "city": "", "company": "trix", "person": ""}
 COUNTS = {"country": 3, "city": 6, "person": 5, "company": 4}
@@ -28,7 +48,13 @@ CHAINS = (
     ("lives_in", "located_in", "In which country does {} live?"),
     ("located_in", "capital", "What is the capital of the country where {} lies?"),
 )
-SUBJECT_KIND = {"founded_by": "company", "headquartered_in": "company", "born_in": "person", "lives_in": "person", "located_in": "city"}
+SUBJECT_KIND = {
+    "founded_by": "company",
+    "headquartered_in": "company",
+    "born_in": "person",
+    "lives_in": "person",
+    "located_in": "city",
+}
 
 
 def generate_kb(rng: random.Random) -> tuple[dict[str, dict[str, str]], dict[str, list[str]]]:
@@ -73,7 +99,13 @@ class TwoHop(Task):
         first, second, question = rng.choice(CHAINS)
         subject = rng.choice(names[SUBJECT_KIND[first]])
         answer = kb[kb[subject][first]][second]
-        return {"kb": kb, "subject": subject, "relations": [first, second], "question": question.format(subject), "answer": answer}
+        return {
+            "kb": kb,
+            "subject": subject,
+            "relations": [first, second],
+            "question": question.format(subject),
+            "answer": answer,
+        }
 
     def prompt(self, instance: dict[str, Any]) -> str:
         return f"{self.tool_manual()}\nRelations: {', '.join(RELATIONS)}.\nQuestion: {instance['question']}\n"
@@ -95,4 +127,6 @@ class TwoHop(Task):
     def match_arguments(self, tool: str, predicted: dict[str, Any], expected: dict[str, Any]) -> bool:
         """A call matches when it looks up the same fact, as `kb_lookup` compares names."""
         keys = ("entity", "relation")
-        return set(predicted) == set(keys) and all(normalize(str(predicted[k])) == normalize(str(expected[k])) for k in keys)
+        return set(predicted) == set(keys) and all(
+            normalize(str(predicted[k])) == normalize(str(expected[k])) for k in keys
+        )

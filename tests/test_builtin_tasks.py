@@ -17,7 +17,15 @@ SEEDS = range(200)
 
 
 def test_builtin_tasks_are_registered():
-    assert {"Arithmetic", "MissingQuantity", "TwoHop", "InteractiveStory", "GroundedSummary", "MultiHopKnowledge", "ReasoningGym"} <= set(TASKS)
+    assert {
+        "Arithmetic",
+        "MissingQuantity",
+        "TwoHop",
+        "InteractiveStory",
+        "GroundedSummary",
+        "MultiHopKnowledge",
+        "ReasoningGym",
+    } <= set(TASKS)
 
 
 @pytest.mark.parametrize("name", TASKS)

@@ -34,12 +34,16 @@ def test_tools_json_lists_schemas(capsys):
 
 def test_play_with_the_oracle(capsys):
     code, out, _ = run(["play", "--task", "MissingQuantity", "--policy", "oracle", "--seed", "4"], capsys)
-    assert code == 0 and "<ask>" in out and "<user>" in out and "finished after 3 turns" in out and "success True" in out
+    assert (
+        code == 0 and "<ask>" in out and "<user>" in out and "finished after 3 turns" in out and "success True" in out
+    )
 
 
 def test_play_as_a_human_agent_and_user(capsys, monkeypatch):
     lines = "<ask>How many?</ask>\n7\nnot an action\n<finish>1</finish>\n"
-    code, out, _ = run(["play", "--task", "MissingQuantity", "--seed", "0", "--user", "human"], capsys, lines, monkeypatch)
+    code, out, _ = run(
+        ["play", "--task", "MissingQuantity", "--seed", "0", "--user", "human"], capsys, lines, monkeypatch
+    )
     assert code == 0
     assert "<user>7</user>" in out and "<sys>no action" in out and "finished after 3 turns" in out
 

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from agentic import cli
-from training.corpus.cli import COMMANDS
+from agentic.cli.corpus import COMMANDS
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -48,7 +48,21 @@ def test_a_stage_run_before_the_stages_it_reads_is_refused(agentic, capsys, tmp_
     out = str(tmp_path / "run")
     assert agentic(["corpus", "reward", "--out", out]) == 2
     assert f"has no `prepare` stage output: run `agentic corpus prepare --out {out}` first" in one_line_error(capsys)
-    prepare = ["corpus", "prepare", "--corpus", "cnn_dailymail", "--standin", "--out", out, "--eval-size", "5", "--heldout-size", "6", "--train-size", "20"]
+    prepare = [
+        "corpus",
+        "prepare",
+        "--corpus",
+        "cnn_dailymail",
+        "--standin",
+        "--out",
+        out,
+        "--eval-size",
+        "5",
+        "--heldout-size",
+        "6",
+        "--train-size",
+        "20",
+    ]
     assert agentic(prepare) == 0
     capsys.readouterr()  # prepare's own output (a first run also shows datasets' progress bars)
     summary = json.loads((tmp_path / "run" / "prepare" / "summary.json").read_text())
@@ -59,13 +73,39 @@ def test_a_stage_run_before_the_stages_it_reads_is_refused(agentic, capsys, tmp_
 
 def test_the_chain_runs_from_the_cli_with_ppo_and_writes_the_table(agentic, capsys, tmp_path):
     out = tmp_path / "tiny-cnn"
-    small = ["--eval-size", "8", "--heldout-size", "8", "--train-size", "24", "--max-prompt-words", "40", "--tiny-epochs", "1", "--sft-epochs", "1"]
-    small += ["--reward-epochs", "1", "--ppo-iterations", "2", "--ppo-prompts", "8", "--ppo-max-new-tokens", "8", "--eval-max-new-tokens", "8"]
+    small = [
+        "--eval-size",
+        "8",
+        "--heldout-size",
+        "8",
+        "--train-size",
+        "24",
+        "--max-prompt-words",
+        "40",
+        "--tiny-epochs",
+        "1",
+        "--sft-epochs",
+        "1",
+    ]
+    small += [
+        "--reward-epochs",
+        "1",
+        "--ppo-iterations",
+        "2",
+        "--ppo-prompts",
+        "8",
+        "--ppo-max-new-tokens",
+        "8",
+        "--eval-max-new-tokens",
+        "8",
+    ]
     assert agentic(["corpus", "run", "--corpus", "cnn_dailymail", "--standin", "--out", str(out), *small]) == 0
     metrics = [json.loads(line) for line in (out / "ppo" / "metrics.jsonl").read_text().splitlines()]
     assert len(metrics) == 2 and json.loads((out / "ppo" / "config.json").read_text())["prompts"] == 24
     rows = json.loads((tmp_path / "results.json").read_text())
-    assert [(r["model"], r["corpus"], r["stage"]) for r in rows] == [("tiny", "cnn_dailymail (stand-in)", s) for s in ("base", "sft", "ppo")]
+    assert [(r["model"], r["corpus"], r["stage"]) for r in rows] == [
+        ("tiny", "cnn_dailymail (stand-in)", s) for s in ("base", "sft", "ppo")
+    ]
     assert rows[2]["win_rate"]["against"] == "sft" and rows[2]["win_rate"]["n"] == 8
     printed = capsys.readouterr().out
     assert "held-out pairwise accuracy" in printed and "| tiny | cnn_dailymail (stand-in) | ppo |" in printed

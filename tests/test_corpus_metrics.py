@@ -9,8 +9,8 @@ from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
 
 from agentic.metrics import wilson
 from agentic.policy import Policy
-from training.corpus.evaluate import reference_logprobs
-from training.corpus.metrics import (
+from agentic.training.corpus.evaluate import reference_logprobs
+from agentic.training.corpus.metrics import (
     bleu,
     distinct_n,
     mean_std,
@@ -18,10 +18,14 @@ from training.corpus.metrics import (
     perplexity,
     rouge,
 )
-from training.tiny_model import train_tokenizer
+from agentic.training.tiny_model import train_tokenizer
 
 HYPOTHESES = ["the cat sat on the mat today", "a storm hit the coast on monday", "the council approved the plan"]
-REFERENCES = ["the cat sat on the mat", "a storm with strong winds hit the coast on monday", "council approves a plan to fix bridges"]
+REFERENCES = [
+    "the cat sat on the mat",
+    "a storm with strong winds hit the coast on monday",
+    "council approves a plan to fix bridges",
+]
 
 
 def test_bleu_is_sacrebleu_corpus_bleu():
@@ -57,7 +61,11 @@ def test_perplexity_from_token_log_probabilities():
 
 def test_perplexity_of_a_uniform_model_is_its_vocabulary_size():
     tokenizer = train_tokenizer(["the cat sat on the mat. the dog ran to the park."], vocab_size=300)
-    model = GPTNeoXForCausalLM(GPTNeoXConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1, num_attention_heads=4, intermediate_size=64))
+    model = GPTNeoXForCausalLM(
+        GPTNeoXConfig(
+            vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1, num_attention_heads=4, intermediate_size=64
+        )
+    )
     torch.nn.init.zeros_(model.get_output_embeddings().weight)  # every logit 0: uniform next-token distribution
     policy = Policy(model, tokenizer)
     references = [" sat on the mat.", " ran to the park."]
@@ -68,10 +76,16 @@ def test_perplexity_of_a_uniform_model_is_its_vocabulary_size():
 
 def test_reference_logprobs_condition_on_the_prompt(tmp_path):
     tokenizer = train_tokenizer(["abc abd abe xyz"], vocab_size=270)
-    model = GPTNeoXForCausalLM(GPTNeoXConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64))
+    model = GPTNeoXForCausalLM(
+        GPTNeoXConfig(
+            vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64
+        )
+    )
     policy = Policy(model, tokenizer)
     together = reference_logprobs(policy, ["abc", "xyz xyz"], [" abd", " abd"])
-    assert together[0] == pytest.approx(reference_logprobs(policy, ["abc"], [" abd"])[0], abs=1e-5)  # padding changes nothing
+    assert together[0] == pytest.approx(
+        reference_logprobs(policy, ["abc"], [" abd"])[0], abs=1e-5
+    )  # padding changes nothing
     assert together[0] != pytest.approx(together[1], abs=1e-4)
 
 
@@ -101,5 +115,3 @@ def test_the_win_rate_interval_is_wilson_with_ties_as_half_wins():
     interval = wilson(2.5, 4)
     assert (result["low"], result["high"]) == pytest.approx((interval.low, interval.high))
     assert wilson(10, 10).low == pytest.approx(0.7225, abs=1e-4) and wilson(10, 10).high == pytest.approx(1.0)
-
-

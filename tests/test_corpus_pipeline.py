@@ -6,7 +6,7 @@ import shutil
 import pytest
 from transformers import GPTNeoXConfig, GPTNeoXForSequenceClassification
 
-from training.corpus import (
+from agentic.training.corpus import (
     EvalSettings,
     PrepareSettings,
     RewardScorer,
@@ -18,12 +18,14 @@ from training.corpus import (
     reward_stage,
     run_pipeline,
 )
-from training.corpus import reward as reward_module
-from training.tiny_model import train_tokenizer
+from agentic.training.corpus import reward as reward_module
+from agentic.training.tiny_model import train_tokenizer
 
 SMALL = dict(
     prepare_settings=PrepareSettings("cnn_dailymail", eval_size=8, heldout_size=8, train_size=24, max_prompt_words=40),
-    sft_settings=SftSettings(epochs=1, tiny=TinySettings(vocab_size=300, hidden_size=32, num_hidden_layers=1, epochs=1)),
+    sft_settings=SftSettings(
+        epochs=1, tiny=TinySettings(vocab_size=300, hidden_size=32, num_hidden_layers=1, epochs=1)
+    ),
     reward_settings=RewardSettings(epochs=1),
     eval_settings=EvalSettings(max_new_tokens=8),
 )
@@ -50,7 +52,9 @@ def run(tmp_path_factory):
     patch = pytest.MonkeyPatch()
     patch.setattr(reward_module, "RewardTrainer", RecordingRewardTrainer)
     try:
-        summaries = run_pipeline("tiny", "cnn_dailymail", root / "tiny-cnn", standin=True, seed=1, ppo=copy_policy, **SMALL)
+        summaries = run_pipeline(
+            "tiny", "cnn_dailymail", root / "tiny-cnn", standin=True, seed=1, ppo=copy_policy, **SMALL
+        )
     finally:
         patch.undo()
     return root, summaries
@@ -64,7 +68,14 @@ def test_every_stage_writes_its_config_and_outputs(run):
     for stage in ("base", "sft", "reward", "ppo"):
         assert (run_dir / stage / "model" / "config.json").is_file(), stage
     assert summaries["sft"]["lora_rank"] == 8 and summaries["ppo"]["prompts"] == 24
-    assert set(json.loads((run_dir / "pipeline.json").read_text())) == {"prepare", "base", "sft", "reward", "ppo", "eval"}
+    assert set(json.loads((run_dir / "pipeline.json").read_text())) == {
+        "prepare",
+        "base",
+        "sft",
+        "reward",
+        "ppo",
+        "eval",
+    }
 
 
 def test_the_reward_model_never_trains_on_evaluation_text(run):
@@ -93,7 +104,9 @@ def test_every_stage_is_evaluated_on_the_same_prompts_and_sampler(run):
 def test_the_results_table_covers_every_run_under_the_root(run):
     root, _ = run
     rows = json.loads((root / "results.json").read_text())
-    assert [(r["model"], r["corpus"], r["stage"]) for r in rows] == [("tiny", "cnn_dailymail (stand-in)", s) for s in ("base", "sft", "ppo")]
+    assert [(r["model"], r["corpus"], r["stage"]) for r in rows] == [
+        ("tiny", "cnn_dailymail (stand-in)", s) for s in ("base", "sft", "ppo")
+    ]
     table = (root / "results.md").read_text().splitlines()
     assert table[0].startswith("| model | corpus | stage | PPL") and len(table) == 2 + 3
 
@@ -109,7 +122,14 @@ def test_a_pretrained_reward_model_replaces_training(run, tmp_path):
     root, _ = run
     shutil.copytree(root / "tiny-cnn", tmp_path / "run", ignore=shutil.ignore_patterns("reward"))
     tokenizer = train_tokenizer(["a different corpus for a reward model. it scores text."], vocab_size=280)
-    config = GPTNeoXConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1, num_attention_heads=4, intermediate_size=64, num_labels=1)
+    config = GPTNeoXConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=4,
+        intermediate_size=64,
+        num_labels=1,
+    )
     GPTNeoXForSequenceClassification(config).save_pretrained(tmp_path / "rm")
     tokenizer.save_pretrained(tmp_path / "rm")
     summary = reward_stage(str(tmp_path / "run"), RewardSettings(pretrained=str(tmp_path / "rm")))
@@ -117,20 +137,34 @@ def test_a_pretrained_reward_model_replaces_training(run, tmp_path):
     assert not (tmp_path / "run" / "reward" / "model").exists()
     results = evaluate(str(tmp_path / "run"), SMALL["eval_settings"])
     assert results["reward_model"] == str(tmp_path / "rm")
-    generations = [json.loads(line) for line in (tmp_path / "run" / "eval" / "generations.jsonl").read_text().splitlines()]
+    generations = [
+        json.loads(line) for line in (tmp_path / "run" / "eval" / "generations.jsonl").read_text().splitlines()
+    ]
     scorer = RewardScorer(tmp_path / "rm")
-    assert generations[0]["reward"] == pytest.approx(scorer.score([generations[0]["prompt"]], [generations[0]["completion"]])[0], abs=1e-5)
+    assert generations[0]["reward"] == pytest.approx(
+        scorer.score([generations[0]["prompt"]], [generations[0]["completion"]])[0], abs=1e-5
+    )
 
 
 def test_a_classifier_with_more_than_one_label_is_not_a_reward_model(tmp_path):
     tokenizer = train_tokenizer(["some text to learn a tokenizer from."], vocab_size=270)
-    config = GPTNeoXConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1, num_attention_heads=4, intermediate_size=64, num_labels=2)
+    config = GPTNeoXConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=4,
+        intermediate_size=64,
+        num_labels=2,
+    )
     GPTNeoXForSequenceClassification(config).save_pretrained(tmp_path)
     tokenizer.save_pretrained(tmp_path)
     with pytest.raises(ValueError, match="exactly one"):
         RewardScorer(tmp_path)
 
 
-@pytest.mark.parametrize("parameters, rank", [(3_700_000, 8), (70_000_000, 8), (135_000_000, 16), (162_000_000, 16), (360_000_000, 32), (405_000_000, 32)])
+@pytest.mark.parametrize(
+    "parameters, rank",
+    [(3_700_000, 8), (70_000_000, 8), (135_000_000, 16), (162_000_000, 16), (360_000_000, 32), (405_000_000, 32)],
+)
 def test_lora_rank_follows_model_size_as_in_the_paper(parameters, rank):
     assert lora_rank(parameters) == rank

@@ -8,14 +8,19 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, GPTNeoXForCausalLM, GPTNeoXForSequenceClassification
 
-from training.corpus import PPOJob, PpoSettings, RewardNormalizer, RewardScorer, train_ppo
-from training.corpus import ppo as corpus_ppo_module
-from training.ppo import PPOConfig, TrainingDiverged
-from training.tiny_model import tiny_config, train_tokenizer
+from agentic.training.corpus import PPOJob, PpoSettings, RewardNormalizer, RewardScorer, train_ppo
+from agentic.training.corpus import ppo as corpus_ppo_module
+from agentic.training.ppo import PPOConfig, TrainingDiverged
+from agentic.training.tiny_model import tiny_config, train_tokenizer
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-PROMPTS = ["Once upon a time, a little cat sat in the sun.", "Tom had a red ball.", "The sky was blue and", "Mia and her dog ran to the park."] * 3
+PROMPTS = [
+    "Once upon a time, a little cat sat in the sun.",
+    "Tom had a red ball.",
+    "The sky was blue and",
+    "Mia and her dog ran to the park.",
+] * 3
 QUICK = PpoSettings(iterations=2, prompts_per_update=6, max_new_tokens=6, update=PPOConfig(epochs=1, minibatch_size=3))
 
 
@@ -61,16 +66,26 @@ def test_a_ppo_stage_runs_the_shared_core_and_saves_a_loadable_policy(models, tm
     for row in range(6):
         agent = first.agent_mask[row].nonzero().squeeze(1)
         start = int(first.decision_positions[row, 0]) + 1
-        assert agent.tolist() == list(range(start, int(lengths[row]))) and 1 <= len(agent) <= 6, "the completion ends the episode"
+        assert agent.tolist() == list(range(start, int(lengths[row]))) and 1 <= len(agent) <= 6, (
+            "the completion ends the episode"
+        )
 
     tokenizer = AutoTokenizer.from_pretrained(models / "sft")
-    prompts = [tokenizer.decode(first.input_ids[row, :start]) for row, start in enumerate((first.decision_positions[:, 0] + 1).tolist())]
+    prompts = [
+        tokenizer.decode(first.input_ids[row, :start])
+        for row, start in enumerate((first.decision_positions[:, 0] + 1).tolist())
+    ]
     completions = [
-        tokenizer.decode([t for t in first.input_ids[row][first.agent_mask[row]].tolist() if t != tokenizer.eos_token_id], skip_special_tokens=True)
+        tokenizer.decode(
+            [t for t in first.input_ids[row][first.agent_mask[row]].tolist() if t != tokenizer.eos_token_id],
+            skip_special_tokens=True,
+        )
         for row in range(6)
     ]
     expected = RewardNormalizer("running", 5.0)(RewardScorer(models / "rm").score(prompts, completions))
-    assert first.turn_rewards[:, 0].tolist() == pytest.approx(expected, abs=1e-4), "terminal reward = the normalised reward-model score"
+    assert first.turn_rewards[:, 0].tolist() == pytest.approx(expected, abs=1e-4), (
+        "terminal reward = the normalised reward-model score"
+    )
 
     metrics = read_metrics(tmp_path)
     assert [m["step"] for m in metrics] == [0, 1]
@@ -82,7 +97,9 @@ def test_a_ppo_stage_runs_the_shared_core_and_saves_a_loadable_policy(models, tm
     saved = AutoModelForCausalLM.from_pretrained(tmp_path / "model")
     assert not (tmp_path / "model" / "adapter_config.json").exists(), "a LoRA policy is saved merged"
     sft = AutoModelForCausalLM.from_pretrained(models / "sft")
-    assert any(not torch.equal(a, b) for a, b in zip(saved.state_dict().values(), sft.state_dict().values())), "PPO moved the weights"
+    assert any(not torch.equal(a, b) for a, b in zip(saved.state_dict().values(), sft.state_dict().values())), (
+        "PPO moved the weights"
+    )
     assert AutoTokenizer.from_pretrained(tmp_path / "model").get_vocab() == tokenizer.get_vocab()
 
 
@@ -90,7 +107,9 @@ def test_rewards_are_normalised_by_running_or_batch_statistics_then_clipped():
     running = RewardNormalizer("running", clip=5.0)
     assert running([0.0, 2.0]) == pytest.approx([-1.0, 1.0])
     assert running([4.0]) == pytest.approx([2 / math.sqrt(8 / 3)]), "pooled over 0, 2, 4: mean 2, variance 8/3"
-    assert RewardNormalizer("batch")([1.0, 2.0, 3.0, 4.0]) == pytest.approx([x / math.sqrt(1.25) for x in (-1.5, -0.5, 0.5, 1.5)])
+    assert RewardNormalizer("batch")([1.0, 2.0, 3.0, 4.0]) == pytest.approx(
+        [x / math.sqrt(1.25) for x in (-1.5, -0.5, 0.5, 1.5)]
+    )
     outlier = RewardNormalizer("batch", clip=5.0)([0.0] * 99 + [100.0])
     assert outlier[-1] == 5.0 and outlier[0] == pytest.approx(-1 / math.sqrt(99)), "mean 1, variance 99"
     assert RewardNormalizer("none", clip=5.0)([-7.0, 3.0, 6.0]) == [-5.0, 3.0, 5.0]

@@ -5,9 +5,9 @@ import random
 
 import pytest
 
-from training.corpus.pairs import dropped, preference_pairs, shuffled
-from training.corpus.prepare import PrepareSettings, prepare, split_by_group
-from training.corpus.specs import CORPORA, Example, load_examples
+from agentic.training.corpus.pairs import dropped, preference_pairs, shuffled
+from agentic.training.corpus.prepare import PrepareSettings, prepare, split_by_group
+from agentic.training.corpus.specs import CORPORA, Example, load_examples
 
 STANDINS = sorted(CORPORA)
 
@@ -39,11 +39,15 @@ def assert_unseen(rows, pairs, train):
 
 def test_no_evaluation_text_reaches_the_preference_pairs(prepared):
     pairs = read(prepared / "pairs_train.jsonl") + read(prepared / "pairs_heldout.jsonl")
-    assert_unseen(read(prepared / "eval.jsonl"), pairs, read(prepared / "train.jsonl") + read(prepared / "heldout.jsonl"))
+    assert_unseen(
+        read(prepared / "eval.jsonl"), pairs, read(prepared / "train.jsonl") + read(prepared / "heldout.jsonl")
+    )
 
 
 def test_heldout_pairs_share_no_text_with_training_pairs(prepared):
-    assert_unseen(read(prepared / "heldout.jsonl"), read(prepared / "pairs_train.jsonl"), read(prepared / "train.jsonl"))
+    assert_unseen(
+        read(prepared / "heldout.jsonl"), read(prepared / "pairs_train.jsonl"), read(prepared / "train.jsonl")
+    )
 
 
 def test_parts_are_disjoint_groups_of_the_requested_sizes(prepared):
@@ -59,7 +63,9 @@ def test_preparation_is_deterministic_given_the_seed(tmp_path):
         prepare(str(tmp_path / name), PrepareSettings("tinystories", standin=True, seed=seed))
     files = ("eval.jsonl", "pairs_train.jsonl")
     same = [(tmp_path / "a" / "prepare" / f).read_text() == (tmp_path / "b" / "prepare" / f).read_text() for f in files]
-    other = [(tmp_path / "a" / "prepare" / f).read_text() == (tmp_path / "c" / "prepare" / f).read_text() for f in files]
+    other = [
+        (tmp_path / "a" / "prepare" / f).read_text() == (tmp_path / "c" / "prepare" / f).read_text() for f in files
+    ]
     assert all(same) and not any(other)
 
 
@@ -85,7 +91,9 @@ def test_rejected_texts_are_corruptions_or_foreign_references():
 
 def test_corpora_become_prompt_and_reference():
     story = load_examples("tinystories", standin=True)[0]
-    assert story.prompt.endswith(".") and story.reference.startswith(" ") and len(story.reference) > len(story.prompt) / 2
+    assert (
+        story.prompt.endswith(".") and story.reference.startswith(" ") and len(story.reference) > len(story.prompt) / 2
+    )
     article = load_examples("cnn_dailymail", standin=True)[0]
     assert article.prompt.endswith("\nSummary:")
     pages = load_examples("wikitext103", standin=True)

@@ -7,14 +7,16 @@ import json
 import pytest
 
 from agentic.cli import main
-from training.demo_config import DemoOptions
+from agentic.training.demo_config import DemoOptions
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_demo_writes_an_untrained_sft_rl_report(tmp_path, capsys):
     out = tmp_path / "demo"
-    code = main(["demo", "--out", str(out), "--n-eval", "4", "--n-demos", "16", "--epochs", "1", "--rl-iterations", "1"])
+    code = main(
+        ["demo", "--out", str(out), "--n-eval", "4", "--n-demos", "16", "--epochs", "1", "--rl-iterations", "1"]
+    )
     printed = capsys.readouterr().out
     assert code == 0 and "untrained" in printed and "after SFT" in printed and "after PPO" in printed
     report = json.loads((out / "report.json").read_text())
@@ -24,7 +26,13 @@ def test_demo_writes_an_untrained_sft_rl_report(tmp_path, capsys):
     rl_report = json.loads((out / "ppo" / "report.json").read_text())
     assert rl_report["start_model"] == str(out / "sft" / "model"), "RL starts from the SFT model"
     assert (out / "report.md").read_text().startswith("# agentic demo: Arithmetic")
-    for path in ("tiny-model/config.json", "sft/model/config.json", "sft/demos.jsonl", "ppo/model/config.json", "ppo/plots/training.png"):
+    for path in (
+        "tiny-model/config.json",
+        "sft/model/config.json",
+        "sft/demos.jsonl",
+        "ppo/model/config.json",
+        "ppo/plots/training.png",
+    ):
         assert (out / path).exists(), path
 
 

@@ -3,8 +3,8 @@
 import pytest
 
 from agentic.parsing import parse_action
-from training.demos import GIVE_UP, demonstrations
-from training.tiny_model import train_tokenizer, task_corpus
+from agentic.training.demos import GIVE_UP, demonstrations
+from agentic.training.tiny_model import task_corpus, train_tokenizer
 
 SEEDS = range(10_000, 10_060)
 

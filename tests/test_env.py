@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 import gymnasium
 import pytest
@@ -19,7 +19,7 @@ from agentic import (
     tool,
     tool_call,
 )
-from tools.calculator import calculator
+from agentic.tools.calculator import calculator
 
 
 @tool
@@ -94,8 +94,16 @@ HOSTILE_ACTIONS = [
     ('<tool name="echo">{text: hi}</tool>', "invalid", "not valid JSON"),
     ("I will just talk.", "text", "no action"),
     ("</finish>", "invalid", "has no opening <finish>"),
-    ('<tool name="rm_rf">{}</tool>', "bad_tool_call", "unknown tool 'rm_rf'; known tools: calculator, crash, echo, firehose, hang"),
-    ('<tool name="echo">{"text": 5}</tool>', "bad_tool_call", "invalid argument 'text' for echo: 5 is not of type 'string'"),
+    (
+        '<tool name="rm_rf">{}</tool>',
+        "bad_tool_call",
+        "unknown tool 'rm_rf'; known tools: calculator, crash, echo, firehose, hang",
+    ),
+    (
+        '<tool name="echo">{"text": 5}</tool>',
+        "bad_tool_call",
+        "invalid argument 'text' for echo: 5 is not of type 'string'",
+    ),
     ('<tool name="echo">{"txt": "a"}</tool>', "bad_tool_call", "'text' is a required property"),
     ('<tool name="crash">{}</tool>', "tool_error", "error: crash raised ValueError: broken on purpose"),
     ('<tool name="hang">{"seconds": 60}</tool>', "tool_error", "error: hang timed out after 0.2s"),

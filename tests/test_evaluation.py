@@ -8,7 +8,7 @@ from agentic import make_task, tool_call
 from agentic.evaluation import decision_points, episode_metrics, tool_call_metrics
 from agentic.metrics import wilson
 from agentic.rollout import oracle_trajectories
-from training.tiny_model import task_corpus, train_tokenizer
+from agentic.training.tiny_model import task_corpus, train_tokenizer
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +33,10 @@ def test_decision_points_are_the_oracle_tool_calls_with_their_token_context(two_
 
 def test_a_policy_right_on_exactly_half_the_points_scores_one_half(two_hop):
     task, _, points = two_hop
-    actions = [tool_call(p.tool, p.arguments) if i % 2 == 0 else tool_call(p.tool, {"entity": "Nobody", "relation": "born_in"}) for i, p in enumerate(points)]
+    actions = [
+        tool_call(p.tool, p.arguments) if i % 2 == 0 else tool_call(p.tool, {"entity": "Nobody", "relation": "born_in"})
+        for i, p in enumerate(points)
+    ]
     metrics = tool_call_metrics(task, points, actions)
     assert metrics["tool_call_validity"]["value"] == 1.0
     assert metrics["tool_call_accuracy"]["value"] == 0.5
@@ -46,7 +49,10 @@ def test_validity_needs_the_grammar_a_known_tool_and_the_schema_but_the_paper_fi
     p = points[0]
     cases = {
         "valid and right": (tool_call(p.tool, p.arguments), (True, True, True)),
-        "case and spacing still match": (tool_call(p.tool, {k: f"  {str(v).upper()} " for k, v in p.arguments.items()}), (True, True, True)),
+        "case and spacing still match": (
+            tool_call(p.tool, {k: f"  {str(v).upper()} " for k, v in p.arguments.items()}),
+            (True, True, True),
+        ),
         "truncated JSON": (f'<tool name="{p.tool}">{{"entity": "x"', (False, False, True)),
         "schema violation": (tool_call(p.tool, {"entity": 3}), (False, False, True)),
         "unknown tool": (tool_call("calculator", {"expression": "1"}), (False, False, False)),
@@ -55,7 +61,9 @@ def test_validity_needs_the_grammar_a_known_tool_and_the_schema_but_the_paper_fi
     }
     for name, (action, (valid, accurate, loose)) in cases.items():
         metrics = tool_call_metrics(task, [p], [action])
-        got = tuple(metrics[k]["value"] == 1.0 for k in ("tool_call_validity", "tool_call_accuracy", "first_sentinel_is_tool"))
+        got = tuple(
+            metrics[k]["value"] == 1.0 for k in ("tool_call_validity", "tool_call_accuracy", "first_sentinel_is_tool")
+        )
         assert got == (valid, accurate, loose), name
 
 

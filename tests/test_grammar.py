@@ -12,12 +12,34 @@ from hypothesis import strategies as st
 
 from agentic import Action, ActionKind, parse_action, render_action
 
-TOOL, ASK, FINISH, TEXT, INVALID = ActionKind.TOOL, ActionKind.ASK, ActionKind.FINISH, ActionKind.TEXT, ActionKind.INVALID
+TOOL, ASK, FINISH, TEXT, INVALID = (
+    ActionKind.TOOL,
+    ActionKind.ASK,
+    ActionKind.FINISH,
+    ActionKind.TEXT,
+    ActionKind.INVALID,
+)
 
 VALID = [
     # (text, kind, thought, content, tool, arguments, discarded)
-    ('I need the sum. <tool name="calculator">{"expression": "2+3"}</tool>', TOOL, "I need the sum.", "", "calculator", {"expression": "2+3"}, ""),
-    ('<tool  name = "calc" >  { "a" : 1 , "b": [true, null] }  </tool >', TOOL, "", "", "calc", {"a": 1, "b": [True, None]}, ""),
+    (
+        'I need the sum. <tool name="calculator">{"expression": "2+3"}</tool>',
+        TOOL,
+        "I need the sum.",
+        "",
+        "calculator",
+        {"expression": "2+3"},
+        "",
+    ),
+    (
+        '<tool  name = "calc" >  { "a" : 1 , "b": [true, null] }  </tool >',
+        TOOL,
+        "",
+        "",
+        "calc",
+        {"a": 1, "b": [True, None]},
+        "",
+    ),
     ('<tool name="ping"></tool>', TOOL, "", "", "ping", {}, ""),
     ('<tool name="ping">  \n </tool>', TOOL, "", "", "ping", {}, ""),
     ('<tool name="ns.sub-tool_2">{}</tool>', TOOL, "", "", "ns.sub-tool_2", {}, ""),
@@ -27,10 +49,26 @@ VALID = [
     ("if a<b and c>d then\n<finish>42</finish>", FINISH, "if a<b and c>d then", "42", None, {}, ""),
     ("<finish></finish>", FINISH, "", "", None, {}, ""),
     ("<ask>a</ask><finish>b</finish>", ASK, "", "a", None, {}, "<finish>b</finish>"),
-    ("<finish>done</finish> and then some chatter </tool>", FINISH, "", "done", None, {}, " and then some chatter </tool>"),
+    (
+        "<finish>done</finish> and then some chatter </tool>",
+        FINISH,
+        "",
+        "done",
+        None,
+        {},
+        " and then some chatter </tool>",
+    ),
     ("思考する <finish>答え ✓ 🎉</finish>", FINISH, "思考する", "答え ✓ 🎉", None, {}, ""),
     ('<tool name="t">{"emoji": "🎉", "n": -1.5e3}</tool>', TOOL, "", "", "t", {"emoji": "🎉", "n": -1500.0}, ""),
-    ("just thinking out loud <tools> <asking> a -> b", TEXT, "", "just thinking out loud <tools> <asking> a -> b", None, {}, ""),
+    (
+        "just thinking out loud <tools> <asking> a -> b",
+        TEXT,
+        "",
+        "just thinking out loud <tools> <asking> a -> b",
+        None,
+        {},
+        "",
+    ),
     ("", TEXT, "", "", None, {}, ""),
 ]
 
@@ -95,8 +133,35 @@ def test_huge_integers_and_deep_nesting_are_invalid_not_exceptions():
 # -- properties --------------------------------------------------------------------------
 
 fragments = st.sampled_from(
-    ["<tool", ' name="calc">', "<tool name=\"x\">", "</tool>", "<ask>", "</ask>", "<finish>", "</finish>", "<result>",
-     "{", "}", '"', "\\", ":", ",", "[", "]", "1", " ", "\n", "<", ">", "=", "é", "null", "<sys>", "</"]
+    [
+        "<tool",
+        ' name="calc">',
+        '<tool name="x">',
+        "</tool>",
+        "<ask>",
+        "</ask>",
+        "<finish>",
+        "</finish>",
+        "<result>",
+        "{",
+        "}",
+        '"',
+        "\\",
+        ":",
+        ",",
+        "[",
+        "]",
+        "1",
+        " ",
+        "\n",
+        "<",
+        ">",
+        "=",
+        "é",
+        "null",
+        "<sys>",
+        "</",
+    ]
 )
 actionish_text = st.lists(st.one_of(fragments, st.text(max_size=5)), max_size=30).map("".join)
 
@@ -113,7 +178,11 @@ def test_parse_never_raises_and_valid_actions_round_trip(text):
 
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-(10**18), 10**18) | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    st.none()
+    | st.booleans()
+    | st.integers(-(10**18), 10**18)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
     max_leaves=12,
 )
@@ -126,7 +195,11 @@ def _plain(text: str) -> bool:
 
 
 @settings(max_examples=300, deadline=None)
-@given(thought=st.text(max_size=40), name=tool_names, arguments=st.dictionaries(st.text(max_size=8), json_values, max_size=4))
+@given(
+    thought=st.text(max_size=40),
+    name=tool_names,
+    arguments=st.dictionaries(st.text(max_size=8), json_values, max_size=4),
+)
 def test_tool_calls_round_trip(thought, name, arguments):
     assume(_plain(thought))
     action = Action(TOOL, thought=thought, tool=name, arguments=arguments)
@@ -149,9 +222,9 @@ LARGE_INPUTS = {
     "angle brackets": ("a < b > c " * (HUNDRED_KB // 10 + 1), TEXT),
     "many tag-like prefixes": ("<tools " * (HUNDRED_KB // 7 + 1), TEXT),
     "long answer": ("<finish>" + "<" * HUNDRED_KB + "</finish>", FINISH),
-    "long JSON string": ('<tool name="t">{"k": "' + "<\\\"" * (HUNDRED_KB // 3 + 1) + '"}</tool>', TOOL),
+    "long JSON string": ('<tool name="t">{"k": "' + '<\\"' * (HUNDRED_KB // 3 + 1) + '"}</tool>', TOOL),
     "long JSON array": ('<tool name="t">{"k": [' + "1," * (HUNDRED_KB // 2 + 1) + "1]}</tool>", TOOL),
-    "unterminated string": ('<tool name="t">{"k": "' + "\\\"" * (HUNDRED_KB // 2 + 1), INVALID),
+    "unterminated string": ('<tool name="t">{"k": "' + '\\"' * (HUNDRED_KB // 2 + 1), INVALID),
     "unclosed ask": ("<ask>" + "why " * (HUNDRED_KB // 4 + 1), INVALID),
     "many sentinels": ("<finish>a</finish>" * (HUNDRED_KB // 18 + 1), FINISH),
 }
@@ -184,4 +257,6 @@ def test_100kb_inputs_parse(name):
 def test_render_refuses_arguments_that_are_not_json():
     with pytest.raises(ValueError):
         render_action(Action(TOOL, tool="t", arguments={"x": float("nan")}))
-    assert json.loads(render_action(Action(TOOL, tool="t", arguments={"x": 1})).split(">", 1)[1].split("</tool>")[0]) == {"x": 1}
+    assert json.loads(
+        render_action(Action(TOOL, tool="t", arguments={"x": 1})).split(">", 1)[1].split("</tool>")[0]
+    ) == {"x": 1}

@@ -8,9 +8,9 @@ from toy_yes_no import YesOrNo, warmed_up_policy
 
 from agentic.policy import Policy, Sampling
 from agentic.rollout import rollout
+from agentic.training.grpo import GRPOConfig, group_advantages, group_ids, grpo_update
+from agentic.training.ppo import NonFiniteGuard, collate, make_optimizer
 from agentic.trajectory import Trajectory
-from training.grpo import GRPOConfig, group_advantages, group_ids, grpo_update
-from training.ppo import NonFiniteGuard, collate, make_optimizer
 
 GROUP_SIZE = 4
 
@@ -54,9 +54,17 @@ def sample_groups(policy: Policy, seeds: range, sampling_seed: int) -> list[Traj
 def test_the_kl_term_is_zero_while_the_policy_is_the_reference(policy):
     optimizer = make_optimizer(policy.model, lr=1e-3)
     trajectories = sample_groups(policy, range(8), 0)
-    assert any(len({t.turns[0].action for t in trajectories if t.seed == seed}) > 1 for seed in range(8)), "a group's rollouts differ"
-    batch, groups, config = collate(trajectories, policy.pad_id), group_ids(trajectories), GRPOConfig(minibatch_size=32, kl_coef=0.1)
-    stats = grpo_update(policy.model, optimizer, batch, groups, config, NonFiniteGuard(optimizer), reference=copy.deepcopy(policy.model))
+    assert any(len({t.turns[0].action for t in trajectories if t.seed == seed}) > 1 for seed in range(8)), (
+        "a group's rollouts differ"
+    )
+    batch, groups, config = (
+        collate(trajectories, policy.pad_id),
+        group_ids(trajectories),
+        GRPOConfig(minibatch_size=32, kl_coef=0.1),
+    )
+    stats = grpo_update(
+        policy.model, optimizer, batch, groups, config, NonFiniteGuard(optimizer), reference=copy.deepcopy(policy.model)
+    )
     assert stats["kl_per_token"] == pytest.approx(0.0, abs=1e-6) and stats["approx_kl"] == pytest.approx(0.0, abs=1e-6)
     assert 0 < stats["no_signal_fraction"] < 1
 
@@ -68,7 +76,11 @@ def test_a_short_grpo_run_raises_the_mean_reward_on_a_toy_task(policy):
 
     before = mean_reward()
     optimizer = make_optimizer(policy.model, lr=3e-3)
-    guard, generator, config = NonFiniteGuard(optimizer), torch.Generator().manual_seed(0), GRPOConfig(epochs=2, minibatch_size=16)
+    guard, generator, config = (
+        NonFiniteGuard(optimizer),
+        torch.Generator().manual_seed(0),
+        GRPOConfig(epochs=2, minibatch_size=16),
+    )
     for iteration in range(8):
         trajectories = sample_groups(policy, range(8 * iteration, 8 * (iteration + 1)), iteration)
         batch, groups = collate(trajectories, policy.pad_id), group_ids(trajectories)

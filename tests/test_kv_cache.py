@@ -8,7 +8,7 @@ from transformers import AutoModelForCausalLM
 from agentic import kv_cache
 from agentic.kv_cache import CPU_ATTENTION, RaggedLayer, cpu_attention
 from agentic.policy import Policy
-from training.tiny_model import build_tiny_model
+from agentic.training.tiny_model import build_tiny_model
 
 
 class Attention(torch.nn.Module):
@@ -25,7 +25,9 @@ class Attention(torch.nn.Module):
 @pytest.mark.parametrize("queries, mask_kind", [(1, "bool"), (1, "additive"), (1, None), (5, "bool"), (5, "additive")])
 def test_cpu_attention_matches_sdpa(heads, key_heads, queries, mask_kind, monkeypatch):
     """(Several queries without a mask mean SDPA's causal flag: those go to SDPA itself.)"""
-    monkeypatch.setattr(kv_cache, "SCORES_PER_CHUNK", 2 * heads * queries * 23)  # two rows at a time: chunks, and a short last one
+    monkeypatch.setattr(
+        kv_cache, "SCORES_PER_CHUNK", 2 * heads * queries * 23
+    )  # two rows at a time: chunks, and a short last one
     generator = torch.Generator().manual_seed(0)
     batch, length, dim = 5, 23, 16
     query = torch.randn(batch, heads, queries, dim, generator=generator)
@@ -35,10 +37,20 @@ def test_cpu_attention_matches_sdpa(heads, key_heads, queries, mask_kind, monkey
     mask[..., -1] = True
     groups = heads // key_heads
     expected = F.scaled_dot_product_attention(
-        query, key.repeat_interleave(groups, 1), value.repeat_interleave(groups, 1), attn_mask=mask if mask_kind else None, scale=0.3
+        query,
+        key.repeat_interleave(groups, 1),
+        value.repeat_interleave(groups, 1),
+        attn_mask=mask if mask_kind else None,
+        scale=0.3,
     ).transpose(1, 2)
-    given = {"bool": mask, "additive": torch.zeros(mask.shape).masked_fill(~mask, torch.finfo(torch.float32).min), None: None}[mask_kind]
-    stored_key, stored_value = (t.transpose(-1, -2).contiguous().transpose(-1, -2) for t in (key, value))  # as a transposed RaggedLayer returns them
+    given = {
+        "bool": mask,
+        "additive": torch.zeros(mask.shape).masked_fill(~mask, torch.finfo(torch.float32).min),
+        None: None,
+    }[mask_kind]
+    stored_key, stored_value = (
+        t.transpose(-1, -2).contiguous().transpose(-1, -2) for t in (key, value)
+    )  # as a transposed RaggedLayer returns them
     for k, v in [(key, value), (stored_key, stored_value)]:
         output, _ = cpu_attention(Attention(groups), query, k, v, given, scaling=0.3)
         assert output.shape == (batch, queries, heads, dim)
@@ -51,7 +63,9 @@ def test_cpu_attention_gives_a_query_with_nothing_to_attend_to_a_finite_output()
     mask[0, 0, 0] = False  # a padding query in a left-padded batch
     output, _ = cpu_attention(Attention(), query, key, value, mask)
     assert torch.isfinite(output).all()
-    torch.testing.assert_close(output[1], F.scaled_dot_product_attention(query[1:], key[1:], value[1:]).transpose(1, 2)[0])
+    torch.testing.assert_close(
+        output[1], F.scaled_dot_product_attention(query[1:], key[1:], value[1:]).transpose(1, 2)[0]
+    )
 
 
 @pytest.mark.parametrize("transpose", [True, False])
@@ -73,7 +87,9 @@ def test_ragged_layer_keeps_each_row_at_its_own_columns(transpose):
     layer.move_rows(torch.tensor([0, 2]), torch.tensor([2, 0]), columns=6)
     torch.testing.assert_close(layer.keys[0, :, :4], first[0][2])
     torch.testing.assert_close(layer.keys[2, :, 2:4], new[0][0])
-    layer.write(torch.randn(3, 2, 3, 5), torch.randn(3, 2, 3, 5), columns=torch.arange(6, 9).expand(3, 3), read=9, capacity=7)
+    layer.write(
+        torch.randn(3, 2, 3, 5), torch.randn(3, 2, 3, 5), columns=torch.arange(6, 9).expand(3, 3), read=9, capacity=7
+    )
     assert layer.get_seq_length() == 9, "past its capacity: grows to what is read"
     torch.testing.assert_close(layer.keys[0, :, :4], first[0][2], msg="growing keeps what it had")
     layer.batch_select_indices(torch.tensor([2]))

@@ -11,8 +11,7 @@ from toy_yes_no import YesOrNo, warmed_up_policy
 
 from agentic.policy import Policy, Sampling
 from agentic.rollout import oracle_trajectories, rollout
-from agentic.trajectory import Trajectory, TurnRecord
-from training.ppo import (
+from agentic.training.ppo import (
     KLController,
     NonFiniteGuard,
     PPOConfig,
@@ -25,7 +24,7 @@ from training.ppo import (
     separate_critic,
     shared_value_head,
 )
-from training.ppo.core import (
+from agentic.training.ppo.core import (
     broadcast_to_tokens,
     clipped_policy_loss,
     clipped_value_loss,
@@ -34,6 +33,7 @@ from training.ppo.core import (
     token_logprobs,
     turn_gae,
 )
+from agentic.trajectory import Trajectory, TurnRecord
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -138,7 +138,9 @@ def test_prompt_and_environment_tokens_get_no_gradient(policy):
     assert torch.equal(logits.grad.abs().sum(-1) > 0, predicts_agent_token)
 
     hidden = output.hidden_states[-1].detach().requires_grad_()
-    values = shared_value_head(policy.model)(batch.input_ids, batch.attention_mask, hidden).gather(1, batch.decision_positions)
+    values = shared_value_head(policy.model)(batch.input_ids, batch.attention_mask, hidden).gather(
+        1, batch.decision_positions
+    )
     clipped_value_loss(values, values.detach(), torch.ones_like(values), batch.turn_mask, 0.2).backward()
     at_decision_points = torch.zeros_like(batch.agent_mask)
     for row, turn in batch.turn_mask.nonzero().tolist():
@@ -161,7 +163,9 @@ def test_the_value_head_fits_distinct_returns_for_distinct_contexts(policy, plac
     def values() -> torch.Tensor:
         hidden = None
         if head.shared:
-            hidden = policy.model(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True).hidden_states[-1]
+            hidden = policy.model(
+                input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True
+            ).hidden_states[-1]
         return head(input_ids, attention_mask, hidden).gather(1, last).squeeze(1)
 
     assert values().abs().max() < 0.2, "a small initial head: early values near 0"
@@ -204,12 +208,18 @@ def test_kl_is_zero_at_the_first_update_when_the_policy_is_the_reference(policy,
     guard = NonFiniteGuard(optimizer)
     config = PPOConfig(epochs=1, minibatch_size=16)
     kl = KLController(0.1)
-    first = ppo_update(policy.model, head, optimizer, sampled_batch(policy, range(16)), config, guard, kl=kl, reference=reference)
+    first = ppo_update(
+        policy.model, head, optimizer, sampled_batch(policy, range(16)), config, guard, kl=kl, reference=reference
+    )
     assert first["kl"] == pytest.approx(0.0, abs=1e-4) and first["kl_k3"] == pytest.approx(0.0, abs=1e-4)
-    assert first["approx_kl"] == pytest.approx(0.0, abs=1e-6) and first["clip_fraction"] == 0.0, "the ratio is 1 at first"
+    assert first["approx_kl"] == pytest.approx(0.0, abs=1e-6) and first["clip_fraction"] == 0.0, (
+        "the ratio is 1 at first"
+    )
     config = PPOConfig(minibatch_size=4)
     for seeds in (range(16, 32), range(32, 48)):
-        later = ppo_update(policy.model, head, optimizer, sampled_batch(policy, seeds), config, guard, kl=kl, reference=reference)
+        later = ppo_update(
+            policy.model, head, optimizer, sampled_batch(policy, seeds), config, guard, kl=kl, reference=reference
+        )
     assert later["kl_k3"] > 1e-3, "the reference stays frozen while the policy moves"
 
 
@@ -260,7 +270,9 @@ def test_a_short_ppo_run_raises_the_mean_reward_on_a_toy_task(policy, placement)
     config = PPOConfig(epochs=2, minibatch_size=16)
     for iteration in range(8):
         batch = sampled_batch(policy, range(32 * iteration, 32 * (iteration + 1)), sampling_seed=iteration)
-        metrics = ppo_update(policy.model, head, optimizer, batch, config, guard, kl=kl, reference=reference, generator=generator)
+        metrics = ppo_update(
+            policy.model, head, optimizer, batch, config, guard, kl=kl, reference=reference, generator=generator
+        )
         assert not metrics["skipped"] and math.isfinite(metrics["loss"])
     after = mean_reward(policy, range(1000, 1128))
     assert before < 0.5 and after > 0.85, (before, after)

@@ -1,4 +1,4 @@
-"""The PPO / GRPO trainer (`training.rl.run_rl`): runs that learn and leave a complete run directory, exact resume,
+"""The PPO / GRPO trainer (`agentic.training.rl.run_rl`): runs that learn and leave a complete run directory, exact resume,
 the NaN stop, two processes with gloo, and the `agentic ppo` / `agentic grpo` command line.
 
 Every run trains the ~50k-parameter `toy_yes_no` policy (answers yes, no or maybe about equally often) on `YesOrNo`,
@@ -23,12 +23,12 @@ from agentic.cli import main
 from agentic.policy import Policy, Sampling
 from agentic.registry import register_task
 from agentic.rollout import rollout
+from agentic.training.ppo import TrainingDiverged
+from agentic.training.rl import process_seeds, run_rl
+from agentic.training.rl_checkpoint import CheckpointError
+from agentic.training.rl_config import TRAIN_SEED_START, RLOptions
+from agentic.training.sft_config import DEMO_SEED_START
 from agentic.trajectory import read_jsonl
-from training.ppo import TrainingDiverged
-from training.rl import process_seeds, run_rl
-from training.rl_checkpoint import CheckpointError
-from training.rl_config import TRAIN_SEED_START, RLOptions
-from training.sft_config import DEMO_SEED_START
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -74,7 +74,9 @@ def test_options_keep_training_seeds_apart_from_evaluation_and_demonstration_see
     options = RLOptions(model="m", n_eval=500, iterations=10, episodes=64)
     training = {seed for i in range(options.iterations) for seed in options.train_seeds(i)}
     assert min(training) == TRAIN_SEED_START and len(training) == 640, "each update draws new instances"
-    assert not training & set(options.eval_seeds) and not training & set(range(DEMO_SEED_START, DEMO_SEED_START + 100_000))
+    assert not training & set(options.eval_seeds) and not training & set(
+        range(DEMO_SEED_START, DEMO_SEED_START + 100_000)
+    )
     with pytest.raises(ValueError, match="n_eval must be at most 10000"):
         RLOptions(model="m", n_eval=20_000)
     with pytest.raises(ValueError, match="model must be given.*episodes must be positive"):
@@ -97,13 +99,26 @@ def test_a_ppo_run_raises_the_reward_and_leaves_a_complete_run_dir(toy_model, tm
     rows = updates(result.run_dir)
     assert [row["step"] for row in rows] == list(range(1, 9))
     assert all(set(LOGGED_EVERY_UPDATE) <= set(row) for row in rows)
-    assert all(math.isfinite(row[key]) for row in rows for key in ("reward", "entropy", "value_loss", "clip_fraction", "kl"))
+    assert all(
+        math.isfinite(row[key]) for row in rows for key in ("reward", "entropy", "value_loss", "clip_fraction", "kl")
+    )
     assert rows[0]["kl"] == pytest.approx(0.0, abs=1e-5), "the policy starts as its reference"
     assert rows[0]["reward"] < 0.5 and sum(row["reward"] for row in rows[-2:]) / 2 > 0.85
     assert sorted(result.evaluations) == [0, 3, 6, 8]
-    assert result.evaluations[0]["episodes"]["success"]["value"] < 0.5 < result.evaluations[8]["episodes"]["success"]["value"]
+    assert (
+        result.evaluations[0]["episodes"]["success"]["value"]
+        < 0.5
+        < result.evaluations[8]["episodes"]["success"]["value"]
+    )
 
-    for name in ("report.json", "report.md", "config.json", "plots/training.png", "plots/eval.png", "samples/update-000008.jsonl"):
+    for name in (
+        "report.json",
+        "report.md",
+        "config.json",
+        "plots/training.png",
+        "plots/eval.png",
+        "samples/update-000008.jsonl",
+    ):
         assert (result.run_dir / name).is_file(), name
     assert len(read_jsonl(result.run_dir / "samples" / "update-000001.jsonl")) == 2
     assert sorted(p.name for p in (result.run_dir / "checkpoints").iterdir()) == ["update-000006", "update-000008"]
@@ -122,14 +137,18 @@ def test_a_grpo_run_raises_the_reward(toy_model, tmp_path):
 
 
 def test_a_lora_run_trains_adapters_against_the_base_and_saves_a_loadable_adapter(toy_model, tmp_path):
-    options = toy_options(toy_model, tmp_path / "run", iterations=2, lora=True, lora_rank=4, critic="separate", n_eval=4)
+    options = toy_options(
+        toy_model, tmp_path / "run", iterations=2, lora=True, lora_rank=4, critic="separate", n_eval=4
+    )
     result = run_rl(options)
     first = updates(result.run_dir)[0]
     assert first["kl"] == pytest.approx(0.0, abs=1e-5), "fresh adapters: the policy is its reference, the base model"
     assert (result.model_dir / "adapter_config.json").is_file()
     adapted, base = Policy.from_pretrained(result.model_dir), Policy.from_pretrained(toy_model)
     ids = torch.tensor([base.encode(YesOrNo().prompt({}) + "<finish>yes</finish>")])
-    assert not torch.allclose(adapted.model(ids).logits, base.model(ids).logits), "the saved adapter holds the trained weights"
+    assert not torch.allclose(adapted.model(ids).logits, base.model(ids).logits), (
+        "the saved adapter holds the trained weights"
+    )
 
 
 def test_a_resumed_run_continues_exactly_as_an_uninterrupted_one(toy_model, tmp_path):
@@ -153,9 +172,14 @@ def test_a_resumed_run_continues_exactly_as_an_uninterrupted_one(toy_model, tmp_
                 assert got[key] == pytest.approx(value, rel=1e-6, abs=1e-6, nan_ok=True), (expected["step"], key)
     for step in (3, 4):
         name = f"samples/update-00000{step}.jsonl"
-        assert [t.token_ids for t in read_jsonl(resumed.run_dir / name)] == [t.token_ids for t in read_jsonl(whole.run_dir / name)]
+        assert [t.token_ids for t in read_jsonl(resumed.run_dir / name)] == [
+            t.token_ids for t in read_jsonl(whole.run_dir / name)
+        ]
     assert resumed.evaluations == whole.evaluations
-    final, expected = load_file(resumed.model_dir / "model.safetensors"), load_file(whole.model_dir / "model.safetensors")
+    final, expected = (
+        load_file(resumed.model_dir / "model.safetensors"),
+        load_file(whole.model_dir / "model.safetensors"),
+    )
     assert all(torch.allclose(final[name], expected[name], atol=1e-6) for name in expected)
 
 
@@ -191,9 +215,9 @@ def test_a_corrupt_or_incomplete_checkpoint_gives_a_clear_error(finished_run):
 
 
 def test_repeated_non_finite_updates_stop_the_run_and_keep_the_last_good_state(toy_model, tmp_path, monkeypatch):
-    import training.rl
+    import agentic.training.rl
 
-    collate, calls = training.rl.collate, {"n": 0}
+    collate, calls = agentic.training.rl.collate, {"n": 0}
 
     def poisoned_collate(*args, **kwargs):
         """From the third update on, every reward is NaN."""
@@ -201,14 +225,23 @@ def test_repeated_non_finite_updates_stop_the_run_and_keep_the_last_good_state(t
         batch = collate(*args, **kwargs)
         return replace(batch, turn_rewards=batch.turn_rewards + math.nan) if calls["n"] >= 3 else batch
 
-    monkeypatch.setattr(training.rl, "collate", poisoned_collate)
-    options = toy_options(toy_model, tmp_path / "run", iterations=10, episodes=16, n_eval=0, checkpoint_every=2, max_failures=2)
+    monkeypatch.setattr(agentic.training.rl, "collate", poisoned_collate)
+    options = toy_options(
+        toy_model, tmp_path / "run", iterations=10, episodes=16, n_eval=0, checkpoint_every=2, max_failures=2
+    )
     with pytest.raises(TrainingDiverged, match="2 consecutive updates were non-finite"):
         run_rl(options)
     run_dir = Path(options.out_dir)
-    assert [row["skipped"] for row in updates(run_dir)] == [0, 0, 1], "the third update rolled back, the fourth stopped the run"
-    good, kept = (load_file(run_dir / "checkpoints" / name / "model" / "model.safetensors") for name in ("update-000002", "update-000004"))
-    assert all(torch.equal(kept[name], good[name]) for name in good), "the checkpoint holds the weights of the last good update"
+    assert [row["skipped"] for row in updates(run_dir)] == [0, 0, 1], (
+        "the third update rolled back, the fourth stopped the run"
+    )
+    good, kept = (
+        load_file(run_dir / "checkpoints" / name / "model" / "model.safetensors")
+        for name in ("update-000002", "update-000004")
+    )
+    assert all(torch.equal(kept[name], good[name]) for name in good), (
+        "the checkpoint holds the weights of the last good update"
+    )
     assert json.loads((run_dir / "report.json").read_text())["stop_reason"].startswith("diverged")
 
 
@@ -219,12 +252,12 @@ sys.path.insert(0, {tests!r})
 from accelerate import PartialState
 from toy_yes_no import YesOrNo
 
-import training.rl
+import agentic.training.rl
 from agentic.cli import main
 from agentic.registry import register_task
 
 register_task(YesOrNo)
-update = training.rl.ppo_update
+update = agentic.training.rl.ppo_update
 
 
 def recorded_update(policy, value_head, *args, **kwargs):
@@ -235,7 +268,7 @@ def recorded_update(policy, value_head, *args, **kwargs):
     return stats
 
 
-training.rl.ppo_update = recorded_update
+agentic.training.rl.ppo_update = recorded_update
 sys.exit(main(sys.argv[2:]))
 """
 
@@ -249,19 +282,58 @@ def test_two_processes_with_gloo_train_like_one(toy_model, tmp_path):
     single = run_rl(options)
     launcher = tmp_path / "launch.py"
     launcher.write_text(LAUNCHER.format(tests=str(REPO / "tests")))
-    flags = ["--model", toy_model, "--task", "YesOrNo", "--out-dir", str(tmp_path / "two"), "--iterations", "6", "--episodes", "32"]
-    flags += ["--lr", "3e-3", "--value-lr", "1e-2", "--epochs", "2", "--minibatch-size", "16", "--kl-coef", "0.01", "--n-eval", "16"]
+    flags = [
+        "--model",
+        toy_model,
+        "--task",
+        "YesOrNo",
+        "--out-dir",
+        str(tmp_path / "two"),
+        "--iterations",
+        "6",
+        "--episodes",
+        "32",
+    ]
+    flags += [
+        "--lr",
+        "3e-3",
+        "--value-lr",
+        "1e-2",
+        "--epochs",
+        "2",
+        "--minibatch-size",
+        "16",
+        "--kl-coef",
+        "0.01",
+        "--n-eval",
+        "16",
+    ]
     flags += ["--eval-every", "3", "--checkpoint-every", "3", "--no-progress"]
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(launcher), str(tmp_path), "ppo", *flags]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        str(launcher),
+        str(tmp_path),
+        "ppo",
+        *flags,
+    ]
     env = os.environ | {"PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     done = subprocess.run(command, check=False, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "PPO 6 updates (completed)" in done.stdout and done.stdout.count("PPO 6 updates") == 1, "one summary, from the main process"
+    assert "PPO 6 updates (completed)" in done.stdout and done.stdout.count("PPO 6 updates") == 1, (
+        "one summary, from the main process"
+    )
 
     two = tmp_path / "two"
     assert json.loads((two / "report.json").read_text())["processes"] == 2
     single_rows, two_rows = updates(single.run_dir), updates(two)
-    assert [(r["first_seed"], r["episodes"]) for r in two_rows] == [(r["first_seed"], r["episodes"]) for r in single_rows]
+    assert [(r["first_seed"], r["episodes"]) for r in two_rows] == [
+        (r["first_seed"], r["episodes"]) for r in single_rows
+    ]
     checksums = [(tmp_path / f"weights-{rank}.txt").read_text().split() for rank in range(2)]
     assert len(checksums[0]) == 6 and checksums[0] == checksums[1]
     for rows in (single_rows, two_rows):

@@ -8,11 +8,11 @@ from peft import LoraConfig, PeftModel, get_peft_model
 from transformers import MistralConfig, MistralForCausalLM
 
 from agentic.bench.rollout import bench_rollout
-from agentic.parsing import parse_action
 from agentic.kv_cache import RaggedCache
+from agentic.parsing import parse_action
 from agentic.policy import CHUNK_OVERHEAD_TOKENS, DecodingBatch, Policy, Sampling, sample, staircase, turn_is_over
 from agentic.rollout import oracle_trajectories, rollout
-from training.tiny_model import build_tiny_model
+from agentic.training.tiny_model import build_tiny_model
 
 SEEDS = list(range(6))
 SAMPLING = Sampling(max_new_tokens=12, seed=3)
@@ -95,7 +95,9 @@ def test_rollouts_are_deterministic_and_step_the_real_environment(policy, trajec
         assert trajectory.seed == seed and trajectory.task == "Arithmetic"
         assert trajectory.terminated or trajectory.truncated
         assert all(turn.end - turn.start <= SAMPLING.max_new_tokens for turn in trajectory.turns)
-        assert [turn.kind for turn in trajectory.turns] == [parse_action(turn.action).kind.value for turn in trajectory.turns]
+        assert [turn.kind for turn in trajectory.turns] == [
+            parse_action(turn.action).kind.value for turn in trajectory.turns
+        ]
 
 
 def test_each_action_stops_at_its_first_closing_sentinel(model_dir):
@@ -147,8 +149,15 @@ def test_a_model_with_sliding_window_layers_decodes_through_its_own_cache(model_
     """Such a cache cannot keep rows at their own lengths: every row is fed at every step, padding masked out."""
     tokenizer = Policy.from_pretrained(model_dir).tokenizer
     config = MistralConfig(
-        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, sliding_window=16, pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        sliding_window=16,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
     )
     torch.manual_seed(0)
     policy = Policy(MistralForCausalLM(config), tokenizer)
@@ -163,7 +172,8 @@ def test_a_model_with_sliding_window_layers_decodes_through_its_own_cache(model_
 
 
 @pytest.mark.parametrize(
-    "queues", [[5], [7, 7, 7], [170, 90, 90, 89, 50, 46, 46], [300] + [1] * 40, [60, 59, 58, 3, 2, 1], list(range(64, 0, -1))]
+    "queues",
+    [[5], [7, 7, 7], [170, 90, 90, 89, 50, 46, 46], [300] + [1] * 40, [60, 59, 58, 3, 2, 1], list(range(64, 0, -1))],
 )
 def test_staircase_feeds_each_queue_exactly_once_at_no_more_cost_than_one_chunk(queues):
     plan = staircase(queues)
@@ -174,7 +184,10 @@ def test_staircase_feeds_each_queue_exactly_once_at_no_more_cost_than_one_chunk(
             assert row < front or left[row] <= keep, "a row left out of a chunk must not be owed its tokens"
             left[row] -= fed
     assert left == [0] * len(queues) and plan[-1] == (len(queues), 0)
-    cost = sum(CHUNK_OVERHEAD_TOKENS + front * (high - keep) for (front, keep), high in zip(plan, [max(queues)] + [k for _, k in plan]))
+    cost = sum(
+        CHUNK_OVERHEAD_TOKENS + front * (high - keep)
+        for (front, keep), high in zip(plan, [max(queues)] + [k for _, k in plan])
+    )
     assert cost <= CHUNK_OVERHEAD_TOKENS + len(queues) * max(queues)
 
 
@@ -204,10 +217,16 @@ def test_greedy_and_nucleus_sampling(policy):
 
 
 def test_episodes_end_truncated_when_the_context_is_full(tmp_path):
-    policy = Policy.from_pretrained(build_tiny_model(["Arithmetic"], tmp_path, seeds=range(20), max_position_embeddings=96))
+    policy = Policy.from_pretrained(
+        build_tiny_model(["Arithmetic"], tmp_path, seeds=range(20), max_position_embeddings=96)
+    )
     for trajectory in rollout(policy, "Arithmetic", SEEDS, Sampling(max_new_tokens=16)):
         assert trajectory.turns and all(turn.end <= 96 for turn in trajectory.turns)
-        assert trajectory.truncated and not trajectory.success and "context of 96 tokens is full" in trajectory.truncation_reason
+        assert (
+            trajectory.truncated
+            and not trajectory.success
+            and "context of 96 tokens is full" in trajectory.truncation_reason
+        )
 
 
 def test_oracle_trajectories_succeed_with_exact_tokens(policy):

@@ -9,11 +9,11 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from agentic.policy import Policy
 from agentic.rollout import oracle_trajectories
+from agentic.training.bench_sft import bench_sft
+from agentic.training.sft import demo_dataset, run_sft, sft_trainer
+from agentic.training.sft_config import DEMO_SEED_START, SFTOptions
+from agentic.training.tiny_model import build_tiny_model
 from agentic.trajectory import read_jsonl
-from training.bench_sft import bench_sft
-from training.sft import demo_dataset, run_sft, sft_trainer
-from training.sft_config import DEMO_SEED_START, SFTOptions
-from training.tiny_model import build_tiny_model
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -23,13 +23,28 @@ def model_dir(tmp_path_factory):
     """A one-layer model of ~40k parameters: the same code path as the default model, in a fraction of the time."""
     return str(
         build_tiny_model(
-            ["Arithmetic"], tmp_path_factory.mktemp("base"), seeds=range(20), hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64
+            ["Arithmetic"],
+            tmp_path_factory.mktemp("base"),
+            seeds=range(20),
+            hidden_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=64,
         )
     )
 
 
 def options(model_dir, out_dir, **overrides) -> SFTOptions:
-    settings = dict(model=model_dir, out_dir=str(out_dir), n_demos=32, max_steps=12, batch_size=8, learning_rate=1e-2, log_every=2, progress=False)
+    settings = dict(
+        model=model_dir,
+        out_dir=str(out_dir),
+        n_demos=32,
+        max_steps=12,
+        batch_size=8,
+        learning_rate=1e-2,
+        log_every=2,
+        progress=False,
+    )
     return SFTOptions(**settings | overrides)
 
 
@@ -42,7 +57,9 @@ def test_labels_are_the_agent_tokens_and_nothing_else(model_dir, tmp_path):
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     demos = oracle_trajectories("Arithmetic", range(DEMO_SEED_START, DEMO_SEED_START + 8), tokenizer)
     model = AutoModelForCausalLM.from_pretrained(model_dir)
-    trainer = sft_trainer(model, tokenizer, demo_dataset(demos), options(model_dir, tmp_path), train_sampling_strategy="sequential")
+    trainer = sft_trainer(
+        model, tokenizer, demo_dataset(demos), options(model_dir, tmp_path), train_sampling_strategy="sequential"
+    )
     batch = next(iter(trainer.get_train_dataloader()))
     assert batch["input_ids"].shape[0] == 8 and batch["input_ids"].shape[1] == max(len(d.token_ids) for d in demos)
     for row, demo in enumerate(demos):
@@ -52,7 +69,9 @@ def test_labels_are_the_agent_tokens_and_nothing_else(model_dir, tmp_path):
         assert labels[:n] == [t if m else -100 for t, m in zip(demo.token_ids, demo.loss_mask)]
         assert labels[n:] == [-100] * (len(labels) - n), "padding carries no loss"
         trained_text = tokenizer.decode([t for t in labels if t != -100])
-        assert trained_text == "".join(turn.action for turn in demo.turns), "the loss covers exactly the agent's actions"
+        assert trained_text == "".join(turn.action for turn in demo.turns), (
+            "the loss covers exactly the agent's actions"
+        )
         assert "<result>" not in trained_text and "Task:" not in trained_text
 
 
@@ -74,13 +93,17 @@ def test_the_run_directory_has_config_demos_metrics_report_plot_and_model(full_r
     assert config["n_demos"] == 32 and config["base_model"]
     demos = read_jsonl(run / "demos.jsonl")
     assert len(demos) == 32 and all(d.success for d in demos)
-    assert [d.seed for d in demos] == list(range(DEMO_SEED_START, DEMO_SEED_START + 32)), "demo seeds never meet evaluation seeds"
+    assert [d.seed for d in demos] == list(range(DEMO_SEED_START, DEMO_SEED_START + 32)), (
+        "demo seeds never meet evaluation seeds"
+    )
     metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     logged = [m for m in metrics if "loss" in m]
     assert [m["step"] for m in logged] == [2, 4, 6, 8, 10, 12]
     assert all({"learning_rate", "grad_norm", "num_input_tokens_seen"} <= m.keys() for m in logged)
     report = json.loads((run / "report.json").read_text())
-    assert report["steps"] == 12 and report["demos"] == 32 and report["final_loss"] == pytest.approx(full_run.final_loss)
+    assert (
+        report["steps"] == 12 and report["demos"] == 32 and report["final_loss"] == pytest.approx(full_run.final_loss)
+    )
     assert report["tokens_seen"] > 0 and report["tokens_per_second"] > 0
     assert "final loss" in (run / "report.md").read_text()
     assert (run / "plots" / "training.png").is_file()
@@ -88,7 +111,9 @@ def test_the_run_directory_has_config_demos_metrics_report_plot_and_model(full_r
     model = AutoModelForCausalLM.from_pretrained(full_run.model_dir)
     assert AutoTokenizer.from_pretrained(full_run.model_dir).pad_token is not None
     base = AutoModelForCausalLM.from_pretrained(config["base_model"])
-    assert not torch.equal(model.gpt_neox.embed_in.weight, base.gpt_neox.embed_in.weight), "the saved model is the trained one"
+    assert not torch.equal(model.gpt_neox.embed_in.weight, base.gpt_neox.embed_in.weight), (
+        "the saved model is the trained one"
+    )
 
 
 def test_the_same_seed_gives_the_same_run_and_another_seed_does_not(model_dir, full_run, tmp_path):
@@ -114,7 +139,9 @@ def test_a_time_limit_stops_training_early(model_dir, tmp_path):
     assert result.steps < 1000 and result.report["stopped_by_time_limit"]
 
 
-@pytest.mark.parametrize("bad", [dict(n_demos=0), dict(learning_rate=-1.0), dict(max_steps=0, epochs=0), dict(warmup_ratio=1.0)])
+@pytest.mark.parametrize(
+    "bad", [dict(n_demos=0), dict(learning_rate=-1.0), dict(max_steps=0, epochs=0), dict(warmup_ratio=1.0)]
+)
 def test_bad_options_are_refused_with_a_clear_message(bad):
     with pytest.raises(ValueError, match="bad SFT options"):
         SFTOptions(**bad)
@@ -124,4 +151,6 @@ def test_bench_compares_the_trainer_with_a_bare_loop_on_the_same_batches(model_d
     result = bench_sft(model_dir, steps=4, batch_size=4)
     assert result["trl"]["tokens_per_s"] > 0 and result["bare"]["tokens_per_s"] > 0
     assert result["overhead"] == pytest.approx(result["trl"]["seconds"] / result["bare"]["seconds"])
-    assert result["trl"]["mean_loss"] == pytest.approx(result["bare"]["mean_loss"], rel=1e-4), "same model, batches, masking and steps"
+    assert result["trl"]["mean_loss"] == pytest.approx(result["bare"]["mean_loss"], rel=1e-4), (
+        "same model, batches, masking and steps"
+    )

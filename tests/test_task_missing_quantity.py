@@ -5,8 +5,8 @@ import pytest
 
 import agentic
 from agentic import AgenticEnvironment, Turn, oracle_action, parse_action, run_episode
-from tasks.missing_quantity import MISSING_RANGE, UNHELPFUL, MissingQuantity
-from tools.calculator import evaluate
+from agentic.tasks.missing_quantity import MISSING_RANGE, UNHELPFUL, MissingQuantity
+from agentic.tools.calculator import evaluate
 
 
 @pytest.fixture

@@ -12,9 +12,9 @@ from gymnasium.utils.env_checker import check_env
 
 import agentic
 from agentic import ActionKind, AgenticEnvironment, parse_action, tool_call
-from tasks.data.make_wikitext103_standin import OUTPUT, standin_rows
-from tasks.multihop import MultiHopKnowledge
-from tools.wiki import Wiki, detokenize, entity_lookup, extract_facts
+from agentic.tasks.data.make_wikitext103_standin import OUTPUT, standin_rows
+from agentic.tasks.multihop import MultiHopKnowledge
+from agentic.tools.wiki import Wiki, detokenize, entity_lookup, extract_facts
 
 REAL_STYLE_LINES = [
     "",
@@ -57,7 +57,10 @@ def call(env: AgenticEnvironment, tool: str, **arguments) -> str:
 
 
 def test_detokenize_undoes_wikitext_number_tokens():
-    assert detokenize(" a population of 12 @,@ 400 and 3 @.@ 5 km of two @-@ lane road \n") == "a population of 12,400 and 3.5 km of two-lane road"
+    assert (
+        detokenize(" a population of 12 @,@ 400 and 3 @.@ 5 km of two @-@ lane road \n")
+        == "a population of 12,400 and 3.5 km of two-lane road"
+    )
 
 
 @pytest.mark.parametrize(
@@ -129,11 +132,20 @@ def test_entity_lookup_explains_unknown_entities_and_attributes(env):
     env.reset(seed=0)
     title, table = sorted(env.task.wiki.facts.items())[0]
     misspelt = title[:-1] + ("x" if title[-1] != "x" else "y")
-    assert call(env, "entity_lookup", entity=misspelt, attribute="born").startswith(f"unknown entity {misspelt!r}; close matches: ")
+    assert call(env, "entity_lookup", entity=misspelt, attribute="born").startswith(
+        f"unknown entity {misspelt!r}; close matches: "
+    )
     assert title in call(env, "entity_lookup", entity=misspelt, attribute="born")
-    assert call(env, "entity_lookup", entity=title, attribute="colour").startswith("unknown attribute; use one of: founded")
-    missing = next(a for a in ("founded", "born", "died", "opened", "population", "elevation", "length") if a not in table)
-    assert call(env, "entity_lookup", entity=title, attribute=missing) == f"no {missing} for {title}; known: {', '.join(table)}"
+    assert call(env, "entity_lookup", entity=title, attribute="colour").startswith(
+        "unknown attribute; use one of: founded"
+    )
+    missing = next(
+        a for a in ("founded", "born", "died", "opened", "population", "elevation", "length") if a not in table
+    )
+    assert (
+        call(env, "entity_lookup", entity=title, attribute=missing)
+        == f"no {missing} for {title}; known: {', '.join(table)}"
+    )
     assert call(env, "entity_lookup", entity=" \n", attribute="born") == "error: the entity name is empty"
     assert "longer than" in call(env, "entity_lookup", entity="A" * 100_000, attribute="born")
 
@@ -145,7 +157,9 @@ def test_verify_fact_says_true_only_for_the_extracted_value(env):
     assert call(env, "verify_fact", entity=title, attribute=attribute, value=value) == "true"
     assert call(env, "verify_fact", entity=title, attribute=attribute, value=float(value)) == "true"
     assert call(env, "verify_fact", entity=title, attribute=attribute, value=value + 1) == "false"
-    assert call(env, "verify_fact", entity="Nowhere At All", attribute=attribute, value=value).startswith("unknown entity")
+    assert call(env, "verify_fact", entity="Nowhere At All", attribute=attribute, value=value).startswith(
+        "unknown entity"
+    )
 
 
 def test_tool_arguments_of_the_wrong_type_are_refused_before_the_call(env):
@@ -193,10 +207,23 @@ def test_a_corpus_with_too_few_facts_is_refused(small_corpus):
 
 @pytest.mark.parametrize(
     "answer, success",
-    [("260350", True), (" 260,350 ", True), ("260350.0", True), ("260351", False), ("260350 people", False), ("", False), (None, False)],
+    [
+        ("260350", True),
+        (" 260,350 ", True),
+        ("260350.0", True),
+        ("260351", False),
+        ("260350 people", False),
+        ("", False),
+        (None, False),
+    ],
 )
 def test_score_is_exact_match_of_the_number(answer, success):
-    instance = {"question": "q", "facts": [["A", "population", 232800], ["B", "population", 27550]], "operator": "+", "answer": "260350"}
+    instance = {
+        "question": "q",
+        "facts": [["A", "population", 232800], ["B", "population", 27550]],
+        "operator": "+",
+        "answer": "260350",
+    }
     score = MultiHopKnowledge().score(instance, answer, [])
     assert score.success is success
     assert score.total == score.breakdown["exact_match"] == float(success)
@@ -205,8 +232,16 @@ def test_score_is_exact_match_of_the_number(answer, success):
 
 def test_match_arguments_ignores_case_and_compares_expressions_by_value():
     task = MultiHopKnowledge()
-    assert task.match_arguments("entity_lookup", {"entity": "port  ALDERY", "attribute": "Population"}, {"entity": "Port Aldery", "attribute": "population"})
-    assert not task.match_arguments("entity_lookup", {"entity": "Port Aldery", "attribute": "founded"}, {"entity": "Port Aldery", "attribute": "population"})
+    assert task.match_arguments(
+        "entity_lookup",
+        {"entity": "port  ALDERY", "attribute": "Population"},
+        {"entity": "Port Aldery", "attribute": "population"},
+    )
+    assert not task.match_arguments(
+        "entity_lookup",
+        {"entity": "Port Aldery", "attribute": "founded"},
+        {"entity": "Port Aldery", "attribute": "population"},
+    )
     assert task.match_arguments("arithmetic", {"expression": "27550+232800"}, {"expression": "232800 + 27550"})
     assert not task.match_arguments("arithmetic", {"expression": "232800 - 27550"}, {"expression": "232800 + 27550"})
     assert not task.match_arguments("arithmetic", {"expression": "9**9**9"}, {"expression": "1 + 1"})

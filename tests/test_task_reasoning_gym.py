@@ -6,12 +6,16 @@ import gymnasium
 import pytest
 
 from agentic import oracle_action, run_episode
-from tasks.reasoning_gym import ReasoningGym
+from agentic.tasks.reasoning_gym import ReasoningGym
 
 
 @pytest.mark.parametrize(
     "task_kwargs",
-    [{}, {"dataset": "chain_sum", "size": 50, "seed": 3, "min_terms": 2, "max_terms": 3}, {"dataset": "leg_counting", "max_animals": 3}],
+    [
+        {},
+        {"dataset": "chain_sum", "size": 50, "seed": 3, "min_terms": 2, "max_terms": 3},
+        {"dataset": "leg_counting", "max_animals": 3},
+    ],
     ids=["default", "chain_sum", "leg_counting"],
 )
 def test_oracle_answer_scores_one_through_the_environment(task_kwargs):

@@ -14,10 +14,10 @@ from gymnasium.utils.env_checker import check_env
 
 import agentic
 from agentic import ActionKind, AgenticEnvironment, ToolRegistry, parse_action
-from tasks.corpora import standin_path
-from tasks.data.make_tinystories_standin import stories
-from tasks.story import REPLIES, InteractiveStory, draft, find_hero, is_prose, rename
-from tools.story import (
+from agentic.tasks.corpora import standin_path
+from agentic.tasks.data.make_tinystories_standin import stories
+from agentic.tasks.story import REPLIES, InteractiveStory, draft, find_hero, is_prose, rename
+from agentic.tools.story import (
     MAX_TEXT_CHARS,
     character_check,
     count_mentions,
@@ -32,7 +32,7 @@ from tools.story import (
 STORY = (
     "Once upon a time, there was a little dog named Max. Max loved to play with his red ball. "
     "One day, Max went to the park with his friend Sue. The wind took the ball away. "
-    "Max was sad and began to cry. Sue smiled and said, \"Do not worry, I will help you.\" "
+    'Max was sad and began to cry. Sue smiled and said, "Do not worry, I will help you." '
     "Together they found the ball under a big tree."
 )
 INSTANCE = {"story": STORY, "hero": "Max", "name": "Lily", "min_words": 20, "max_words": 40, "max_grade": 3}
@@ -65,8 +65,12 @@ def test_measures_on_plain_text():
     text = 'Tom ran. He said, "Hi!" Then he didn\'t stop'
     assert words(text) == ["Tom", "ran", "He", "said", "Hi", "Then", "he", "didn't", "stop"]
     assert split_sentences(text) == ["Tom ran.", 'He said, "Hi!"', "Then he didn't stop"]
-    assert reading_grade("The cat sat. The dog ran.") < 2 < reading_grade(
-        "Unbelievably complicated administrative considerations necessitated extraordinary deliberation."
+    assert (
+        reading_grade("The cat sat. The dog ran.")
+        < 2
+        < reading_grade(
+            "Unbelievably complicated administrative considerations necessitated extraordinary deliberation."
+        )
     )
 
 
@@ -87,7 +91,9 @@ def test_count_mentions_matches_whole_names_only():
 def test_length_check_judges_only_a_revealed_range():
     text = " ".join(["word"] * 30)
     assert length_check(text) == "words=30 (ask the user for the length)"
-    assert length_check(text, instance=INSTANCE, state={"revealed": ["name"]}) == "words=30 (ask the user for the length)"
+    assert (
+        length_check(text, instance=INSTANCE, state={"revealed": ["name"]}) == "words=30 (ask the user for the length)"
+    )
     assert length_check(text, instance=INSTANCE, state=REVEALED) == "words=30 ok (20-40)"
     assert length_check("word " * 10, instance=INSTANCE, state=REVEALED) == "words=10 too short (20-40)"
     assert length_check("word " * 41, instance=INSTANCE, state=REVEALED) == "words=41 too long (20-40)"
@@ -97,7 +103,9 @@ def test_character_check_verdicts():
     assert character_check("Lily ran. lily sat.", "Lily") == "Lily=2 (ask the user for the name)"
     assert character_check("Lily ran. lily sat.", "lily", instance=INSTANCE, state=REVEALED) == "lily=2 ok"
     assert character_check("Tom ran.", "Lily", instance=INSTANCE, state=REVEALED) == "Lily=0 missing"
-    assert character_check("Tom ran.", "Tom", instance=INSTANCE, state=REVEALED) == "Tom=1 not the name asked for (Lily)"
+    assert (
+        character_check("Tom ran.", "Tom", instance=INSTANCE, state=REVEALED) == "Tom=1 not the name asked for (Lily)"
+    )
 
 
 def test_readability_verdicts():
@@ -128,7 +136,11 @@ def test_tools_in_the_registry_survive_hostile_input(registry):
     context = {"instance": INSTANCE, "state": REVEALED}
     huge = "Lily ran. " * 100_000
     started = time.perf_counter()
-    calls = [("length_check", {"text": huge}), ("readability", {"text": huge}), ("character_check", {"text": huge, "name": "Lily"})]
+    calls = [
+        ("length_check", {"text": huge}),
+        ("readability", {"text": huge}),
+        ("character_check", {"text": huge, "name": "Lily"}),
+    ]
     for name, arguments in calls:
         result = registry.call(name, arguments, context)
         assert result.status == "error" and f"longer than {MAX_TEXT_CHARS}" in result.text
@@ -144,7 +156,6 @@ def test_tool_schemas_hide_injected_parameters():
     assert set(length_check.parameters["properties"]) == {"text"}
     assert set(readability.parameters["properties"]) == {"text"}
     assert set(character_check.parameters["properties"]) == {"text", "name"}
-
 
 
 def test_tools_and_task_are_registered_by_entry_point():
@@ -325,7 +336,9 @@ def test_oracle_reports_checks_that_failed(task):
 
     def misleading_user(instance, question, state):
         state["revealed"] = ["grade", "length", "name"]
-        return "The main character is {name}. Use 10-20 words. Keep the reading grade at most {max_grade}.".format(**instance)
+        return "The main character is {name}. Use 10-20 words. Keep the reading grade at most {max_grade}.".format(
+            **instance
+        )
 
     env = AgenticEnvironment(task, user=misleading_user)
     env.reset(seed=0)

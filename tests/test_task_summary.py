@@ -12,10 +12,10 @@ from gymnasium.utils.env_checker import check_env
 
 import agentic
 from agentic import ActionKind, ToolRegistry, Turn, parse_action
-from agentic.tools import ToolResult
-from tasks.corpora import standin_path
-from tasks.summary import GroundedSummary, key_word_query
-from tools.summary import (
+from agentic.tasks.corpora import standin_path
+from agentic.tasks.summary import GroundedSummary, key_word_query
+from agentic.tooling import ToolResult
+from agentic.tools.summary import (
     cite_check,
     coverage,
     coverage_check,
@@ -32,7 +32,10 @@ ARTICLE = {
         "The work on the bridges will be paid for with new parking fees.",
         "Mayor Anna Chen said the repairs would begin in May.",
     ],
-    "highlights": ["Millbrook council approves $4 million plan to repair 12 bridges.", "Bridge work paid for with parking fees."],
+    "highlights": [
+        "Millbrook council approves $4 million plan to repair 12 bridges.",
+        "Bridge work paid for with parking fees.",
+    ],
 }
 GOOD = "The Millbrook council approved a $4 million plan to repair 12 old bridges [1]. The work will be paid for with new parking fees [3]."
 
@@ -52,8 +55,12 @@ def call(registry: ToolRegistry, name: str, **arguments) -> ToolResult:
 
 
 def test_sentences_split_at_full_stops_but_not_at_abbreviations_and_keep_trailing_citations():
-    text = 'Mr. Smith said the U.S. team won 3.5 points. [2] Then it rained [4]! what a day. The end'
-    assert split_sentences(text) == ["Mr. Smith said the U.S. team won 3.5 points. [2]", "Then it rained [4]! what a day.", "The end"]
+    text = "Mr. Smith said the U.S. team won 3.5 points. [2] Then it rained [4]! what a day. The end"
+    assert split_sentences(text) == [
+        "Mr. Smith said the U.S. team won 3.5 points. [2]",
+        "Then it rained [4]! what a day.",
+        "The end",
+    ]
 
 
 def test_retrieve_ranks_matching_sentences_best_first_and_hides_the_instance(registry):
@@ -117,7 +124,9 @@ def test_oversized_summaries_are_refused(registry):
 
 
 def test_several_citations_ground_a_sentence_together():
-    (verdict,) = judge_citations("The council plan to repair bridges is paid with parking fees [1, 3].", ARTICLE["sentences"])
+    (verdict,) = judge_citations(
+        "The council plan to repair bridges is paid with parking fees [1, 3].", ARTICLE["sentences"]
+    )
     assert verdict.grounded and verdict.cited == (1, 3)
 
 
@@ -150,7 +159,9 @@ def test_score_breakdown_of_flawed_summaries(task, summary, expected):
     score = task.score(ARTICLE, summary, [])
     assert not score.success
     assert score.breakdown == pytest.approx(expected)
-    assert score.total == pytest.approx(0.5 * expected["coverage"] + 0.3 * expected["grounded"] + 0.2 * expected["length"])
+    assert score.total == pytest.approx(
+        0.5 * expected["coverage"] + 0.3 * expected["grounded"] + 0.2 * expected["length"]
+    )
 
 
 def test_no_answer_scores_zero(task):
@@ -161,7 +172,11 @@ def test_local_corpus_is_cut_to_short_sentences_and_skips_unusable_rows(tmp_path
     long_sentence = "word " * 80 + "end."
     rows = [
         {"id": "empty", "article": "Only one sentence.", "highlights": "A point."},
-        {"id": "a1", "article": " ".join(f"Sentence number {i} is here.\n" for i in range(1, 20)) + long_sentence, "highlights": "First point.\n\nSecond point."},
+        {
+            "id": "a1",
+            "article": " ".join(f"Sentence number {i} is here.\n" for i in range(1, 20)) + long_sentence,
+            "highlights": "First point.\n\nSecond point.",
+        },
     ]
     path = tmp_path / "news.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
@@ -235,10 +250,15 @@ def test_oracle_reads_the_checks_and_retrieves_more_when_one_fails(task):
     query = key_word_query(ARTICLE["highlights"])
     full = tool_turn("retrieve", {"query": query, "k": 2}, retrieve(query, 2, instance=ARTICLE))
     draft = parse_action(task.oracle(ARTICLE, [full])).arguments["summary"]
-    assert draft == "The Millbrook council approved a $4 million plan on Tuesday to repair 12 old bridges [1]. The work on the bridges will be paid for with new parking fees [3]."
+    assert (
+        draft
+        == "The Millbrook council approved a $4 million plan on Tuesday to repair 12 old bridges [1]. The work on the bridges will be paid for with new parking fees [3]."
+    )
     low = tool_turn("coverage_check", {"summary": draft}, "coverage 0.40 (target 0.60); points 0.50 0.30")
     assert parse_action(task.oracle(ARTICLE, [full, low])).arguments == {"query": query, "k": 8}
-    ungrounded = tool_turn("cite_check", {"summary": draft}, "1. grounded [1] (1.00)\n2. not grounded [3] (0.10)\ngrounded 1/2")
+    ungrounded = tool_turn(
+        "cite_check", {"summary": draft}, "1. grounded [1] (1.00)\n2. not grounded [3] (0.10)\ngrounded 1/2"
+    )
     assert parse_action(task.oracle(ARTICLE, [full, ungrounded])).tool == "retrieve"
     high = tool_turn("coverage_check", {"summary": draft}, "coverage 0.90 (target 0.60); points 1.00 0.80")
     assert parse_action(task.oracle(ARTICLE, [full, high])).kind is ActionKind.FINISH
@@ -247,7 +267,9 @@ def test_oracle_reads_the_checks_and_retrieves_more_when_one_fails(task):
 
 
 def test_match_arguments_compares_content_words(task):
-    assert task.match_arguments("retrieve", {"query": "Bridge repairs council"}, {"query": "council approves bridge repair plan", "k": 5})
+    assert task.match_arguments(
+        "retrieve", {"query": "Bridge repairs council"}, {"query": "council approves bridge repair plan", "k": 5}
+    )
     assert not task.match_arguments("retrieve", {"query": "weather today"}, {"query": "council bridge repair"})
     assert task.match_arguments("coverage_check", {"summary": GOOD.lower()}, {"summary": GOOD})
     assert not task.match_arguments("cite_check", {"summary": GOOD.replace("[3]", "[2]")}, {"summary": GOOD})

@@ -11,8 +11,8 @@ from agentic import (
     parse_action,
     run_episode,
 )
-from tasks.two_hop import CHAINS, RELATIONS, TwoHop, generate_kb
-from tools.knowledge_base import UnknownFact, kb_lookup, lookup
+from agentic.tasks.two_hop import CHAINS, RELATIONS, TwoHop, generate_kb
+from agentic.tools.knowledge_base import UnknownFact, kb_lookup, lookup
 
 KB = {"Zentrix": {"founded_by": "Alma Voss"}, "Alma Voss": {"born_in": "Kelda"}, "Kelda": {"located_in": "Varnia"}}
 

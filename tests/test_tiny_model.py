@@ -4,7 +4,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from training.tiny_model import SENTINEL_TOKENS, build_tiny_model, task_corpus
+from agentic.training.tiny_model import SENTINEL_TOKENS, build_tiny_model, task_corpus
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +49,10 @@ def test_sentinels_are_single_ordinary_tokens_that_decode_verbatim(tokenizer):
 
 
 def test_decoding_is_lossless_and_compositional(tokenizer):
-    texts = task_corpus(["Arithmetic"], range(3)) + ["  spaces,\ttabs\n\nand <sys>tags</sys> </tool >x", "unicode: héllo wörld, 日本語 ✓"]
+    texts = task_corpus(["Arithmetic"], range(3)) + [
+        "  spaces,\ttabs\n\nand <sys>tags</sys> </tool >x",
+        "unicode: héllo wörld, 日本語 ✓",
+    ]
     for text in texts:
         ids = tokenizer(text, add_special_tokens=False)["input_ids"]
         assert tokenizer.decode(ids) == text

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 
+import jsonschema
 import pytest
 
 from agentic import Tool, ToolRegistry, tool
-from tools.calculator import CalculatorError, calculator, evaluate
+from agentic.tools.calculator import CalculatorError, calculator, evaluate
 
 
 @tool
@@ -26,9 +28,7 @@ def scale(value: float, factor: int = 2, state: dict | None = None) -> float:
 def spin() -> str:
     """Loop forever, swallowing exceptions."""
     while True:
-        try:
-            pass
-        except Exception:
+        with contextlib.suppress(Exception):
             pass
 
 
@@ -93,7 +93,7 @@ def test_schema_comes_from_hints_and_docstring_and_hides_injected_parameters():
 
 def test_explicit_schema_is_used_and_checked():
     assert explicit.parameters["properties"] == {"q": {"type": "string", "maxLength": 5}}
-    with pytest.raises(Exception):
+    with pytest.raises(jsonschema.SchemaError):
         tool(schema={"type": "object", "properties": {"q": {"type": 12}}})(lambda q: q)
 
 
@@ -152,7 +152,15 @@ def test_registry_refuses_a_second_tool_with_the_same_name():
 
 @pytest.mark.parametrize(
     "expression, value",
-    [("2 + 3 * 4", 14), ("(12 + 7) * 3", 57), ("7 / 2", 3.5), ("7 // 2", 3), ("-2 ** 2", -4), ("2 ** 10", 1024), ("10 % 4", 2)],
+    [
+        ("2 + 3 * 4", 14),
+        ("(12 + 7) * 3", 57),
+        ("7 / 2", 3.5),
+        ("7 // 2", 3),
+        ("-2 ** 2", -4),
+        ("2 ** 10", 1024),
+        ("10 % 4", 2),
+    ],
 )
 def test_calculator_values(expression, value):
     assert evaluate(expression) == value

@@ -8,6 +8,7 @@ import torch
 
 from agentic.policy import Policy, Sampling
 from agentic.rollout import oracle_trajectories, rollout
+from agentic.training.tiny_model import build_tiny_model
 from agentic.trajectory import (
     AGENT_STYLE,
     ENVIRONMENT_STYLE,
@@ -20,7 +21,6 @@ from agentic.trajectory import (
     visible,
     write_jsonl,
 )
-from training.tiny_model import build_tiny_model
 
 
 @pytest.fixture(scope="module")

@@ -9,15 +9,16 @@ supervised learning, to answer ``<finish>yes</finish>``, ``<finish>no</finish>``
 from __future__ import annotations
 
 import random
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from transformers import GPTNeoXForCausalLM
 
 from agentic import Budget, Score, Task, Turn, finish
 from agentic.policy import Policy, encode
-from training.ppo.core import masked_mean, token_logprobs
-from training.tiny_model import tiny_config, train_tokenizer
+from agentic.training.ppo.core import masked_mean, token_logprobs
+from agentic.training.tiny_model import tiny_config, train_tokenizer
 
 ANSWERS = ("yes", "no", "maybe")
 
@@ -47,7 +48,9 @@ def warmed_up_policy(steps: int = 30, seed: int = 0) -> Policy:
     tokenizer = train_tokenizer([prompt + finish(answer) for answer in ANSWERS] * 4, vocab_size=300)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = GPTNeoXForCausalLM(tiny_config(tokenizer, hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64))
+        model = GPTNeoXForCausalLM(
+            tiny_config(tokenizer, hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)
+        )
     rows = [(encode(tokenizer, prompt), encode(tokenizer, finish(answer))) for answer in ANSWERS]
     width = max(len(p) + len(a) for p, a in rows)
     input_ids = torch.full((len(rows), width), tokenizer.pad_token_id)

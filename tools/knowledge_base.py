@@ -8,7 +8,8 @@ case-insensitively, and a relation may be written with spaces (``born in``).
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from agentic import tool
 

@@ -12,8 +12,9 @@ agent exactly what the judge will measure.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 from rank_bm25 import BM25Plus
 from rouge_score.tokenizers import DefaultTokenizer
@@ -28,16 +29,131 @@ DEFAULT_K = 3
 MAX_K = 8
 
 STOP_WORDS = frozenset(
-    "a an the and or but if of to in on at by for with from as into about after before over under than then "
-    "is are was were be been being am has have had do does did will would shall should can could may might must "
-    "it its this that these those there here he she they them his her their we our you your i me my "
-    "not no so also very just who whom which what when where why how all any each more most some such".split()
+    [
+        "a",
+        "an",
+        "the",
+        "and",
+        "or",
+        "but",
+        "if",
+        "of",
+        "to",
+        "in",
+        "on",
+        "at",
+        "by",
+        "for",
+        "with",
+        "from",
+        "as",
+        "into",
+        "about",
+        "after",
+        "before",
+        "over",
+        "under",
+        "than",
+        "then",
+        "is",
+        "are",
+        "was",
+        "were",
+        "be",
+        "been",
+        "being",
+        "am",
+        "has",
+        "have",
+        "had",
+        "do",
+        "does",
+        "did",
+        "will",
+        "would",
+        "shall",
+        "should",
+        "can",
+        "could",
+        "may",
+        "might",
+        "must",
+        "it",
+        "its",
+        "this",
+        "that",
+        "these",
+        "those",
+        "there",
+        "here",
+        "he",
+        "she",
+        "they",
+        "them",
+        "his",
+        "her",
+        "their",
+        "we",
+        "our",
+        "you",
+        "your",
+        "i",
+        "me",
+        "my",
+        "not",
+        "no",
+        "so",
+        "also",
+        "very",
+        "just",
+        "who",
+        "whom",
+        "which",
+        "what",
+        "when",
+        "where",
+        "why",
+        "how",
+        "all",
+        "any",
+        "each",
+        "more",
+        "most",
+        "some",
+        "such",
+    ]
 )
 _TOKENIZER = DefaultTokenizer(use_stemmer=True)
 CITATION = re.compile(r"\[\s*(\d{1,4}(?:\s*,\s*\d{1,4})*)\s*\]")
 _LEADING_CITATIONS = re.compile(r"^(?:\s*\[\s*\d{1,4}(?:\s*,\s*\d{1,4})*\s*\])+")
 _SENTENCE_END = re.compile(r"[.!?]+[\"'”’)]*\s+")
-_ABBREVIATIONS = frozenset("mr mrs ms dr st jr sr prof gen gov sen rep col lt sgt capt no vs inc co ltd u.s u.k".split())
+_ABBREVIATIONS = frozenset(
+    [
+        "mr",
+        "mrs",
+        "ms",
+        "dr",
+        "st",
+        "jr",
+        "sr",
+        "prof",
+        "gen",
+        "gov",
+        "sen",
+        "rep",
+        "col",
+        "lt",
+        "sgt",
+        "capt",
+        "no",
+        "vs",
+        "inc",
+        "co",
+        "ltd",
+        "u.s",
+        "u.k",
+    ]
+)
 
 
 def content_words(text: str) -> list[str]:

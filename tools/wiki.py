@@ -16,14 +16,15 @@ import difflib
 import itertools
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 from rank_bm25 import BM25Okapi
 
 from agentic import tool
-from tools.calculator import format_number
+from agentic.tools.calculator import format_number
 
 _NUMBER = r"(\d{1,3}(?:,\d{3})+|\d+)"
 _DATE_BEFORE_YEAR = r"(?:on |in )?(?:\d{1,2} )?(?:[A-Z][a-z]+ )?(?:\d{1,2} , )?"

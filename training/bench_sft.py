@@ -1,4 +1,4 @@
-"""SFT throughput: TRL's `SFTTrainer` (the path `training.sft` takes) against a bare PyTorch loop.
+"""SFT throughput: TRL's `SFTTrainer` (the path `agentic.training.sft` takes) against a bare PyTorch loop.
 
 Both sides start from the same weights (loaded afresh from ``model_dir``), read the same batches
 (the trainer's own dataloader over the demonstration dataset, in order, so the labels are -100
@@ -19,8 +19,8 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, set_seed
 
 from agentic.rollout import oracle_trajectories
-from training.sft import demo_dataset, sft_trainer
-from training.sft_config import DEMO_SEED_START, SFTOptions
+from agentic.training.sft import demo_dataset, sft_trainer
+from agentic.training.sft_config import DEMO_SEED_START, SFTOptions
 
 
 def _synchronize(device: torch.device) -> None:
@@ -58,7 +58,12 @@ def bench_sft(
         set_seed(seed)
         model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
         trainer = sft_trainer(
-            model, tokenizer, demo_dataset(demos), options, train_sampling_strategy="sequential", lr_scheduler_type="constant"
+            model,
+            tokenizer,
+            demo_dataset(demos),
+            options,
+            train_sampling_strategy="sequential",
+            lr_scheduler_type="constant",
         )
         device = trainer.args.device
         _synchronize(device)
@@ -71,7 +76,12 @@ def bench_sft(
         set_seed(seed)
         bare_model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).to(device).train()
         bare_seconds, bare_loss, bare_tokens = _bare_loop(
-            bare_model, trainer.get_train_dataloader(), steps, learning_rate, trainer.args.max_grad_norm, trainer.args.bf16
+            bare_model,
+            trainer.get_train_dataloader(),
+            steps,
+            learning_rate,
+            trainer.args.max_grad_norm,
+            trainer.args.bf16,
         )
     trl = {"seconds": trl_seconds, "tokens_per_s": tokens / trl_seconds, "mean_loss": trl_loss}
     bare = {"seconds": bare_seconds, "tokens_per_s": bare_tokens / bare_seconds, "mean_loss": bare_loss}
@@ -88,7 +98,9 @@ def bench_sft(
     }
 
 
-def _bare_loop(model, batches, steps: int, learning_rate: float, max_grad_norm: float, bf16: bool) -> tuple[float, float, int]:
+def _bare_loop(
+    model, batches, steps: int, learning_rate: float, max_grad_norm: float, bf16: bool
+) -> tuple[float, float, int]:
     """(seconds, mean loss, non-padding tokens) of ``steps`` plain AdamW steps over ``batches``."""
     device = next(model.parameters()).device
     optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=0.0)

@@ -2,7 +2,7 @@
 
 1. build the tiny default model (tokenizer learnt from the task's training-seed transcripts);
 2. measure its tool calls untrained (decision points only: it has not learnt to stop);
-3. agentic SFT on *sloppy* demonstrations (`training.demos`): most of them give up at once, without
+3. agentic SFT on *sloppy* demonstrations (`agentic.training.demos`): most of them give up at once, without
    the tool, so the SFT model imitates a demonstrator that is usually wrong;
 4. PPO (or GRPO) from the SFT model, rewarded by the task's verifiable score only: the held-out
    evaluation before its first update is the SFT model's, the one after its last is the RL model's;
@@ -22,15 +22,16 @@ from typing import Any
 from agentic.evaluation import evaluate_tool_calls
 from agentic.policy import Policy, Sampling
 from agentic.registry import make_task
-from training.rl import run_rl
-from training.demo_config import DemoOptions
-from training.run_dir import RunDir
-from training.sft import run_sft
-from training.sft_config import DEMO_SEED_START
-from training.tiny_model import build_tiny_model
+from agentic.run_dir import RunDir
+from agentic.training.demo_config import DemoOptions
+from agentic.training.rl import run_rl
+from agentic.training.sft import run_sft
+from agentic.training.sft_config import DEMO_SEED_START
+from agentic.training.tiny_model import build_tiny_model
 
 TOOL_CALL_METRICS = ("tool_call_validity", "tool_call_accuracy", "first_sentinel_is_tool")
 STAGES = ("untrained", "sft", "rl")
+
 
 def run_demo(options: DemoOptions) -> dict[str, Any]:
     run = RunDir(options.out_dir)
@@ -38,11 +39,22 @@ def run_demo(options: DemoOptions) -> dict[str, Any]:
     started = time.perf_counter()
     seeds = list(range(options.n_eval))
 
-    model_dir = build_tiny_model([options.task], run.path / "tiny-model", seeds=range(DEMO_SEED_START, DEMO_SEED_START + 200), seed=options.seed)
+    model_dir = build_tiny_model(
+        [options.task], run.path / "tiny-model", seeds=range(DEMO_SEED_START, DEMO_SEED_START + 200), seed=options.seed
+    )
     untrained = Policy.from_pretrained(model_dir)
-    before, _ = evaluate_tool_calls(untrained, make_task(options.task), seeds, Sampling(temperature=0.0, max_new_tokens=64))
+    before, _ = evaluate_tool_calls(
+        untrained, make_task(options.task), seeds, Sampling(temperature=0.0, max_new_tokens=64)
+    )
 
-    sft_options = replace(options.sft, model=str(model_dir), task=options.task, out_dir=str(run.path / "sft"), seed=options.seed, progress=options.progress)
+    sft_options = replace(
+        options.sft,
+        model=str(model_dir),
+        task=options.task,
+        out_dir=str(run.path / "sft"),
+        seed=options.seed,
+        progress=options.progress,
+    )
     sft = run_sft(sft_options)
     rl = run_rl(options.rl_options(sft.model_dir, run.path / options.algorithm))
     start, end = rl.evaluations[0], rl.evaluations[max(rl.evaluations)]
@@ -71,7 +83,11 @@ def run_demo(options: DemoOptions) -> dict[str, Any]:
 
 
 def _stage(evaluation: dict[str, Any]) -> dict[str, Any]:
-    return {"tool_calls": evaluation["tool_calls"], "episodes": evaluation["episodes"], "samples": evaluation["samples"]}
+    return {
+        "tool_calls": evaluation["tool_calls"],
+        "episodes": evaluation["episodes"],
+        "samples": evaluation["samples"],
+    }
 
 
 def _cell(proportion: dict[str, Any] | None) -> str:

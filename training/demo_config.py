@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from training.rl_config import ALGORITHMS, RLOptions
-from training.sft_config import SFTOptions
+from agentic.training.rl_config import ALGORITHMS, RLOptions
+from agentic.training.sft_config import SFTOptions
 
 # The demo's warm-up: half of 8000 demonstrations give up at once, so greedy decoding after SFT mostly
 # gives up too, while sampling calls the tool often enough for RL to find out it pays. Twice SFT's default
@@ -40,7 +40,9 @@ class DemoOptions:
 
     def __post_init__(self) -> None:
         if self.algorithm not in ALGORITHMS:
-            raise ValueError(f"bad demo options: algorithm must be one of {', '.join(ALGORITHMS)}, got {self.algorithm!r}")
+            raise ValueError(
+                f"bad demo options: algorithm must be one of {', '.join(ALGORITHMS)}, got {self.algorithm!r}"
+            )
         self.rl_options("model")  # check the RL options now, not after minutes of SFT
 
     def rl_options(self, model: str | Path, out_dir: str | Path = "runs/demo/rl") -> RLOptions:

@@ -10,12 +10,12 @@ Every episode, sloppy or not, runs through the real environment and is scored by
 from __future__ import annotations
 
 import random
-from typing import Sequence
+from collections.abc import Sequence
 
 from transformers import PreTrainedTokenizerBase
 
 from agentic.rollout import oracle_trajectories, scripted_trajectories
-from agentic.tasks import Task
+from agentic.task import Task
 from agentic.trajectory import Trajectory
 
 GIVE_UP = "<finish>I don't know.</finish>"
@@ -39,8 +39,12 @@ def demonstrations(
     oracle = oracle_trajectories(task, seeds, tokenizer, progress=progress)
     failed = [t.seed for t in oracle if not t.success]
     if failed:
-        raise RuntimeError(f"the {oracle[0].task} oracle failed on demonstration seeds {failed[:10]}: fix the task's oracle")
+        raise RuntimeError(
+            f"the {oracle[0].task} oracle failed on demonstration seeds {failed[:10]}: fix the task's oracle"
+        )
     rng = random.Random(seed)
     sloppy = [rng.random() < sloppy_rate for _ in oracle]
-    given_up = iter(scripted_trajectories(task, [demo.seed for demo, s in zip(oracle, sloppy) if s], tokenizer, lambda env: GIVE_UP))
+    given_up = iter(
+        scripted_trajectories(task, [demo.seed for demo, s in zip(oracle, sloppy) if s], tokenizer, lambda env: GIVE_UP)
+    )
     return [next(given_up) if s else demo for demo, s in zip(oracle, sloppy)]

@@ -3,13 +3,18 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 
 def sign_problems(options: Any, positive: Iterable[str] = (), non_negative: Iterable[str] = ()) -> list[str]:
     """One message per named field of ``options`` that is not > 0 (``positive``) or is < 0 (``non_negative``)."""
-    problems = [f"{name} must be positive, got {getattr(options, name)}" for name in positive if not getattr(options, name) > 0]
-    return problems + [f"{name} must be >= 0, got {getattr(options, name)}" for name in non_negative if getattr(options, name) < 0]
+    problems = [
+        f"{name} must be positive, got {getattr(options, name)}" for name in positive if not getattr(options, name) > 0
+    ]
+    return problems + [
+        f"{name} must be >= 0, got {getattr(options, name)}" for name in non_negative if getattr(options, name) < 0
+    ]
 
 
 def lora_config(options: Any) -> Any:

@@ -5,14 +5,14 @@ Each update ``i``:
 1. rollout: each process samples its share of the update's task instances (`RLOptions.train_seeds`) with
    `agentic.rollout.rollout`, recording the sampling log-probs; the sampling seed is derived from
    (seed, i, process), so the batch is a function of the update number;
-2. update: `collate`, then `training.ppo.ppo_update` (critic, GAE over turns, KL-penalised rewards) or
-   `training.grpo.grpo_update` (group-relative advantages); minibatch order also derived from (seed, i, process);
+2. update: `collate`, then `agentic.training.ppo.ppo_update` (critic, GAE over turns, KL-penalised rewards) or
+   `agentic.training.grpo.grpo_update` (group-relative advantages); minibatch order also derived from (seed, i, process);
 3. log: episode metrics gathered from every process, the update's diagnostics averaged over processes,
    timings, to metrics.jsonl and TensorBoard; the first ``samples_per_update`` transcripts of the main
    process to ``samples/update-N.jsonl`` (render them with ``agentic show``);
 4. every ``eval_every`` updates, before the first and after the last: greedy evaluation on the fixed
    held-out seeds (tool-call accuracy at the oracle's decision points, episode success), ``eval/update-N.json``;
-5. every ``checkpoint_every`` updates and at the end: a checkpoint (`training.rl_checkpoint`).
+5. every ``checkpoint_every`` updates and at the end: a checkpoint (`agentic.training.rl_checkpoint`).
 
 At the end: the final policy in ``out_dir/model`` (a full model, or with LoRA an adapter over the
 starting model; `Policy.from_pretrained` and ``agentic eval`` load either), PNG plots, report.json / report.md.
@@ -41,9 +41,10 @@ import json
 import math
 import re
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -56,10 +57,11 @@ from agentic.evaluation import evaluate, report_rows
 from agentic.policy import Policy, Sampling
 from agentic.registry import make_task
 from agentic.rollout import rollout
-from agentic.tasks import INVALID_EVENTS
-from agentic.trajectory import Trajectory, write_jsonl
-from training.grpo import group_ids, grpo_update
-from training.ppo import (
+from agentic.run_dir import RunDir
+from agentic.task import INVALID_EVENTS
+from agentic.training.grpo import group_ids, grpo_update
+from agentic.training.options import lora_config
+from agentic.training.ppo import (
     KLController,
     NonFiniteGuard,
     TrainingDiverged,
@@ -69,8 +71,7 @@ from training.ppo import (
     separate_critic,
     shared_value_head,
 )
-from training.options import lora_config
-from training.rl_checkpoint import (
+from agentic.training.rl_checkpoint import (
     CheckpointError,
     checkpoint_name,
     latest_checkpoint,
@@ -78,10 +79,19 @@ from training.rl_checkpoint import (
     restore_rng_states,
     save_checkpoint,
 )
-from training.rl_config import RLOptions
-from training.run_dir import RunDir
+from agentic.training.rl_config import RLOptions
+from agentic.trajectory import Trajectory, write_jsonl
 
-TRAINING_PLOT = ("reward", "success", "kl", "entropy", "clip_fraction", "value_loss", "explained_variance", "invalid_action_rate")
+TRAINING_PLOT = (
+    "reward",
+    "success",
+    "kl",
+    "entropy",
+    "clip_fraction",
+    "value_loss",
+    "explained_variance",
+    "invalid_action_rate",
+)
 EVAL_PLOT = ("eval/success", "eval/tool_call_accuracy", "eval/mean_return")
 _UPDATE_FILE = re.compile(r"update-(\d+)\.jsonl?")
 
@@ -118,7 +128,9 @@ def load_start_model(name_or_path: str) -> tuple[Any, Any]:
     return model, policy.tokenizer
 
 
-def build_policy(options: RLOptions, run_path: Path, checkpoint: Path | None, accelerator: Accelerator) -> tuple[Any, Any, Any]:
+def build_policy(
+    options: RLOptions, run_path: Path, checkpoint: Path | None, accelerator: Accelerator
+) -> tuple[Any, Any, Any]:
     """``(model to train, tokenizer, frozen reference or None)``, from the starting model or ``checkpoint``.
 
     Full fine-tuning: the reference is a frozen copy of the starting model. LoRA: fresh adapters on the
@@ -128,7 +140,9 @@ def build_policy(options: RLOptions, run_path: Path, checkpoint: Path | None, ac
     start, tokenizer = load_start_model(options.model)
     if not options.lora:
         reference = copy.deepcopy(start).requires_grad_(False).eval()
-        model = start if checkpoint is None else checkpoint_model(checkpoint, lambda path: load_start_model(str(path))[0])
+        model = (
+            start if checkpoint is None else checkpoint_model(checkpoint, lambda path: load_start_model(str(path))[0])
+        )
         return model, tokenizer, reference
     base = Path(options.model)
     if (base / "adapter_config.json").is_file():
@@ -150,7 +164,9 @@ def checkpoint_model(checkpoint: Path, load: Callable[[Path], Any]) -> Any:
     try:
         return load(checkpoint / "model")
     except Exception as error:  # transformers, peft and safetensors raise many kinds for a damaged directory
-        raise CheckpointError(f"checkpoint {checkpoint} is corrupt (delete it to resume from an earlier one): its model does not load: {error}") from None
+        raise CheckpointError(
+            f"checkpoint {checkpoint} is corrupt (delete it to resume from an earlier one): its model does not load: {error}"
+        ) from None
 
 
 def check_run_dir(options: RLOptions, run_path: Path) -> Path | None:
@@ -158,7 +174,9 @@ def check_run_dir(options: RLOptions, run_path: Path) -> Path | None:
     after checking that ``out_dir`` holds no run that starting afresh would overwrite."""
     if not options.resume:
         if (run_path / "metrics.jsonl").exists() or (run_path / "checkpoints").exists():
-            raise ValueError(f"{run_path} already holds a run: pass --resume to continue it, or choose another --out-dir")
+            raise ValueError(
+                f"{run_path} already holds a run: pass --resume to continue it, or choose another --out-dir"
+            )
         return None
     checkpoint = latest_checkpoint(run_path / "checkpoints")
     try:
@@ -185,7 +203,15 @@ def episode_stats(trajectories: list[Trajectory], accelerator: Accelerator) -> d
     """Rollout metrics over every process's episodes: reward, success, turns, invalid-action rate, tokens."""
     rows = torch.tensor(
         [
-            [sum(t.rewards), t.success, len(t.turns), sum(turn.event in INVALID_EVENTS for turn in t.turns), sum(t.loss_mask), len(t.token_ids), t.truncated]
+            [
+                sum(t.rewards),
+                t.success,
+                len(t.turns),
+                sum(turn.event in INVALID_EVENTS for turn in t.turns),
+                sum(t.loss_mask),
+                len(t.token_ids),
+                t.truncated,
+            ]
             for t in trajectories
         ],
         dtype=torch.float64,
@@ -209,7 +235,9 @@ def mean_over_processes(stats: dict[str, float], accelerator: Accelerator) -> di
     if accelerator.num_processes == 1:
         return stats
     names = sorted(stats)
-    values = accelerator.reduce(torch.tensor([stats[n] for n in names], dtype=torch.float64, device=accelerator.device), "mean")
+    values = accelerator.reduce(
+        torch.tensor([stats[n] for n in names], dtype=torch.float64, device=accelerator.device), "mean"
+    )
     return dict(zip(names, values.tolist()))
 
 
@@ -226,7 +254,7 @@ def eval_metrics(report: dict[str, Any]) -> dict[str, float]:
     }
 
 
-def run_rl(options: RLOptions) -> RLResult:
+def run_rl(options: RLOptions) -> RLResult:  # noqa: C901 (to be split into the CleanRL-style loop)
     """Train ``options.model`` on ``options.task`` with PPO or GRPO; see the module docstring for what each update does."""
     started = time.perf_counter()
     accelerator = Accelerator(
@@ -236,7 +264,9 @@ def run_rl(options: RLOptions) -> RLResult:
     main, rank, n_processes = accelerator.is_main_process, accelerator.process_index, accelerator.num_processes
     if options.instances_per_update % n_processes:
         what = "episodes" if options.algorithm == "ppo" else "groups"
-        raise ValueError(f"{what} ({options.instances_per_update}) must be a multiple of the number of processes ({n_processes})")
+        raise ValueError(
+            f"{what} ({options.instances_per_update}) must be a multiple of the number of processes ({n_processes})"
+        )
     task = make_task(options.task)
     run_path = Path(options.out_dir)
     checkpoint = check_run_dir(options, run_path)
@@ -284,7 +314,15 @@ def run_rl(options: RLOptions) -> RLResult:
                 "failures": guard.failures,
                 "total_failures": guard.total_failures,
             }
-            save_checkpoint(run_path / "checkpoints", iteration, policy.model, tokenizer, value_head, trainer_state, run_path / "metrics.jsonl")
+            save_checkpoint(
+                run_path / "checkpoints",
+                iteration,
+                policy.model,
+                tokenizer,
+                value_head,
+                trainer_state,
+                run_path / "metrics.jsonl",
+            )
         accelerator.wait_for_everyone()
 
     def evaluate_now(step: int) -> None:
@@ -300,12 +338,22 @@ def run_rl(options: RLOptions) -> RLResult:
         evaluate_now(0)
     stop_reason = "completed"
     iteration = saved_at = evaluated_at = start_iteration
-    bar = tqdm(total=options.iterations, initial=start_iteration, desc=options.algorithm, unit="update", disable=not (options.progress and main))
+    bar = tqdm(
+        total=options.iterations,
+        initial=start_iteration,
+        desc=options.algorithm,
+        unit="update",
+        disable=not (options.progress and main),
+    )
     try:
         while iteration < options.iterations:
             iteration_started = time.perf_counter()
             seeds = process_seeds(options, iteration, rank, n_processes)
-            sampling = Sampling(temperature=options.temperature, max_new_tokens=options.max_new_tokens, seed=derived_seed(options.seed, iteration, rank))
+            sampling = Sampling(
+                temperature=options.temperature,
+                max_new_tokens=options.max_new_tokens,
+                seed=derived_seed(options.seed, iteration, rank),
+            )
             with accelerator.autocast():
                 trajectories = rollout(policy, task, seeds, sampling)
             rollout_seconds = time.perf_counter() - iteration_started
@@ -315,9 +363,28 @@ def run_rl(options: RLOptions) -> RLResult:
             with accelerator.autocast():
                 if options.algorithm == "ppo":
                     # a fixed controller inside the update: the adaptive one moves below, on the KL of every process
-                    stats = ppo_update(trained_policy, trained_head, optimizer, batch, config, guard, kl=KLController(kl.coef), reference=reference, generator=generator)
+                    stats = ppo_update(
+                        trained_policy,
+                        trained_head,
+                        optimizer,
+                        batch,
+                        config,
+                        guard,
+                        kl=KLController(kl.coef),
+                        reference=reference,
+                        generator=generator,
+                    )
                 else:
-                    stats = grpo_update(trained_policy, optimizer, batch, group_ids(trajectories), config, guard, reference=reference, generator=generator)
+                    stats = grpo_update(
+                        trained_policy,
+                        optimizer,
+                        batch,
+                        group_ids(trajectories),
+                        config,
+                        guard,
+                        reference=reference,
+                        generator=generator,
+                    )
             stats = mean_over_processes(stats, accelerator)
             episodes = episode_stats(trajectories, accelerator)
             if "kl" in stats and not stats["skipped"]:
@@ -326,17 +393,25 @@ def run_rl(options: RLOptions) -> RLResult:
             seconds = time.perf_counter() - iteration_started
 
             if main:
-                run.log(iteration, stats | episodes | {
-                    "first_seed": options.train_seeds(iteration - 1).start,
-                    "rollout_seconds": rollout_seconds,
-                    "update_seconds": seconds - rollout_seconds,
-                    "seconds": seconds,
-                    "episodes_per_second": episodes["episodes"] / rollout_seconds,
-                    "elapsed_seconds": time.perf_counter() - started,
-                })
+                run.log(
+                    iteration,
+                    stats
+                    | episodes
+                    | {
+                        "first_seed": options.train_seeds(iteration - 1).start,
+                        "rollout_seconds": rollout_seconds,
+                        "update_seconds": seconds - rollout_seconds,
+                        "seconds": seconds,
+                        "episodes_per_second": episodes["episodes"] / rollout_seconds,
+                        "elapsed_seconds": time.perf_counter() - started,
+                    },
+                )
                 if options.samples_per_update:
                     (run_path / "samples").mkdir(exist_ok=True)
-                    write_jsonl(trajectories[: options.samples_per_update], run_path / "samples" / f"{checkpoint_name(iteration)}.jsonl")
+                    write_jsonl(
+                        trajectories[: options.samples_per_update],
+                        run_path / "samples" / f"{checkpoint_name(iteration)}.jsonl",
+                    )
                 bar.update()
                 bar.set_postfix(reward=f"{episodes['reward']:.3f}", success=f"{episodes['success']:.2f}")
             if options.n_eval and options.eval_every and iteration % options.eval_every == 0:
@@ -382,10 +457,16 @@ def saved_evaluations(run_path: Path, last: int) -> dict[int, dict[str, Any]]:
     def nan_for_null(record: dict[str, Any]) -> dict[str, Any]:
         return {k: math.nan if v is None else v for k, v in record.items()}
 
-    return {step: json.loads(found[step].read_text(encoding="utf-8"), object_hook=nan_for_null) for step in sorted(found) if step <= last}
+    return {
+        step: json.loads(found[step].read_text(encoding="utf-8"), object_hook=nan_for_null)
+        for step in sorted(found)
+        if step <= last
+    }
 
 
-def finish_run(options: RLOptions, run: RunDir, iteration: int, stop_reason: str, started: float, accelerator: Accelerator) -> dict[str, Any]:
+def finish_run(
+    options: RLOptions, run: RunDir, iteration: int, stop_reason: str, started: float, accelerator: Accelerator
+) -> dict[str, Any]:
     """Plots, report.json and report.md, from the metrics and evaluations on disk (so a resumed run reports its whole history)."""
     run.plot(TRAINING_PLOT, "training.png")
     run.plot(EVAL_PLOT, "eval.png")
@@ -439,7 +520,14 @@ def report_markdown(report: dict[str, Any]) -> str:
     first, last = report["first_evaluation"], report["last_evaluation"]
     if first is not None:
         steps = sorted(report["evaluations"])
-        lines += ["", f"Greedy evaluation on held-out seeds {report['eval_seeds'][0]}–{report['eval_seeds'][1]} (Wilson 95% intervals):", ""]
+        lines += [
+            "",
+            f"Greedy evaluation on held-out seeds {report['eval_seeds'][0]}–{report['eval_seeds'][1]} (Wilson 95% intervals):",
+            "",
+        ]
         lines += [f"| metric | update {steps[0]} | update {steps[-1]} |", "|---|---|---|"]
-        lines += [f"| {metric} | {before} | {after} |" for (metric, before), (_, after) in zip(report_rows(first), report_rows(last))]
+        lines += [
+            f"| {metric} | {before} | {after} |"
+            for (metric, before), (_, after) in zip(report_rows(first), report_rows(last))
+        ]
     return "\n".join(lines)

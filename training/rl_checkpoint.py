@@ -86,16 +86,27 @@ def latest_checkpoint(checkpoints: Path) -> Path:
 
 def load_trainer_state(checkpoint: Path, needs_value_head: bool) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """The trainer state and value-head state dict of ``checkpoint``, after checking that its files are all there."""
-    required = ["trainer.pt", "model/config.json" if not (checkpoint / "model" / "adapter_config.json").exists() else "model/adapter_config.json"]
+    required = [
+        "trainer.pt",
+        "model/config.json"
+        if not (checkpoint / "model" / "adapter_config.json").exists()
+        else "model/adapter_config.json",
+    ]
     required += ["value_head.pt"] if needs_value_head else []
     missing = [name for name in required if not (checkpoint / name).is_file()]
     if missing:
         raise CheckpointError(f"checkpoint {checkpoint} is incomplete: missing {', '.join(missing)}")
     try:
         state = torch.load(checkpoint / "trainer.pt", map_location="cpu", weights_only=True)
-        head = torch.load(checkpoint / "value_head.pt", map_location="cpu", weights_only=True) if needs_value_head else None
+        head = (
+            torch.load(checkpoint / "value_head.pt", map_location="cpu", weights_only=True)
+            if needs_value_head
+            else None
+        )
     except Exception as error:  # torch raises several kinds for truncated or foreign files
-        raise CheckpointError(f"checkpoint {checkpoint} is corrupt (delete it to resume from an earlier one): {error}") from None
+        raise CheckpointError(
+            f"checkpoint {checkpoint} is corrupt (delete it to resume from an earlier one): {error}"
+        ) from None
     for key in ("iteration", "optimizer", "kl_coef", "rng"):
         if key not in state:
             raise CheckpointError(f"checkpoint {checkpoint} is corrupt: trainer.pt has no {key!r}")

@@ -6,14 +6,22 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any
 
-from training.options import sign_problems
-from training.sft_config import DEMO_SEED_START
+from agentic.training.options import sign_problems
+from agentic.training.sft_config import DEMO_SEED_START
 
 TRAIN_SEED_START = 1_000_000
 ALGORITHMS = ("ppo", "grpo")
 CRITICS = ("shared", "separate")
 # Options that may change when a run is resumed; every other option must match the checkpointed run's.
-RESUMABLE_CHANGES = ("iterations", "max_seconds", "resume", "progress", "eval_every", "checkpoint_every", "samples_per_update")
+RESUMABLE_CHANGES = (
+    "iterations",
+    "max_seconds",
+    "resume",
+    "progress",
+    "eval_every",
+    "checkpoint_every",
+    "samples_per_update",
+)
 
 
 @dataclass(frozen=True)
@@ -88,13 +96,24 @@ class RLOptions:
             problems.append(f"critic must be one of {', '.join(CRITICS)}, got {self.critic!r}")
         problems += sign_problems(
             self,
-            positive=("iterations", "episodes", "groups", "group_size", "temperature", "max_new_tokens", "lr", "value_lr")
+            positive=(
+                "iterations",
+                "episodes",
+                "groups",
+                "group_size",
+                "temperature",
+                "max_new_tokens",
+                "lr",
+                "value_lr",
+            )
             + ("kl_horizon", "lora_rank", "lora_alpha", "max_failures"),
             non_negative=("epochs", "value_clip_range", "kl_coef", "kl_target", "eval_every", "n_eval")
             + ("checkpoint_every", "samples_per_update", "seed", "max_seconds"),
         )
         if self.n_eval > DEMO_SEED_START:
-            problems.append(f"n_eval must be at most {DEMO_SEED_START}: evaluation seeds must not reach the SFT demonstration seeds")
+            problems.append(
+                f"n_eval must be at most {DEMO_SEED_START}: evaluation seeds must not reach the SFT demonstration seeds"
+            )
         if self.algorithm == "grpo" and self.kl_target > 0:
             problems.append("kl_target (an adaptive KL coefficient) is PPO's; GRPO's KL term has a fixed kl_coef")
         if self.algorithm == "grpo" and self.group_size < 2:
@@ -125,15 +144,19 @@ class RLOptions:
         return range(start, start + self.instances_per_update)
 
     def update_config(self) -> Any:
-        """The algorithm's update settings: a `training.ppo.PPOConfig` or `training.grpo.GRPOConfig` (imports torch)."""
-        shared: dict[str, Any] = {"minibatch_size": self.minibatch_size, "clip_range": self.clip_range, "max_grad_norm": self.max_grad_norm}
+        """The algorithm's update settings: a `agentic.training.ppo.PPOConfig` or `agentic.training.grpo.GRPOConfig` (imports torch)."""
+        shared: dict[str, Any] = {
+            "minibatch_size": self.minibatch_size,
+            "clip_range": self.clip_range,
+            "max_grad_norm": self.max_grad_norm,
+        }
         if self.epochs:
             shared["epochs"] = self.epochs
         if self.algorithm == "grpo":
-            from training.grpo import GRPOConfig
+            from agentic.training.grpo import GRPOConfig
 
             return GRPOConfig(**shared, kl_coef=self.kl_coef)
-        from training.ppo import PPOConfig
+        from agentic.training.ppo import PPOConfig
 
         return PPOConfig(
             **shared,

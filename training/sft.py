@@ -1,7 +1,7 @@
 """Agentic SFT warm-up: fine-tune a causal LM on oracle demonstrations, with the loss on agent tokens only.
 
 The demonstrations are the task oracle's episodes run through the real environment
-(`training.demos`), so they cannot disagree with it; a ``sloppy_demos`` fraction can be made
+(`agentic.training.demos`), so they cannot disagree with it; a ``sloppy_demos`` fraction can be made
 imperfect on purpose, to leave reinforcement learning headroom. Each becomes one
 pre-tokenized row, ``input_ids`` (prompt, actions and replies exactly as a rollout sees them) and
 ``assistant_masks`` (1 on the agent's tokens). TRL's `SFTTrainer` turns the mask into labels,
@@ -10,11 +10,11 @@ flattening, so sequences never attend across each other). Full fine-tuning, or L
 ``peft_config``.
 
 Demonstration seeds start at `DEMO_SEED_START` (10 000) so that they never meet the evaluation
-seeds (0, 1, 2, ...). ``model="tiny"`` builds the embedded default model (`training.tiny_model`),
+seeds (0, 1, 2, ...). ``model="tiny"`` builds the embedded default model (`agentic.training.tiny_model`),
 its tokenizer learnt from the first `TOKENIZER_DEMOS` demonstrations' transcripts. CUDA with bf16
 where available, CPU float32 otherwise. The same options and seed give the same run.
 
-The run directory (`training.run_dir.RunDir`) receives config.json, demos.jsonl (render one with
+The run directory (`agentic.run_dir.RunDir`) receives config.json, demos.jsonl (render one with
 ``agentic show``), metrics.jsonl and TensorBoard logs, checkpoints/, plots/training.png,
 report.json / report.md, and the final model in ``model/`` (a PEFT adapter directory with LoRA);
 both `Policy.from_pretrained` and ``AutoModelForCausalLM.from_pretrained`` load it.
@@ -39,12 +39,12 @@ from transformers import (
 )
 from trl import SFTConfig, SFTTrainer
 
+from agentic.run_dir import RunDir
+from agentic.training.demos import demonstrations
+from agentic.training.options import lora_config
+from agentic.training.sft_config import TINY_MODEL, TOKENIZER_DEMOS, SFTOptions
+from agentic.training.tiny_model import build_tiny_model
 from agentic.trajectory import Trajectory, write_jsonl
-from training.demos import demonstrations
-from training.options import lora_config
-from training.run_dir import RunDir
-from training.sft_config import TINY_MODEL, TOKENIZER_DEMOS, SFTOptions
-from training.tiny_model import build_tiny_model
 
 
 @dataclass(frozen=True)
@@ -110,7 +110,12 @@ def sft_trainer(
     config = SFTConfig(**settings | config_overrides)
     peft_config = lora_config(options) if options.lora else None
     trainer = SFTTrainer(
-        model=model, args=config, train_dataset=dataset, processing_class=tokenizer, peft_config=peft_config, callbacks=list(callbacks)
+        model=model,
+        args=config,
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        peft_config=peft_config,
+        callbacks=list(callbacks),
     )
     if not options.progress:  # without a progress bar the trainer prints every log dict; the run directory keeps them
         trainer.remove_callback(PrinterCallback)
@@ -168,7 +173,12 @@ def run_sft(options: SFTOptions) -> SFTResult:
     model = AutoModelForCausalLM.from_pretrained(model_name, dtype=torch.float32)
 
     demos = demonstrations(
-        options.task, options.demo_seeds, tokenizer, sloppy_rate=options.sloppy_demos, seed=options.seed, progress=options.progress
+        options.task,
+        options.demo_seeds,
+        tokenizer,
+        sloppy_rate=options.sloppy_demos,
+        seed=options.seed,
+        progress=options.progress,
     )
     write_jsonl(demos, run.path / "demos.jsonl")
 
@@ -214,16 +224,25 @@ def run_sft(options: SFTOptions) -> SFTResult:
         "wall_seconds": wall_seconds,
     }
     run.write_report(report, _markdown(report))
-    return SFTResult(run.path, model_dir, loss_curve, output.global_step, wall_seconds, train_seconds, report["tokens_per_second"], report)
+    return SFTResult(
+        run.path,
+        model_dir,
+        loss_curve,
+        output.global_step,
+        wall_seconds,
+        train_seconds,
+        report["tokens_per_second"],
+        report,
+    )
 
 
 def _markdown(report: dict[str, Any]) -> str:
     mode = "LoRA" if report["lora"] else "full fine-tuning"
-    return f"""# Agentic SFT: {report['task']}
+    return f"""# Agentic SFT: {report["task"]}
 
-- base model: `{report['base_model']}` ({report['parameters']:,} parameters, {report['trainable_parameters']:,} trained, {mode}) on {report['device']}
-- demonstrations: {report['demos']} episodes, {report['demo_success_rate']:.0%} successful (seeds {report['demo_seeds'][0]}..{report['demo_seeds'][1]}), {report['demo_tokens']:,} tokens of which {report['demo_agent_tokens']:,} agent tokens carry the loss
-- training: {report['steps']} steps ({report['epochs']:.2f} epochs){' stopped by the time limit' if report['stopped_by_time_limit'] else ''}, final loss {report['final_loss']:.4f}
-- speed: {report['tokens_seen']:,} tokens in {report['train_seconds']:.1f} s ({report['tokens_per_second']:,.0f} tokens/s); whole run {report['wall_seconds']:.1f} s
-- model: `{report['model_dir']}`
+- base model: `{report["base_model"]}` ({report["parameters"]:,} parameters, {report["trainable_parameters"]:,} trained, {mode}) on {report["device"]}
+- demonstrations: {report["demos"]} episodes, {report["demo_success_rate"]:.0%} successful (seeds {report["demo_seeds"][0]}..{report["demo_seeds"][1]}), {report["demo_tokens"]:,} tokens of which {report["demo_agent_tokens"]:,} agent tokens carry the loss
+- training: {report["steps"]} steps ({report["epochs"]:.2f} epochs){" stopped by the time limit" if report["stopped_by_time_limit"] else ""}, final loss {report["final_loss"]:.4f}
+- speed: {report["tokens_seen"]:,} tokens in {report["train_seconds"]:.1f} s ({report["tokens_per_second"]:,.0f} tokens/s); whole run {report["wall_seconds"]:.1f} s
+- model: `{report["model_dir"]}`
 """

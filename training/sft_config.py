@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from training.options import sign_problems
+from agentic.training.options import sign_problems
 
 TINY_MODEL = "tiny"
 DEMO_SEED_START = 10_000
@@ -21,7 +21,7 @@ class SFTOptions:
     ``checkpoint_every`` > 0 saves a resumable Trainer checkpoint every that many steps.
     ``lora_target_modules`` is ``all-linear`` or comma-separated module names (e.g. ``query_key_value,dense``).
     ``sloppy_demos`` is the fraction of demonstrations that give up at once, without trying the tools
-    (`training.demos`): imperfect demonstrations that leave reinforcement learning something to fix.
+    (`agentic.training.demos`): imperfect demonstrations that leave reinforcement learning something to fix.
     """
 
     model: str = TINY_MODEL

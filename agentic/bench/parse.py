@@ -12,7 +12,8 @@ import json
 import random
 import re
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from agentic.env import AgenticEnvironment
 from agentic.parsing import parse_action
@@ -86,7 +87,9 @@ def _rate(parse: Callable[[str], Any], inputs: list[str], repeats: int) -> float
     return repeats * len(inputs) / (time.perf_counter() - start)
 
 
-def bench_parse(tasks: list[str] | None = None, episodes_per_task: int = 20, repeats: int = 3, seed: int = 0) -> dict[str, Any]:
+def bench_parse(
+    tasks: list[str] | None = None, episodes_per_task: int = 20, repeats: int = 3, seed: int = 0
+) -> dict[str, Any]:
     actions, steps, env_seconds = oracle_actions(tasks or task_names(), episodes_per_task, seed)
     inputs = actions + hostile_variants(actions, random.Random(seed))
     lark_rate = _rate(parse_action, inputs, repeats)

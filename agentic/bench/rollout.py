@@ -92,7 +92,12 @@ def bench_rollout(
             times["sequential"].append(time.perf_counter() - start)
     tokens = {"batched": sum(sum(t.loss_mask) for t in trajectories), "sequential": sequential_tokens}
     sides = {
-        side: {"seconds": min(seconds), "all_seconds": seconds, "episodes_per_s": n_episodes / min(seconds), "agent_tokens_per_s": tokens[side] / min(seconds)}
+        side: {
+            "seconds": min(seconds),
+            "all_seconds": seconds,
+            "episodes_per_s": n_episodes / min(seconds),
+            "agent_tokens_per_s": tokens[side] / min(seconds),
+        }
         for side, seconds in times.items()
     }
     return {

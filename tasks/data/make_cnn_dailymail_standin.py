@@ -18,9 +18,52 @@ OUTPUT = Path(__file__).with_name("cnn_dailymail_standin.jsonl")
 SEED = 0
 ROWS = 160
 
-TOWNS = ("Harbor City", "Millbrook", "Eastwick", "Northvale", "Riverton", "Oakridge", "Stonebridge", "Clearwater", "Westfield", "Ashford", "Pinecrest", "Lakemont")
-FIRST = ("Anna", "Ben", "Clara", "David", "Elena", "Frank", "Grace", "Henry", "Iris", "James", "Laura", "Omar", "Priya", "Tom")
-LAST = ("Baker", "Chen", "Diaz", "Evans", "Fischer", "Green", "Hughes", "Ito", "Kumar", "Lopez", "Moreau", "Novak", "Owens", "Patel")
+TOWNS = (
+    "Harbor City",
+    "Millbrook",
+    "Eastwick",
+    "Northvale",
+    "Riverton",
+    "Oakridge",
+    "Stonebridge",
+    "Clearwater",
+    "Westfield",
+    "Ashford",
+    "Pinecrest",
+    "Lakemont",
+)
+FIRST = (
+    "Anna",
+    "Ben",
+    "Clara",
+    "David",
+    "Elena",
+    "Frank",
+    "Grace",
+    "Henry",
+    "Iris",
+    "James",
+    "Laura",
+    "Omar",
+    "Priya",
+    "Tom",
+)
+LAST = (
+    "Baker",
+    "Chen",
+    "Diaz",
+    "Evans",
+    "Fischer",
+    "Green",
+    "Hughes",
+    "Ito",
+    "Kumar",
+    "Lopez",
+    "Moreau",
+    "Novak",
+    "Owens",
+    "Patel",
+)
 DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday")
 COMPANIES = ("Brightline", "Nordica", "Volta Works", "Kestrel Group", "Meridian", "Tandem Motors")
 MONTHS = ("March", "April", "May", "June", "July", "September", "October")
@@ -29,9 +72,18 @@ MONTHS = ("March", "April", "May", "June", "July", "September", "October")
 STORIES = (
     {
         "key": (
-            ("The {town} council approved a ${n1} million plan on {day} to repair {n2} old bridges.", "{town} council approves ${n1} million plan to repair {n2} bridges."),
-            ("The work on the bridges will be paid for with new parking fees.", "Bridge work will be paid for with new parking fees."),
-            ("Mayor {name} said the repairs would begin in {month} and take two years.", "Mayor {name} says repairs begin in {month}."),
+            (
+                "The {town} council approved a ${n1} million plan on {day} to repair {n2} old bridges.",
+                "{town} council approves ${n1} million plan to repair {n2} bridges.",
+            ),
+            (
+                "The work on the bridges will be paid for with new parking fees.",
+                "Bridge work will be paid for with new parking fees.",
+            ),
+            (
+                "Mayor {name} said the repairs would begin in {month} and take two years.",
+                "Mayor {name} says repairs begin in {month}.",
+            ),
         ),
         "background": (
             "{other}, who runs a bakery near the river, said she was pleased.",
@@ -43,9 +95,18 @@ STORIES = (
     },
     {
         "key": (
-            ("A storm with winds of {n3} miles per hour hit {town} on {day}, cutting power to {n4} homes.", "Storm with {n3} mph winds cuts power to {n4} homes in {town}."),
-            ("Emergency crews said power should return to most homes within two days.", "Crews expect power to return within two days."),
-            ("Officials opened {n2} shelters for families who left the coast.", "{n2} shelters opened for families who left the coast."),
+            (
+                "A storm with winds of {n3} miles per hour hit {town} on {day}, cutting power to {n4} homes.",
+                "Storm with {n3} mph winds cuts power to {n4} homes in {town}.",
+            ),
+            (
+                "Emergency crews said power should return to most homes within two days.",
+                "Crews expect power to return within two days.",
+            ),
+            (
+                "Officials opened {n2} shelters for families who left the coast.",
+                "{n2} shelters opened for families who left the coast.",
+            ),
         ),
         "background": (
             "Forecasters had warned of heavy rain for most of the week.",
@@ -57,9 +118,15 @@ STORIES = (
     },
     {
         "key": (
-            ("{town} United beat {town2} Rovers {n5}-1 on {day} to reach the final of the county cup.", "{town} United beat {town2} Rovers {n5}-1 to reach county cup final."),
+            (
+                "{town} United beat {town2} Rovers {n5}-1 on {day} to reach the final of the county cup.",
+                "{town} United beat {town2} Rovers {n5}-1 to reach county cup final.",
+            ),
             ("Striker {name} scored twice in the second half.", "{name} scored twice in the second half."),
-            ("{town} United will play the holders in the final next month.", "{town} United will play the holders in the final."),
+            (
+                "{town} United will play the holders in the final next month.",
+                "{town} United will play the holders in the final.",
+            ),
         ),
         "background": (
             "The crowd of about {n4} fans sang for most of the evening.",
@@ -71,9 +138,18 @@ STORIES = (
     },
     {
         "key": (
-            ("Scientists at the University of {town} have found a new species of frog in a mountain forest.", "Scientists at the University of {town} find a new frog species."),
-            ("The frog is about {n2} centimetres long and lives under wet leaves.", "The frog is {n2} centimetres long and lives under wet leaves."),
-            ("Lead researcher Dr {name} said the species may already be at risk.", "Dr {name} says the new species may be at risk."),
+            (
+                "Scientists at the University of {town} have found a new species of frog in a mountain forest.",
+                "Scientists at the University of {town} find a new frog species.",
+            ),
+            (
+                "The frog is about {n2} centimetres long and lives under wet leaves.",
+                "The frog is {n2} centimetres long and lives under wet leaves.",
+            ),
+            (
+                "Lead researcher Dr {name} said the species may already be at risk.",
+                "Dr {name} says the new species may be at risk.",
+            ),
         ),
         "background": (
             "The team spent {n2} weeks camping in the area last year.",
@@ -85,9 +161,18 @@ STORIES = (
     },
     {
         "key": (
-            ("{company} said on {day} that it would open a new factory in {town}, creating {n4} jobs.", "{company} to open a factory in {town}, creating {n4} jobs."),
-            ("The factory will make electric bicycles and should open in {month}.", "The factory will make electric bicycles from {month}."),
-            ("Chief executive {name} said demand for electric bicycles had doubled in two years.", "{name} says demand for electric bicycles has doubled."),
+            (
+                "{company} said on {day} that it would open a new factory in {town}, creating {n4} jobs.",
+                "{company} to open a factory in {town}, creating {n4} jobs.",
+            ),
+            (
+                "The factory will make electric bicycles and should open in {month}.",
+                "The factory will make electric bicycles from {month}.",
+            ),
+            (
+                "Chief executive {name} said demand for electric bicycles had doubled in two years.",
+                "{name} says demand for electric bicycles has doubled.",
+            ),
         ),
         "background": (
             "Shares in the firm rose slightly after the news.",
@@ -99,9 +184,18 @@ STORIES = (
     },
     {
         "key": (
-            ("Rescue teams saved {n2} hikers who were trapped on Mount {town2} for {n5} hours.", "{n2} hikers rescued after {n5} hours trapped on Mount {town2}."),
-            ("The hikers got lost in thick fog after a mountain path collapsed.", "Hikers got lost in thick fog after a path collapsed."),
-            ("All of them were taken to hospital in {town} with minor injuries.", "All were taken to hospital in {town} with minor injuries."),
+            (
+                "Rescue teams saved {n2} hikers who were trapped on Mount {town2} for {n5} hours.",
+                "{n2} hikers rescued after {n5} hours trapped on Mount {town2}.",
+            ),
+            (
+                "The hikers got lost in thick fog after a mountain path collapsed.",
+                "Hikers got lost in thick fog after a path collapsed.",
+            ),
+            (
+                "All of them were taken to hospital in {town} with minor injuries.",
+                "All were taken to hospital in {town} with minor injuries.",
+            ),
         ),
         "background": (
             "A helicopter joined the search early in the morning.",
@@ -113,8 +207,14 @@ STORIES = (
     },
     {
         "key": (
-            ("{name} won the race for mayor of {town} on {day} with {n6} percent of the vote.", "{name} wins {town} mayor race with {n6} percent of the vote."),
-            ("{last} promised to build {n4} new homes and cut bus fares.", "{last} promised {n4} new homes and cheaper bus fares."),
+            (
+                "{name} won the race for mayor of {town} on {day} with {n6} percent of the vote.",
+                "{name} wins {town} mayor race with {n6} percent of the vote.",
+            ),
+            (
+                "{last} promised to build {n4} new homes and cut bus fares.",
+                "{last} promised {n4} new homes and cheaper bus fares.",
+            ),
             ("Turnout was the highest in twenty years, officials said.", "Turnout was the highest in twenty years."),
         ),
         "background": (
@@ -127,9 +227,18 @@ STORIES = (
     },
     {
         "key": (
-            ("The {town} museum will return {n4} ancient coins to Greece after a long dispute.", "{town} museum will return {n4} ancient coins to Greece."),
-            ("The coins were found by farmers in 19{n6} and later sold to the museum.", "Coins were found by farmers in 19{n6}."),
-            ("Museum director {name} said returning the coins was the right decision.", "Director {name} says returning the coins is the right decision."),
+            (
+                "The {town} museum will return {n4} ancient coins to Greece after a long dispute.",
+                "{town} museum will return {n4} ancient coins to Greece.",
+            ),
+            (
+                "The coins were found by farmers in 19{n6} and later sold to the museum.",
+                "Coins were found by farmers in 19{n6}.",
+            ),
+            (
+                "Museum director {name} said returning the coins was the right decision.",
+                "Director {name} says returning the coins is the right decision.",
+            ),
         ),
         "background": (
             "The museum opened more than a century ago.",

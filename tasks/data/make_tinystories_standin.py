@@ -2,7 +2,7 @@
 
 A stand-in for ``roneneldan/TinyStories`` (the hub is unreachable here). Each story has
 one hero introduced as "named <Name>", a friend, a thing and a place, told in simple
-sentences of 50-100 words. Run ``python -m tasks.data.make_tinystories_standin`` to
+sentences of 50-100 words. Run ``python -m agentic.tasks.data.make_tinystories_standin`` to
 regenerate the shipped file; the output depends only on ``seed`` and ``count``.
 """
 
@@ -113,7 +113,10 @@ def stories(count: int = 200, seed: int = 0) -> list[str]:
     return list(unique)
 
 
-def main(path: Path = Path(__file__).with_name("tinystories_standin.jsonl")) -> None:
+OUTPUT = Path(__file__).with_name("tinystories_standin.jsonl")
+
+
+def main(path: Path = OUTPUT) -> None:
     with path.open("w", encoding="utf-8") as out:
         for text in stories():
             out.write(json.dumps({"text": text}, ensure_ascii=False) + "\n")

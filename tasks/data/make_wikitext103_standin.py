@@ -31,7 +31,20 @@ _FIRST_NAMES = {
 }
 _PROFESSIONS = ["engineer", "painter", "botanist", "composer", "architect", "cartographer", "novelist", "chemist"]
 _PROVINCES = ["Varnland", "Eastmark", "Tollen", "Sarvia"]
-_MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"]
+_MONTHS = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+]
 _INDUSTRIES = ["wool", "timber", "salt", "glass", "cheese", "iron"]
 _BRIDGE_KINDS = ["stone arch", "steel truss", "suspension", "cantilever"]
 
@@ -74,7 +87,9 @@ def _person(rng: random.Random, name: str, pronoun: str, towns: list[str]) -> li
     day, month = rng.randint(1, 28), rng.choice(_MONTHS)
     life = f"{pronoun.capitalize()} was born on {day} {month} {born} in {rng.choice(towns)}"
     life += f" and died in {died} ." if died < 2020 else " ."
-    summary = f"{name} was a fictional {rng.choice(_PROFESSIONS)} from the province of {rng.choice(_PROVINCES)} . {life}"
+    summary = (
+        f"{name} was a fictional {rng.choice(_PROFESSIONS)} from the province of {rng.choice(_PROVINCES)} . {life}"
+    )
     possessive = "her" if pronoun == "she" else "his"
     career = f"{pronoun.capitalize()} worked in {rng.choice(towns)} for {rng.randint(3, 30)} years and is remembered for {possessive} early work ."
     return [("", summary), ("Career", career)]
@@ -116,7 +131,9 @@ def standin_rows(seed: int = SEED) -> list[str]:
     people = []
     for _ in range(ARTICLE_COUNTS["person"]):
         pronoun = rng.choice(["she", "he"])
-        people.append((_unique(rng, lambda r: f"{r.choice(_FIRST_NAMES[pronoun])} {_word(r)}", taken), pronoun))
+        people.append(
+            (_unique(rng, lambda r, pronoun=pronoun: f"{r.choice(_FIRST_NAMES[pronoun])} {_word(r)}", taken), pronoun)
+        )
     articles = [(town, _town(rng, town, rivers)) for town in towns]
     articles += [(name, _person(rng, name, pronoun, towns)) for name, pronoun in people]
     articles += [(f"{river} River", _river(rng, river, towns)) for river in rivers]

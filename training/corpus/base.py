@@ -1,6 +1,6 @@
 """The policy's starting point: a hub id or local path as given, or the embedded tiny model built from the train split.
 
-``model="tiny"`` builds, in ``RUN/base/model``, a Pythia-style GPT-NeoX (`training.tiny_model`) whose
+``model="tiny"`` builds, in ``RUN/base/model``, a Pythia-style GPT-NeoX (`agentic.training.tiny_model`) whose
 BPE tokenizer is learnt from the train part's text and which is then pretrained on that text as a
 plain language model, standing in for a hub model's pretraining. Only train text is used, so the
 evaluation's perplexity is measured on text the tiny model never saw.
@@ -15,9 +15,9 @@ import datasets
 from transformers import GPTNeoXForCausalLM, set_seed
 from trl import SFTConfig, SFTTrainer
 
-from training.corpus.hardware import trainer_arguments
-from training.corpus.rundir import CorpusRun, read_jsonl, timed
-from training.tiny_model import tiny_config, train_tokenizer
+from agentic.training.corpus.hardware import trainer_arguments
+from agentic.training.corpus.rundir import CorpusRun, read_jsonl, timed
+from agentic.training.tiny_model import tiny_config, train_tokenizer
 
 TINY = "tiny"
 

@@ -10,16 +10,16 @@ Rewards come from the run's reward model. Writes ``RUN/eval/{generations.jsonl,r
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
 
 import torch
 
+import agentic.training.corpus.metrics as metrics
 from agentic.policy import Policy, Sampling
-from training.corpus import metrics
-from training.corpus.reward import RewardScorer, reward_model_of
-from training.corpus.rundir import CorpusRun, read_jsonl, timed, write_jsonl
+from agentic.training.corpus.reward import RewardScorer, reward_model_of
+from agentic.training.corpus.rundir import CorpusRun, read_jsonl, timed, write_jsonl
 
 
 @dataclass(frozen=True)
@@ -50,13 +50,17 @@ def generate(policy: Policy, prompts: Sequence[str], settings: EvalSettings) -> 
 
 
 @torch.inference_mode()
-def reference_logprobs(policy: Policy, prompts: Sequence[str], references: Sequence[str], batch_size: int = 16) -> list[list[float]]:
+def reference_logprobs(
+    policy: Policy, prompts: Sequence[str], references: Sequence[str], batch_size: int = 16
+) -> list[list[float]]:
     """log p(token | prompt, earlier reference tokens) for every token of each reference (prompt and reference encoded apart)."""
     context = policy.context_length or 2048
     out: list[list[float]] = []
     for start in range(0, len(prompts), batch_size):
         rows = []
-        for prompt, reference in zip(prompts[start : start + batch_size], references[start : start + batch_size], strict=True):
+        for prompt, reference in zip(
+            prompts[start : start + batch_size], references[start : start + batch_size], strict=True
+        ):
             target = policy.encode(reference)[: context - 1]
             rows.append((_fit(policy.encode(prompt), context - len(target)) or [policy.eos_id], target))
         width = max(len(p) + len(t) for p, t in rows)
@@ -88,7 +92,10 @@ def evaluate(run_dir: str | Path, settings: EvalSettings = EvalSettings()) -> di
     targets = [reference.strip() for reference in references]
     reward_model = reward_model_of(run_dir)
     scorer = RewardScorer(reward_model, batch_size=settings.batch_size)
-    results: dict = {"run": run.read("prepare", "config") | {"model": run.read("sft", "config")["model"]}, "reward_model": reward_model}
+    results: dict = {
+        "run": run.read("prepare", "config") | {"model": run.read("sft", "config")["model"]},
+        "reward_model": reward_model,
+    }
     generations, rewards, stages = [], {}, {}
     with timed(results):
         for stage, model in stage_models(run_dir).items():

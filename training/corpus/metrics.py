@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import sacrebleu
@@ -36,20 +36,32 @@ def mean_std(values: Sequence[float]) -> dict[str, float]:
     return {"mean": float(array.mean()), "std": float(array.std(ddof=1)) if len(array) > 1 else float("nan")}
 
 
-def paired_win_rate(rewards_a: Sequence[float], rewards_b: Sequence[float], confidence: float = 0.95) -> dict[str, float]:
+def paired_win_rate(
+    rewards_a: Sequence[float], rewards_b: Sequence[float], confidence: float = 0.95
+) -> dict[str, float]:
     """How often A's reward beats B's on the same prompt (ties count half), with a score interval.
 
     Paired, not a comparison of means: ``rewards_a[i]`` and ``rewards_b[i]`` must be the two
     systems' rewards on prompt ``i``.
     """
     if len(rewards_a) != len(rewards_b):
-        raise ValueError(f"paired win rate needs one reward per prompt for both systems, got {len(rewards_a)} and {len(rewards_b)}")
+        raise ValueError(
+            f"paired win rate needs one reward per prompt for both systems, got {len(rewards_a)} and {len(rewards_b)}"
+        )
     wins = sum(a > b for a, b in zip(rewards_a, rewards_b))
     ties = sum(a == b for a, b in zip(rewards_a, rewards_b))
     n = len(rewards_a)
     interval = wilson(wins + ties / 2, n, confidence)
     low, high = interval.low, interval.high
-    return {"value": (wins + ties / 2) / n if n else float("nan"), "wins": wins, "ties": ties, "losses": n - wins - ties, "n": n, "low": low, "high": high}
+    return {
+        "value": (wins + ties / 2) / n if n else float("nan"),
+        "wins": wins,
+        "ties": ties,
+        "losses": n - wins - ties,
+        "n": n,
+        "low": low,
+        "high": high,
+    }
 
 
 def rouge(hypotheses: Sequence[str], references: Sequence[str]) -> dict[str, float]:

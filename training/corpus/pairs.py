@@ -11,9 +11,9 @@ Pairs are built from one part of the split at a time, so a rejected text never c
 from __future__ import annotations
 
 import random
-from typing import Sequence
+from collections.abc import Sequence
 
-from training.corpus.specs import Example, words
+from agentic.training.corpus.specs import Example, words
 
 REJECTION_KINDS = ("mismatch", "shuffle", "dropout")
 
@@ -48,7 +48,9 @@ def mismatched(example: Example, others: Sequence[Example], rng: random.Random) 
     return rng.choice(candidates).reference if candidates else None
 
 
-def preference_pairs(examples: Sequence[Example], seed: int, *, kinds: Sequence[str] = REJECTION_KINDS, dropout: float = 0.3) -> list[dict[str, str]]:
+def preference_pairs(
+    examples: Sequence[Example], seed: int, *, kinds: Sequence[str] = REJECTION_KINDS, dropout: float = 0.3
+) -> list[dict[str, str]]:
     """One pair per example and kind (``prompt``, ``chosen``, ``rejected``, ``kind``), deterministic given ``seed``."""
     unknown = set(kinds) - set(REJECTION_KINDS)
     if unknown:
@@ -64,5 +66,7 @@ def preference_pairs(examples: Sequence[Example], seed: int, *, kinds: Sequence[
             else:
                 rejected = dropped(example.reference, rng, dropout)
             if rejected is not None:
-                pairs.append({"prompt": example.prompt, "chosen": example.reference, "rejected": rejected, "kind": kind})
+                pairs.append(
+                    {"prompt": example.prompt, "chosen": example.reference, "rejected": rejected, "kind": kind}
+                )
     return pairs

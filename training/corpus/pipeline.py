@@ -3,37 +3,22 @@
 PPO is plugged in as a `PPOHook`: a callable given a `PPOJob` (the SFT policy, which is also the
 frozen KL reference, the reward model to score one-turn episodes with, the train prompts and where
 to save) that leaves a causal LM in ``job.out_dir / "model"`` and returns its summary. The default
-hook is `training.corpus.ppo.corpus_ppo`, the shared turn-level core; with ``ppo=None`` the chain
+hook is `agentic.training.corpus.ppo.corpus_ppo`, the shared turn-level core; with ``ppo=None`` the chain
 evaluates SFT alone and says so in the results.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Callable
 
-from training.corpus.base import TINY, build_tiny_base
-from training.corpus.evaluate import EvalSettings, evaluate, write_results_table
-from training.corpus.ppo import corpus_ppo
-from training.corpus.prepare import PrepareSettings, prepare
-from training.corpus.reward import RewardSettings, reward_model_of, reward_stage
-from training.corpus.rundir import CorpusRun, read_jsonl, timed
-from training.corpus.sft import SftSettings, train_sft
-
-
-@dataclass(frozen=True)
-class PPOJob:
-    """What the PPO stage works from. Score a completion with ``RewardScorer(reward_model).score(prompts, completions)``."""
-
-    policy: Path
-    reward_model: str
-    prompts: list[str]
-    out_dir: Path
-    seed: int
-
-
-PPOHook = Callable[[PPOJob], dict]
+from agentic.training.corpus.base import TINY, build_tiny_base
+from agentic.training.corpus.evaluate import EvalSettings, evaluate, write_results_table
+from agentic.training.corpus.ppo import PPOHook, PPOJob, corpus_ppo
+from agentic.training.corpus.prepare import PrepareSettings, prepare
+from agentic.training.corpus.reward import RewardSettings, reward_model_of, reward_stage
+from agentic.training.corpus.rundir import CorpusRun, read_jsonl, timed
+from agentic.training.corpus.sft import SftSettings, train_sft
 
 
 def run_ppo(run_dir: str | Path, hook: PPOHook, seed: int = 0) -> dict:
@@ -50,7 +35,11 @@ def run_ppo(run_dir: str | Path, hook: PPOHook, seed: int = 0) -> dict:
         summary.update(hook(job))
     if not (run.model("ppo") / "config.json").is_file():
         raise RuntimeError(f"the PPO hook returned without saving a model to {run.model('ppo')}")
-    run.write("ppo", "config", {"policy": str(job.policy), "reward_model": job.reward_model, "prompts": len(job.prompts), "seed": seed})
+    run.write(
+        "ppo",
+        "config",
+        {"policy": str(job.policy), "reward_model": job.reward_model, "prompts": len(job.prompts), "seed": seed},
+    )
     run.write("ppo", "summary", summary)
     return summary
 
@@ -66,7 +55,7 @@ def run_pipeline(
     sft_settings: SftSettings | None = None,
     reward_settings: RewardSettings | None = None,
     eval_settings: EvalSettings | None = None,
-    ppo: PPOHook | None = corpus_ppo(),
+    ppo: PPOHook | None = corpus_ppo(),  # noqa: B008 (a frozen default; replaced when the corpus PPO joins the agentic loop)
     table_root: str | Path | None = None,
 ) -> dict:
     """Every stage in order into ``out_dir``; then the results table over ``table_root`` (default: ``out_dir``'s parent).

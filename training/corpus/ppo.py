@@ -4,7 +4,7 @@ An episode is a train prompt's tokens, then one completion sampled by `agentic.p
 (at temperature 1 and top-p 1, so the recorded log-probs are the policy's own, as the PPO ratio
 and the KL need; stopped at eos or ``max_new_tokens``), then a terminal reward: the reward model's
 score of (prompt, completion), normalised and clipped (`RewardNormalizer`). Episodes become `Trajectory` objects with one
-`TurnRecord`, so `training.ppo.collate` and `training.ppo.ppo_update` do the update exactly as
+`TurnRecord`, so `agentic.training.ppo.collate` and `agentic.training.ppo.ppo_update` do the update exactly as
 for the agentic trainer: KL to the frozen SFT model (or, with ``lora_rank``, the base model under
 disabled adapters), a value head on the policy's trunk, the NaN/Inf guard.
 
@@ -18,24 +18,31 @@ import copy
 import math
 import random
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from statistics import fmean
-from typing import TYPE_CHECKING, Sequence
 
 import torch
 from tqdm.auto import tqdm
 from transformers import AutoModelForCausalLM, AutoTokenizer, set_seed
 
 from agentic.policy import Policy, Sampling
+from agentic.run_dir import RunDir
+from agentic.training.corpus.hardware import on_cuda
+from agentic.training.corpus.metrics import mean_std
+from agentic.training.corpus.reward import RewardScorer
+from agentic.training.ppo import (
+    KLController,
+    NonFiniteGuard,
+    PPOConfig,
+    TrainingDiverged,
+    collate,
+    make_optimizer,
+    ppo_update,
+    shared_value_head,
+)
 from agentic.trajectory import Trajectory, TurnRecord
-from training.corpus.hardware import on_cuda
-from training.corpus.metrics import mean_std
-from training.corpus.reward import RewardScorer
-from training.ppo import KLController, NonFiniteGuard, PPOConfig, TrainingDiverged, collate, make_optimizer, ppo_update, shared_value_head
-from training.run_dir import RunDir
-
-if TYPE_CHECKING:
-    from training.corpus.pipeline import PPOHook, PPOJob
 
 NORMALIZATIONS = ("running", "batch", "none")
 PLOTTED = ("reward_raw_mean", "reward_mean", "kl", "entropy", "clip_fraction", "value_loss")
@@ -62,13 +69,33 @@ class PpoSettings:
     update: PPOConfig = field(default_factory=lambda: PPOConfig(epochs=2, minibatch_size=8))
 
     def __post_init__(self) -> None:
-        problems = [f"{name} must be at least 1" for name in ("iterations", "prompts_per_update", "max_new_tokens") if getattr(self, name) < 1]
+        problems = [
+            f"{name} must be at least 1"
+            for name in ("iterations", "prompts_per_update", "max_new_tokens")
+            if getattr(self, name) < 1
+        ]
         if self.reward_normalization not in NORMALIZATIONS:
-            problems.append(f"reward_normalization must be one of {', '.join(NORMALIZATIONS)}, got {self.reward_normalization!r}")
+            problems.append(
+                f"reward_normalization must be one of {', '.join(NORMALIZATIONS)}, got {self.reward_normalization!r}"
+            )
         if not self.reward_clip > 0 or self.kl_coef < 0 or self.lora_rank < 0:
             problems.append("reward_clip must be positive, kl_coef and lora_rank at least 0")
         if problems:
             raise ValueError("bad PPO settings: " + "; ".join(problems))
+
+
+@dataclass(frozen=True)
+class PPOJob:
+    """What the PPO stage works from. Score a completion with ``RewardScorer(reward_model).score(prompts, completions)``."""
+
+    policy: Path
+    reward_model: str
+    prompts: list[str]
+    out_dir: Path
+    seed: int
+
+
+PPOHook = Callable[[PPOJob], dict]
 
 
 class RewardNormalizer:
@@ -117,7 +144,9 @@ def load_policy(path: str, lora_rank: int) -> Policy:
     if lora_rank:
         from peft import LoraConfig, get_peft_model
 
-        model = get_peft_model(model, LoraConfig(r=lora_rank, lora_alpha=2 * lora_rank, target_modules="all-linear", task_type="CAUSAL_LM"))
+        model = get_peft_model(
+            model, LoraConfig(r=lora_rank, lora_alpha=2 * lora_rank, target_modules="all-linear", task_type="CAUSAL_LM")
+        )
     return Policy(model, AutoTokenizer.from_pretrained(path))
 
 
@@ -128,9 +157,13 @@ def sample_episodes(policy: Policy, prompts: Sequence[str], sampling: Sampling) 
     contexts = [policy.encode(prompt)[-room:] or [policy.eos_id] for prompt in prompts]
     episodes = []
     for index, (prompt, context, generation) in enumerate(zip(prompts, contexts, policy.generate(contexts, sampling))):
-        completion = policy.tokenizer.decode([t for t in generation.token_ids if t != policy.eos_id], skip_special_tokens=True)
+        completion = policy.tokenizer.decode(
+            [t for t in generation.token_ids if t != policy.eos_id], skip_special_tokens=True
+        )
         n, m = len(context), len(generation.token_ids)
-        turn = TurnRecord(start=n, end=n + m, action=completion, kind="text", event=generation.stop, reward=0.0, reply="")
+        turn = TurnRecord(
+            start=n, end=n + m, action=completion, kind="text", event=generation.stop, reward=0.0, reply=""
+        )
         episodes.append(
             Trajectory(
                 task="corpus",
@@ -199,11 +232,23 @@ def train_ppo(job: PPOJob, settings: PpoSettings = PpoSettings()) -> dict:
             scores = scorer.score([e.prompt for e in episodes], [e.turns[0].action for e in episodes])
             finite = [i for i, score in enumerate(scores) if math.isfinite(score)]
             if not finite:
-                raise ValueError(f"the reward model {job.reward_model} scored every completion of update {iteration} as NaN or Inf")
+                raise ValueError(
+                    f"the reward model {job.reward_model} scored every completion of update {iteration} as NaN or Inf"
+                )
             raw = [scores[i] for i in finite]
             rewards = normalizer(raw)
             episodes = with_rewards([episodes[i] for i in finite], raw, rewards)
-            stats = ppo_update(model, value_head, optimizer, collate(episodes, policy.pad_id), settings.update, guard, kl=kl, reference=reference, generator=generator)
+            stats = ppo_update(
+                model,
+                value_head,
+                optimizer,
+                collate(episodes, policy.pad_id),
+                settings.update,
+                guard,
+                kl=kl,
+                reference=reference,
+                generator=generator,
+            )
             record = {
                 **{f"reward_raw_{name}": value for name, value in mean_std(raw).items()},
                 **{f"reward_{name}": value for name, value in mean_std(rewards).items()},
@@ -237,7 +282,7 @@ def train_ppo(job: PPOJob, settings: PpoSettings = PpoSettings()) -> dict:
 
 
 def corpus_ppo(settings: PpoSettings = PpoSettings()) -> PPOHook:
-    """The pipeline's PPO hook (`training.corpus.pipeline.PPOHook`) with these settings."""
+    """The pipeline's PPO hook (`agentic.training.corpus.pipeline.PPOHook`) with these settings."""
 
     def hook(job: PPOJob) -> dict:
         return train_ppo(job, settings)

@@ -9,13 +9,13 @@ accuracy; ``train`` feeds SFT, reward-model training and PPO prompts. Pairs are 
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
 
-from training.corpus.pairs import REJECTION_KINDS, preference_pairs
-from training.corpus.rundir import CorpusRun, timed, write_jsonl
-from training.corpus.specs import Example, Limits, load_examples
+from agentic.training.corpus.pairs import REJECTION_KINDS, preference_pairs
+from agentic.training.corpus.rundir import CorpusRun, timed, write_jsonl
+from agentic.training.corpus.specs import Example, Limits, load_examples
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,9 @@ def prepare(run_dir: str | Path, settings: PrepareSettings) -> dict:
             write_jsonl([asdict(example) for example in part], run.examples(name))
             summary[f"{name}_examples"] = len(part)
         for name, part, offset in (("train", train, 1), ("heldout", heldout, 2)):
-            pairs = preference_pairs(part, settings.seed + offset, kinds=settings.rejection_kinds, dropout=settings.dropout)
+            pairs = preference_pairs(
+                part, settings.seed + offset, kinds=settings.rejection_kinds, dropout=settings.dropout
+            )
             write_jsonl(pairs, run.pairs(name))
             summary[f"{name}_pairs"] = len(pairs)
     run.write("prepare", "config", settings)

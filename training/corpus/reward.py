@@ -10,9 +10,9 @@ train split, never from evaluation text) with the same `RewardScorer` the evalua
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
 
 import datasets
 import torch
@@ -20,9 +20,9 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from trl import RewardConfig, RewardTrainer
 
 from agentic.metrics import wilson
-from training.corpus.base import TINY
-from training.corpus.hardware import on_cuda, trainer_arguments
-from training.corpus.rundir import CorpusRun, read_jsonl, timed
+from agentic.training.corpus.base import TINY
+from agentic.training.corpus.hardware import on_cuda, trainer_arguments
+from agentic.training.corpus.rundir import CorpusRun, read_jsonl, timed
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,9 @@ class RewardScorer:
         dtype = torch.bfloat16 if on_cuda() else torch.float32
         self.model = AutoModelForSequenceClassification.from_pretrained(name_or_path, dtype=dtype).to(device).eval()
         if self.model.config.num_labels != 1:
-            raise ValueError(f"{name_or_path} has {self.model.config.num_labels} labels; a reward model has exactly one")
+            raise ValueError(
+                f"{name_or_path} has {self.model.config.num_labels} labels; a reward model has exactly one"
+            )
         self.model.config.pad_token_id = self.tokenizer.pad_token_id
         self.batch_size = batch_size
         self.max_length = max_length
@@ -61,9 +63,13 @@ class RewardScorer:
         texts = [p + c if c.endswith(eos) else p + c + eos for p, c in zip(prompts, completions, strict=True)]
         scores: list[float] = []
         for start in range(0, len(texts), self.batch_size):
-            batch = self.tokenizer(texts[start : start + self.batch_size], padding=True, truncation=True, max_length=self.max_length, return_tensors="pt").to(
-                self.model.device
-            )
+            batch = self.tokenizer(
+                texts[start : start + self.batch_size],
+                padding=True,
+                truncation=True,
+                max_length=self.max_length,
+                return_tensors="pt",
+            ).to(self.model.device)
             scores.extend(self.model(**batch).logits[:, 0].float().tolist())
         return scores
 

@@ -17,9 +17,9 @@ from peft import LoraConfig
 from transformers import AutoModelForCausalLM, AutoTokenizer, set_seed
 from trl import SFTConfig, SFTTrainer
 
-from training.corpus.base import TINY, TinySettings, build_tiny_base
-from training.corpus.hardware import trainer_arguments
-from training.corpus.rundir import CorpusRun, read_jsonl, timed
+from agentic.training.corpus.base import TINY, TinySettings, build_tiny_base
+from agentic.training.corpus.hardware import trainer_arguments
+from agentic.training.corpus.rundir import CorpusRun, read_jsonl, timed
 
 
 @dataclass(frozen=True)
@@ -68,13 +68,21 @@ def train_sft(run_dir: str | Path, settings: SftSettings = SftSettings()) -> dic
         tokenizer = AutoTokenizer.from_pretrained(start)
         summary["parameters"] = sum(p.numel() for p in model.parameters())
         rank = settings.lora_rank or lora_rank(summary["parameters"])
-        arguments = trainer_arguments(run.stage("sft"), settings, settings.learning_rate or sft_learning_rate(settings.model))
+        arguments = trainer_arguments(
+            run.stage("sft"), settings, settings.learning_rate or sft_learning_rate(settings.model)
+        )
         trainer = SFTTrainer(
             model=model,
             args=SFTConfig(**arguments, max_length=settings.max_length, completion_only_loss=True),
             train_dataset=train.rename_column("reference", "completion"),
             processing_class=tokenizer,
-            peft_config=LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=settings.lora_dropout, target_modules="all-linear", task_type="CAUSAL_LM"),
+            peft_config=LoraConfig(
+                r=rank,
+                lora_alpha=2 * rank,
+                lora_dropout=settings.lora_dropout,
+                target_modules="all-linear",
+                task_type="CAUSAL_LM",
+            ),
         )
         summary.update(lora_rank=rank, train_loss=trainer.train().training_loss)
         trainer.model.merge_and_unload().save_pretrained(run.model("sft"))

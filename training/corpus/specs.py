@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 import datasets
 
-from tasks.corpora import load_corpus, standin_path
+from agentic.tasks.corpora import load_corpus, standin_path
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=\S)")
 
@@ -110,7 +110,9 @@ def _local(rows: datasets.Dataset, limits: Limits) -> Iterator[Example]:
     elif "text" in columns:
         yield from _stories(rows, limits)
     else:
-        raise ValueError(f"a local corpus needs prompt/reference, article/highlights or text columns, got {sorted(columns)}")
+        raise ValueError(
+            f"a local corpus needs prompt/reference, article/highlights or text columns, got {sorted(columns)}"
+        )
 
 
 CORPORA = {
@@ -120,7 +122,9 @@ CORPORA = {
 }
 
 
-def load_examples(corpus: str, *, standin: bool = False, max_rows: int | None = None, limits: Limits = Limits()) -> list[Example]:
+def load_examples(
+    corpus: str, *, standin: bool = False, max_rows: int | None = None, limits: Limits = Limits()
+) -> list[Example]:
     """The examples of a named corpus (hub, or its stand-in) or of a local file, in source order, deduplicated.
 
     A prompt or reference seen before drops the later example, so no text can be on both

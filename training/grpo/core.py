@@ -10,22 +10,22 @@ loss rather than in the reward.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 from torch import Tensor, nn
 
-from agentic.trajectory import Trajectory
-from training.ppo.batch import TurnBatch
-from training.ppo.core import clipped_policy_loss, kl_k3, masked_mean
-from training.ppo.guard import NonFiniteGuard
-from training.ppo.update import (
+from agentic.training.ppo.batch import TurnBatch
+from agentic.training.ppo.core import clipped_policy_loss, kl_k3, masked_mean
+from agentic.training.ppo.guard import NonFiniteGuard
+from agentic.training.ppo.update import (
     UpdateConfig,
     optimize,
     policy_forward,
     reference_logprobs,
 )
+from agentic.trajectory import Trajectory
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,9 @@ class GRPOConfig(UpdateConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.kl_coef < 0 or self.eps <= 0:
-            raise ValueError(f"bad GRPO config: kl_coef must be >= 0 and eps positive, got {self.kl_coef} and {self.eps}")
+            raise ValueError(
+                f"bad GRPO config: kl_coef must be >= 0 and eps positive, got {self.kl_coef} and {self.eps}"
+            )
 
 
 def group_ids(trajectories: Sequence[Trajectory]) -> Tensor:
@@ -84,7 +86,9 @@ def grpo_update(
     def minibatch_loss(rows: Tensor) -> tuple[Tensor, dict[str, float]]:
         minibatch = batch.rows(rows)
         new = policy_forward(policy, minibatch)
-        loss, stats = clipped_policy_loss(new.logprobs, minibatch.old_logprobs, token_advantages[rows], minibatch.agent_mask, config.clip_range)
+        loss, stats = clipped_policy_loss(
+            new.logprobs, minibatch.old_logprobs, token_advantages[rows], minibatch.agent_mask, config.clip_range
+        )
         stats |= {"policy_loss": loss.item(), "entropy": masked_mean(new.entropy, minibatch.agent_mask).item()}
         if ref_logprobs is not None:
             kl = masked_mean(kl_k3(new.logprobs, ref_logprobs[rows]), minibatch.agent_mask)

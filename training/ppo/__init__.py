@@ -7,11 +7,11 @@
 - `update`: one PPO update (`ppo_update`) and the optimisation loop it shares with GRPO.
 """
 
-from training.ppo.batch import TurnBatch, collate
-from training.ppo.core import KLController
-from training.ppo.guard import NonFiniteGuard, TrainingDiverged
-from training.ppo.update import PPOConfig, UpdateConfig, make_optimizer, ppo_update
-from training.ppo.value import ValueHead, separate_critic, shared_value_head
+from agentic.training.ppo.batch import TurnBatch, collate
+from agentic.training.ppo.core import KLController
+from agentic.training.ppo.guard import NonFiniteGuard, TrainingDiverged
+from agentic.training.ppo.update import PPOConfig, UpdateConfig, make_optimizer, ppo_update
+from agentic.training.ppo.value import ValueHead, separate_critic, shared_value_head
 
 __all__ = [
     "KLController",

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
-from typing import Sequence
 
 import torch
 from torch import Tensor
@@ -79,7 +79,9 @@ def collate(trajectories: Sequence[Trajectory], pad_id: int) -> TurnBatch:
         batch["old_logprobs"][row, :n] = torch.where(agent, logprobs, 0.0)
         for k, turn in enumerate(trajectory.turns):
             if turn.decision_index < 0:
-                raise ValueError(f"trajectory {row} ({trajectory.task}, seed {trajectory.seed}) has a turn with no context before it")
+                raise ValueError(
+                    f"trajectory {row} ({trajectory.task}, seed {trajectory.seed}) has a turn with no context before it"
+                )
             batch["turn_index"][row, turn.start : turn.end] = k
             batch["decision_positions"][row, k] = turn.decision_index
             batch["turn_rewards"][row, k] = turn.reward

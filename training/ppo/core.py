@@ -1,6 +1,6 @@
 """The mathematics of turn-level PPO, as pure tensor functions.
 
-Shapes: ``B`` trajectories, ``T`` token positions, ``K`` turns (see `training.ppo.batch.TurnBatch`).
+Shapes: ``B`` trajectories, ``T`` token positions, ``K`` turns (see `agentic.training.ppo.batch.TurnBatch`).
 Token quantities are aligned with token positions: ``logprobs[:, t]`` is the log-prob of
 ``input_ids[:, t]`` given the tokens before it. Turn quantities live at turns: a turn's value is
 read at its decision point (the last context token before its action), its reward is the task's
@@ -114,7 +114,9 @@ def clipped_policy_loss(
     return loss, stats
 
 
-def clipped_value_loss(values: Tensor, old_values: Tensor, returns: Tensor, mask: Tensor, clip_range: float | None) -> Tensor:
+def clipped_value_loss(
+    values: Tensor, old_values: Tensor, returns: Tensor, mask: Tensor, clip_range: float | None
+) -> Tensor:
     """``0.5 * mean of max((V - R)^2, (V_clipped - R)^2)`` over masked turns, ``V_clipped`` kept within ``clip_range``
     of the value at rollout time (PPO2 style); plain squared error when ``clip_range`` is None."""
     loss = (values - returns) ** 2

@@ -19,16 +19,16 @@ train go through the wrapper so that gradients are averaged across processes.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from statistics import fmean
-from typing import Callable
 
 import torch
 from accelerate.utils import extract_model_from_parallel
 from torch import Tensor, nn
 
-from training.ppo.batch import TurnBatch
-from training.ppo.core import (
+from agentic.training.ppo.batch import TurnBatch
+from agentic.training.ppo.core import (
     KLController,
     broadcast_to_tokens,
     clipped_policy_loss,
@@ -43,8 +43,8 @@ from training.ppo.core import (
     token_logprobs,
     turn_gae,
 )
-from training.ppo.guard import NonFiniteGuard
-from training.ppo.value import ValueHead
+from agentic.training.ppo.guard import NonFiniteGuard
+from agentic.training.ppo.value import ValueHead
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,9 @@ class UpdateConfig:
 
     def __post_init__(self) -> None:
         names = ("epochs", "minibatch_size", "clip_range", "max_grad_norm")
-        problems = [f"{name} must be positive, got {getattr(self, name)}" for name in names if not getattr(self, name) > 0]
+        problems = [
+            f"{name} must be positive, got {getattr(self, name)}" for name in names if not getattr(self, name) > 0
+        ]
         if problems:
             raise ValueError("bad update config: " + "; ".join(problems))
 
@@ -80,8 +82,14 @@ class PPOConfig(UpdateConfig):
         super().__post_init__()
         if not (0 <= self.gamma <= 1 and 0 <= self.lam <= 1):
             raise ValueError(f"bad PPO config: gamma and lam must lie in [0, 1], got {self.gamma} and {self.lam}")
-        if self.value_coef < 0 or self.entropy_coef < 0 or (self.value_clip_range is not None and self.value_clip_range <= 0):
-            raise ValueError("bad PPO config: value_coef and entropy_coef must be >= 0, value_clip_range positive or None")
+        if (
+            self.value_coef < 0
+            or self.entropy_coef < 0
+            or (self.value_clip_range is not None and self.value_clip_range <= 0)
+        ):
+            raise ValueError(
+                "bad PPO config: value_coef and entropy_coef must be >= 0, value_clip_range positive or None"
+            )
 
 
 @dataclass(frozen=True)
@@ -106,11 +114,15 @@ def policy_forward(policy: nn.Module, batch: TurnBatch, value_head: ValueHead | 
 
 
 @torch.no_grad()
-def forward_in_chunks(model: nn.Module, batch: TurnBatch, chunk_size: int, value_head: ValueHead | None = None) -> PolicyForward:
+def forward_in_chunks(
+    model: nn.Module, batch: TurnBatch, chunk_size: int, value_head: ValueHead | None = None
+) -> PolicyForward:
     """`policy_forward` without gradients, ``chunk_size`` rows at a time: a whole rollout batch scored in a minibatch's memory."""
     parts = [policy_forward(model, batch.rows(rows), value_head) for rows in torch.arange(len(batch)).split(chunk_size)]
     values = None if value_head is None else torch.cat([part.values for part in parts])
-    return PolicyForward(torch.cat([part.logprobs for part in parts]), torch.cat([part.entropy for part in parts]), values)
+    return PolicyForward(
+        torch.cat([part.logprobs for part in parts]), torch.cat([part.entropy for part in parts]), values
+    )
 
 
 def has_reference(policy: nn.Module, reference: nn.Module | None) -> bool:
@@ -133,7 +145,12 @@ def reference_logprobs(policy: nn.Module, reference: nn.Module | None, batch: Tu
 
 
 def make_optimizer(
-    policy: nn.Module, value_head: ValueHead | None = None, *, lr: float = 1e-5, value_lr: float = 1e-4, weight_decay: float = 0.0
+    policy: nn.Module,
+    value_head: ValueHead | None = None,
+    *,
+    lr: float = 1e-5,
+    value_lr: float = 1e-4,
+    weight_decay: float = 0.0,
 ) -> torch.optim.AdamW:
     """AdamW (eps 1e-5, as CleanRL) over the policy's trainable parameters at ``lr`` and the value head's (with a
     separate critic's trunk) at ``value_lr``: a fresh head needs a larger step than a pretrained policy."""
@@ -189,7 +206,12 @@ class PPOTargets:
 
 @torch.no_grad()
 def ppo_targets(
-    policy: nn.Module, value_head: ValueHead, batch: TurnBatch, config: PPOConfig, kl_coef: float, reference: nn.Module | None = None
+    policy: nn.Module,
+    value_head: ValueHead,
+    batch: TurnBatch,
+    config: PPOConfig,
+    kl_coef: float,
+    reference: nn.Module | None = None,
 ) -> PPOTargets:
     """KL-penalised per-turn rewards, values at decision points, GAE over turns, advantages broadcast and whitened.
 
@@ -205,7 +227,9 @@ def ppo_targets(
         rewards = kl_penalized_rewards(rewards, token_kl, batch.turn_index, kl_coef)
         n_turns = rewards.shape[1]
         stats["kl"] = sum_over_turns(token_kl, batch.turn_index, n_turns).sum(1).mean().item()
-        stats["kl_k3"] = sum_over_turns(kl_k3(batch.old_logprobs, ref_logprobs), batch.turn_index, n_turns).sum(1).mean().item()
+        stats["kl_k3"] = (
+            sum_over_turns(kl_k3(batch.old_logprobs, ref_logprobs), batch.turn_index, n_turns).sum(1).mean().item()
+        )
     advantages, returns = turn_gae(rewards, values, batch.turn_mask, config.gamma, config.lam)
     token_advantages = broadcast_to_tokens(advantages, batch.turn_index)
     if config.whiten_advantages:
@@ -248,14 +272,22 @@ def ppo_update(
         minibatch = batch.rows(rows)
         new = policy_forward(policy, minibatch, value_head)
         policy_loss, stats = clipped_policy_loss(
-            new.logprobs, minibatch.old_logprobs, targets.token_advantages[rows], minibatch.agent_mask, config.clip_range
+            new.logprobs,
+            minibatch.old_logprobs,
+            targets.token_advantages[rows],
+            minibatch.agent_mask,
+            config.clip_range,
         )
         value_loss = clipped_value_loss(
             new.values, targets.old_values[rows], targets.returns[rows], minibatch.turn_mask, config.value_clip_range
         )
         entropy = masked_mean(new.entropy, minibatch.agent_mask)
         loss = policy_loss + config.value_coef * value_loss - config.entropy_coef * entropy
-        return loss, stats | {"policy_loss": policy_loss.item(), "value_loss": value_loss.item(), "entropy": entropy.item()}
+        return loss, stats | {
+            "policy_loss": policy_loss.item(),
+            "value_loss": value_loss.item(),
+            "entropy": entropy.item(),
+        }
 
     stats = optimize(optimizer, len(batch), config, minibatch_loss, guard, generator)
     if kl is not None and not stats["skipped"] and "kl" in targets.stats:

@@ -9,7 +9,7 @@ Two placements, chosen by ``trunk``:
 
 The head is an ordinary trainable Linear on a hidden state that differs from context to context,
 initialised small so that early values are near 0 and early advantages near the rewards; give it
-its own learning rate (`training.ppo.update.make_optimizer`).
+its own learning rate (`agentic.training.ppo.update.make_optimizer`).
 """
 
 from __future__ import annotations
@@ -40,7 +40,9 @@ class ValueHead(nn.Module):
                 raise ValueError("a shared value head reads the policy's last hidden state: pass policy_hidden")
             hidden = policy_hidden
         else:
-            hidden = self.trunk(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True).hidden_states[-1]
+            hidden = self.trunk(
+                input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True
+            ).hidden_states[-1]
         return self.score(hidden.to(self.score.weight.dtype)).squeeze(-1)
 
 

@@ -15,8 +15,9 @@ import json
 import signal
 import threading
 import typing
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 import jsonschema
 
@@ -39,13 +40,18 @@ class Tool:
 
     def schema(self) -> dict[str, Any]:
         """OpenAI/transformers-style function schema, as chat templates expect."""
-        return {"type": "function", "function": {"name": self.name, "description": self.description, "parameters": self.parameters}}
+        return {
+            "type": "function",
+            "function": {"name": self.name, "description": self.description, "parameters": self.parameters},
+        }
 
     def signature(self) -> str:
         """A one-line summary for prompts, e.g. ``calculator(expression: string)``."""
         properties = self.parameters.get("properties", {})
         required = set(self.parameters.get("required", []))
-        args = ", ".join(f"{name}{'' if name in required else '?'}: {_type_name(spec)}" for name, spec in properties.items())
+        args = ", ".join(
+            f"{name}{'' if name in required else '?'}: {_type_name(spec)}" for name, spec in properties.items()
+        )
         return f"{self.name}({args})"
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -196,7 +202,9 @@ class ToolRegistry:
         except ToolTimeout:
             return ToolResult(name, arguments, "timeout", f"error: {name} timed out after {t.timeout_s:g}s")
         except Exception as err:  # the tool's own failure is an observation, not a crash
-            return ToolResult(name, arguments, "error", f"error: {name} raised {type(err).__name__}: {_cap(str(err), 300)}")
+            return ToolResult(
+                name, arguments, "error", f"error: {name} raised {type(err).__name__}: {_cap(str(err), 300)}"
+            )
         return ToolResult(name, arguments, "ok", _cap(_to_text(value), t.max_output_chars), value)
 
 
@@ -233,6 +241,7 @@ def _run_with_timeout(fn: Callable[[], Any], timeout_s: float) -> Any:
     if timeout_s <= 0:
         return fn()
     if threading.current_thread() is threading.main_thread() and hasattr(signal, "setitimer"):
+
         def on_alarm(signum: int, frame: Any) -> None:
             raise ToolTimeout
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar
 
 from agentic.actions import Action
-from agentic.tools import Tool, ToolResult
+from agentic.tooling import Tool, ToolResult
 
 INVALID_EVENTS = frozenset({"invalid", "text", "bad_tool_call"})
 """Events of turns that count against the invalid-action budget: unparseable or over-long

@@ -1,10 +1,10 @@
 """A run directory: what every training or evaluation run leaves behind.
 
-    config.json         the options the run was started with
-    metrics.jsonl       one JSON object per logged step (also written to tensorboard/)
-    checkpoints/        save_pretrained directories
-    report.json / report.md   the run's result, for machines and for people
-    plots/              PNG curves of the logged metrics
+config.json         the options the run was started with
+metrics.jsonl       one JSON object per logged step (also written to tensorboard/)
+checkpoints/        save_pretrained directories
+report.json / report.md   the run's result, for machines and for people
+plots/              PNG curves of the logged metrics
 """
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 
 def _jsonable(value: Any) -> Any:
@@ -53,7 +54,12 @@ class RunDir:
             stream.write(json.dumps(_jsonable(record), ensure_ascii=False) + "\n")
         writer = self._tensorboard()
         for key, value in record.items():
-            if key != "step" and isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            if (
+                key != "step"
+                and isinstance(value, (int, float))
+                and not isinstance(value, bool)
+                and math.isfinite(value)
+            ):
                 writer.add_scalar(key, value, step)
             elif isinstance(value, str) and key != "step":
                 writer.add_text(key, value, step)

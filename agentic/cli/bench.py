@@ -1,0 +1,102 @@
+"""`agentic bench parse | rollout | sft`: each benchmark a ratio against a baseline in the same run."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from rich.console import Console
+
+from agentic.cli.command import Command
+from agentic.cli.model_args import default_model_dir
+
+
+def _arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "what",
+        choices=["parse", "rollout", "sft"],
+        help="parse: parse_action vs a paper-style regex parser, and env steps/s; "
+        "rollout: the batched engine vs a sequential re-tokenizing loop; sft: SFTTrainer vs a bare PyTorch loop",
+    )
+    parser.add_argument(
+        "--task",
+        action="append",
+        help="task(s) to draw inputs or episodes from (parse: default all; rollout: Arithmetic)",
+    )
+    parser.add_argument(
+        "--episodes",
+        type=int,
+        default=None,
+        help="oracle episodes per task (parse, default 20), episodes (rollout, default 64) or training steps (sft, default 30)",
+    )
+    parser.add_argument("--model", help="rollout, sft: model directory (default: a fresh embedded tiny model)")
+    parser.add_argument("--max-new-tokens", type=int, default=64, help="rollout: per-turn token limit")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=3,
+        help="rollout: timed runs of each side, taking turns (the best of each is compared)",
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", action="store_true", help="also print the result as JSON")
+
+
+def _parse(args: argparse.Namespace, console: Console) -> dict:
+    from agentic.bench.parse import bench_parse
+
+    result = bench_parse(args.task or None, episodes_per_task=args.episodes or 20, seed=args.seed)
+    console.print(
+        f"parse_action (Lark): {result['lark_actions_per_s']:,.0f} actions/s\n"
+        f"regex parser (paper style): {result['regex_actions_per_s']:,.0f} actions/s\n"
+        f"ratio Lark/regex: {result['lark_over_regex']:.3f}  (same {result['inputs']} inputs, one run)\n"
+        f"inputs the regex parser reads differently: {result['regex_disagreements']} of {result['inputs']}\n"
+        f"environment: {result['env_steps_per_s']:,.0f} steps/s over {result['env_steps']} oracle steps"
+    )
+    return result
+
+
+def _rollout(args: argparse.Namespace, console: Console) -> dict:
+    from agentic.bench.rollout import bench_rollout
+
+    task = args.task[0] if args.task else "Arithmetic"
+    result = bench_rollout(
+        default_model_dir(args),
+        task,
+        n_episodes=args.episodes or 64,
+        max_new_tokens=args.max_new_tokens,
+        seed=args.seed,
+        repeats=args.repeats,
+    )
+    batched, sequential = result["batched"], result["sequential"]
+    console.print(
+        f"batched token-in/token-out: {batched['episodes_per_s']:.2f} episodes/s ({batched['agent_tokens_per_s']:,.0f} agent tokens/s)\n"
+        f"sequential re-tokenizing loop: {sequential['episodes_per_s']:.2f} episodes/s ({sequential['agent_tokens_per_s']:,.0f} agent tokens/s)\n"
+        f"ratio: {result['speedup']:.1f}x  (best of {result['repeats']} runs each, median ratio {result['median_speedup']:.1f}x; "
+        f"{result['episodes']} episodes of {task}, same model and seeds, device {result['device']})"
+    )
+    return result
+
+
+def _sft(args: argparse.Namespace, console: Console) -> dict:
+    from agentic.training.bench_sft import bench_sft
+
+    task = args.task[0] if args.task else "Arithmetic"
+    result = bench_sft(default_model_dir(args), task, steps=args.episodes or 30, seed=args.seed)
+    console.print(
+        f"TRL SFTTrainer: {result['trl']['tokens_per_s']:,.0f} training tokens/s\n"
+        f"bare PyTorch loop: {result['bare']['tokens_per_s']:,.0f} training tokens/s\n"
+        f"overhead (trainer time / bare time): {result['overhead']:.2f}x  ({result['steps']} steps of {result['batch_size']} demonstrations of {task}, device {result['device']})"
+    )
+    return result
+
+
+BENCHMARKS = {"parse": _parse, "rollout": _rollout, "sft": _sft}
+
+
+def _run(args: argparse.Namespace, console: Console) -> None:
+    result = BENCHMARKS[args.what](args, console)
+    if args.json:
+        print(json.dumps(result))
+
+
+BENCH = Command("bench", "benchmarks, each a ratio against a baseline in the same run", _arguments, _run)
