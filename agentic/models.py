@@ -253,6 +253,7 @@ def convert_gguf(gguf_path: Path, out: Path, source: ModelSource) -> None:
     model.load_state_dict(loaded.state_dict())
     model.generation_config = loaded.generation_config
     model.save_pretrained(out)
+    tokenizer.model_max_length = config.max_position_embeddings  # GGUF leaves it unbounded
     tokenizer.save_pretrained(out)
     made_with = {package: importlib.metadata.version(package) for package in ("transformers", "gguf")}
     (out / MARKER).write_text(json.dumps({**asdict(source), "converted_with": made_with}, indent=2), encoding="utf-8")

@@ -209,7 +209,7 @@ def test_the_conversion_is_a_plain_model_directory_with_the_gguf_models_weights_
     reference_tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
 
     messages = [{"role": "user", "content": "What is 12 + 30?"}, {"role": "assistant", "content": "42"}]
-    assert tokenizer.chat_template == CHAT_TEMPLATE
+    assert tokenizer.chat_template == CHAT_TEMPLATE and tokenizer.model_max_length == 256
     rendered = tokenizer.apply_chat_template(messages, tokenize=False)
     assert rendered.startswith("<|im_start|>user\nWhat is 12 + 30?<|im_end|>")
     ids = tokenizer(rendered)["input_ids"]
