@@ -110,7 +110,11 @@ class Policy:
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | Path, device: str | torch.device | None = None) -> Policy:
-        """A hub id or a local directory; a directory with ``adapter_config.json`` is a PEFT adapter over its base model."""
+        """A hub id, a local directory or a known model's name (`agentic.models.resolve_model`); a directory with
+        ``adapter_config.json`` is a PEFT adapter over its base model."""
+        from agentic.models import resolve_model
+
+        name_or_path = resolve_model(name_or_path)
         device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
         path = Path(name_or_path)
