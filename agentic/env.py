@@ -156,6 +156,10 @@ class AgenticEnvironment(gymnasium.Env[str, str]):
             print(self.context)
         return None
 
+    def close(self) -> None:
+        self.task.close()
+        super().close()
+
     # -- dispatch ------------------------------------------------------------------------
 
     def _dispatch(self, action: Action) -> tuple[str, str, ToolResult | None, Score | None]:

@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from agentic.cli import main
+from agentic.tasks.reasoning_gym import CODE_SCORED
 
 
 def run(argv: list[str], capsys, stdin: str = "", monkeypatch=None) -> tuple[int, str, str]:
@@ -24,6 +25,7 @@ def test_tasks_lists_every_task_with_its_gym_id_and_tools(capsys):
     code, out, _ = run(["tasks"], capsys)
     assert code == 0
     assert "Arithmetic  (agentic/Arithmetic-v0)" in out and "calculator(expression: string)" in out
+    assert all(dataset in out for dataset in CODE_SCORED), "the datasets whose scorers evaluate answers as code"
 
 
 def test_tools_json_lists_schemas(capsys):
