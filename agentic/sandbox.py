@@ -66,7 +66,6 @@ _REFUSED_EVENTS = (
     "ctypes.",
     "webbrowser.open",
     "code.__new__",
-    "pickle.find_class",
 )
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
 

@@ -12,6 +12,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from agentic import Action, ActionKind, parse_action, render_action
+from agentic.bench.fuzz import FRAGMENTS
 
 TOOL, ASK, FINISH, TEXT, INVALID = (
     ActionKind.TOOL,
@@ -135,38 +136,20 @@ def test_huge_integers_and_deep_nesting_are_invalid_not_exceptions():
 
 fragments = st.sampled_from(
     [
-        "<tool",
+        *FRAGMENTS,  # the fuzz audit's tag pieces, numbers JSON cannot hold, surrogates, control codes, markup
         ' name="calc">',
-        '<tool name="x">',
-        "</tool>",
-        "<ask>",
-        "</ask>",
-        "<finish>",
-        "</finish>",
-        "<result>",
-        "{",
-        "}",
-        '"',
-        "\\",
         ":",
         ",",
         "[",
         "]",
         "1",
-        " ",
         "\n",
         "<",
         ">",
         "=",
-        "é",
         "null",
-        "<sys>",
         "</",
-        "1e400",
         "-1E999",
-        "NaN",
-        "-Infinity",
-        "\\ud800",
     ]
 )
 actionish_text = st.lists(st.one_of(fragments, st.text(max_size=5)), max_size=30).map("".join)

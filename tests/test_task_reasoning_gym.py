@@ -120,3 +120,16 @@ def test_a_slow_score_is_cut_by_the_time_out():
             assert time.monotonic() - start < 2.0
             assert info["score"].total == 0.0 and info["score"].breakdown["timed_out"] == 1.0
     env.close()
+
+
+@pytest.mark.parametrize("dataset", ["knights_knaves", "number_sorting"])
+def test_scorers_that_compile_or_unpickle_their_own_data_still_score_in_the_sandbox(dataset):
+    """number_sorting evals the entry's own answer; knights_knaves' entries hold classes of its own."""
+    task = ReasoningGym(dataset, size=20)
+    for seed in range(3):
+        instance = task.sample(random.Random(seed))
+        entry = task.dataset[instance["index"]]
+        for candidate in (str(entry["answer"]), str(entry["answer"]) + " 1"):
+            expected = float(task.dataset.score_answer(candidate, entry))
+            assert task.score(instance, candidate, []).total == pytest.approx(expected), candidate
+    task.close()
