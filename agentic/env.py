@@ -16,6 +16,10 @@ Budgets (defaults from the task's `Budget`, overridable per environment):
   a call beyond it is not run and truncates the episode.
 
 On truncation the task scores ``answer=None`` and that score is the last reward.
+
+Every size follows `agentic.limits`: an action over `ACTION_CHARS` characters is invalid without
+being parsed, users' replies and all messages are capped, and an episode whose context comes within
+one turn's maximum of `OBSERVATION_CHARS` is truncated, so an observation never passes that bound.
 """
 
 from __future__ import annotations
@@ -28,20 +32,25 @@ from typing import Any
 
 import gymnasium
 from gymnasium import spaces
+from gymnasium.error import CustomSpaceError
+from gymnasium.vector.utils import shared_memory
 
 from agentic.actions import Action, ActionKind
+from agentic.limits import ACTION_CHARS, OBSERVATION_CHARS, TURN_CHARS, USER_REPLY_CHARS, cap, clean_text
 from agentic.parsing import parse_action
 from agentic.registry import make_task
 from agentic.task import INVALID_EVENTS, Budget, Score, Task, Turn
 from agentic.tooling import ToolRegistry, ToolResult
 
-MAX_CONTEXT_CHARS = 1_000_000
-_SUBWORD = re.compile(r"\w{1,6}|[^\w\s]")
+MAX_CONTEXT_CHARS = OBSERVATION_CHARS
+_SUBWORD = re.compile(r"\s?(?:\w{1,6}|[^\w\s])|\s{1,6}")
 
 
 def approximate_token_count(text: str) -> int:
-    """Word pieces of up to six characters and punctuation marks: a tokenizer-free stand-in
-    for the per-turn token budget (pass ``count_tokens`` to use the policy's tokenizer)."""
+    """Word pieces of up to six characters and punctuation marks, each with one space before it,
+    and runs of other whitespace six characters a token: a tokenizer-free stand-in for the per-turn
+    token budget (pass ``count_tokens`` to use the policy's tokenizer). Whitespace counts, so a page
+    of blanks cannot pass as a short action."""
     return len(_SUBWORD.findall(text))
 
 
@@ -58,6 +67,14 @@ class UnicodeText(spaces.Text):
 
     def contains(self, x: Any) -> bool:
         return isinstance(x, str) and self.min_length <= len(x) <= self.max_length
+
+
+@shared_memory.create_shared_memory.register(UnicodeText)
+def _refuse_shared_memory(space: UnicodeText, n: int = 1, ctx: Any = None) -> Any:
+    """Gymnasium's AsyncVectorEnv reads a shared-memory observation once, when it is built: fine for
+    arrays (views that follow the memory), wrong for strings (it returned the initial one, 10**6
+    zeros, and failed on non-ASCII). So it is refused, in gymnasium's words, at construction."""
+    raise CustomSpaceError("text observations cannot be shared; use AsyncVectorEnv(..., shared_memory=False)")
 
 
 class AgenticEnvironment(gymnasium.Env[str, str]):
@@ -81,8 +98,8 @@ class AgenticEnvironment(gymnasium.Env[str, str]):
         self.count_tokens = count_tokens
         self.user = user or self.task.user
         self.render_mode = render_mode
-        self.observation_space = UnicodeText(MAX_CONTEXT_CHARS)
-        self.action_space = UnicodeText(MAX_CONTEXT_CHARS)
+        self.observation_space = UnicodeText(OBSERVATION_CHARS)
+        self.action_space = UnicodeText(ACTION_CHARS)
         self.instance: Any = None
         self.history: list[Turn] = []
         self.context = ""
@@ -98,34 +115,32 @@ class AgenticEnvironment(gymnasium.Env[str, str]):
         self.state = self.task.initial_state(self.instance)
         self.history = []
         self.turns = self.tool_calls = self.invalid = 0
-        self.context = self.task.prompt(self.instance)
+        self.context = clean_text(self.task.prompt(self.instance))
+        if len(self.context) > OBSERVATION_CHARS - TURN_CHARS:
+            raise ValueError(
+                f"{self.task.name}'s prompt has {len(self.context)} characters, over the observation limit"
+            )
         self._done = False
         return self.context, {"task": self.task.name, "budget": self._budget_left()}
 
     def step(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
         if self._done:
             raise RuntimeError("the episode is over: call reset() before step()")
-        text = action if isinstance(action, str) else str(action)
+        text = clean_text(action if isinstance(action, str) else str(action))
         self.turns += 1
-        parsed = parse_action(text)
-        if self.count_tokens(text) > self.budget.max_action_tokens:
-            parsed = Action(
-                ActionKind.INVALID,
-                thought=parsed.thought,
-                error=f"the action is longer than {self.budget.max_action_tokens} tokens",
-                raw=text,
-            )
+        parsed = self._parse(text)
         event, delta, result, score = self._dispatch(parsed)
+        delta = clean_text(delta)
         if event in INVALID_EVENTS:
             self.invalid += 1
+        consumed = cap(text[: len(text) - len(parsed.discarded)], ACTION_CHARS)
         terminated = score is not None
         truncated, reason = False, None
         if not terminated:
-            reason = self._spent_budget(event)
+            reason = self._spent_budget(event, len(self.context) + len(consumed) + len(delta))
             if reason is not None:
                 truncated = True
                 delta += f"<sys>episode over: {reason}</sys>\n"
-        consumed = text[: len(text) - len(parsed.discarded)]
         turn = Turn(parsed, event, delta, result)
         shaping = 0.0 if terminated else self.task.shaping(self.instance, turn, self.state)
         if truncated:
@@ -156,14 +171,28 @@ class AgenticEnvironment(gymnasium.Env[str, str]):
             print(self.context)
         return None
 
+    def close(self) -> None:
+        self.task.close()
+        super().close()
+
     # -- dispatch ------------------------------------------------------------------------
+
+    def _parse(self, text: str) -> Action:
+        """`parse_action`, after the size checks: characters first (so a huge text is never parsed), then tokens."""
+        if len(text) > ACTION_CHARS:
+            return Action(ActionKind.INVALID, error=f"the action is longer than {ACTION_CHARS} characters", raw=text)
+        parsed = parse_action(text)
+        if self.count_tokens(text) > self.budget.max_action_tokens:
+            error = f"the action is longer than {self.budget.max_action_tokens} tokens"
+            return Action(ActionKind.INVALID, thought=parsed.thought, error=error, raw=text)
+        return parsed
 
     def _dispatch(self, action: Action) -> tuple[str, str, ToolResult | None, Score | None]:
         """(event, appended text, tool result, terminal score) for one parsed action."""
         if action.kind is ActionKind.FINISH:
             return "finish", "", None, self.task.score(self.instance, action.content, self.history)
         if action.kind is ActionKind.ASK:
-            reply = self.user(self.instance, action.content, self.state)
+            reply = cap(str(self.user(self.instance, action.content, self.state)), USER_REPLY_CHARS)
             return "ask", f"\n<user>{reply}</user>\n", None, None
         if action.kind is ActionKind.TOOL:
             if action.tool in self.tools and self.tool_calls >= self.budget.max_tool_calls:
@@ -182,9 +211,11 @@ class AgenticEnvironment(gymnasium.Env[str, str]):
             return "text", f"\n<sys>{message}</sys>\n", None, None
         return "invalid", f"\n<sys>{action.error}</sys>\n", None, None
 
-    def _spent_budget(self, event: str) -> str | None:
+    def _spent_budget(self, event: str, context_chars: int) -> str | None:
         if event == "over_budget":
             return f"tool-call budget of {self.budget.max_tool_calls} spent"
+        if context_chars > OBSERVATION_CHARS - TURN_CHARS:
+            return f"the context is full ({context_chars} characters)"
         if self.invalid >= self.budget.max_invalid:
             return f"{self.invalid} invalid actions (budget {self.budget.max_invalid})"
         if self.turns >= self.budget.max_turns:

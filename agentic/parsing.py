@@ -8,6 +8,7 @@ in words a small model can learn from.
 from __future__ import annotations
 
 import json
+import math
 from functools import lru_cache
 from importlib import resources
 
@@ -15,6 +16,7 @@ from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedInput
 
 from agentic.actions import Action, ActionKind
+from agentic.limits import ERROR_CHARS, cap, has_surrogate, quote
 
 _CLOSING_TAG = {"TOOL_OPEN": "</tool>", "ASK_OPEN": "</ask>", "FINISH_OPEN": "</finish>"}
 _TAG_FORMS = '<tool name="NAME">{...}</tool>, <ask>...</ask> or <finish>...</finish>'
@@ -80,18 +82,30 @@ def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not JSON")
 
 
+def _finite_float(text: str) -> float:
+    """JSON numbers as floats, refusing those too large for one (``1e400`` would be inf, which has no JSON form)."""
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"the number {quote(text)} is too large")
+    return value
+
+
 def _decode_arguments(body: str) -> dict:
     """The arguments object; `_BadArguments` says why the body is not one, and where."""
     if not body.strip():
         return {}
     try:
-        value = json.loads(body, parse_constant=_reject_constant)
+        value = json.loads(body, parse_constant=_reject_constant, parse_float=_finite_float)
     except json.JSONDecodeError as err:
         raise _BadArguments(f"the tool arguments are not valid JSON: {err.msg}", err.pos) from None
     except (ValueError, RecursionError) as err:
-        raise _BadArguments(f"the tool arguments are not usable JSON: {err}") from None
+        raise _BadArguments(f"the tool arguments are not usable JSON: {cap(str(err), 200)}") from None
     if not isinstance(value, dict):
         raise _BadArguments(f"the tool arguments must be a JSON object {{...}}, got {type(value).__name__}")
+    if has_surrogate(body) or has_surrogate(json.dumps(value, ensure_ascii=False)):
+        raise _BadArguments(
+            "the tool arguments hold a lone UTF-16 surrogate escape such as \\ud800: write whole characters"
+        )
     return value
 
 
@@ -113,21 +127,22 @@ def _from_syntax_error(text: str, err: UnexpectedInput) -> Action:
 
 
 def _stray_tag_message(tag: str) -> str:
-    name = tag.lstrip("</").split(None, 1)[0].rstrip(">").lower()
+    name = tag.lstrip("</").split(None, 1)[0].rstrip(">").lower()[:20]
+    closing, tag = tag.startswith("</"), quote(tag)
     if name in ("result", "user", "sys"):
-        return f"{tag!r} is written by the environment, not the agent; act with {_TAG_FORMS}"
-    if tag.startswith("</"):
-        return f"closing tag {tag!r} has no opening <{name}>"
+        return f"{tag} is written by the environment, not the agent; act with {_TAG_FORMS}"
+    if closing:
+        return f"closing tag {tag} has no opening <{name}>"
     if name == "tool":
-        return f'malformed tool tag {tag!r}: write <tool name="NAME"> with NAME made of letters, digits, _ . -'
-    return f"malformed tag {tag!r}: write <{name}>...</{name}>"
+        return f'malformed tool tag {tag}: write <tool name="NAME"> with NAME made of letters, digits, _ . -'
+    return f"malformed tag {tag}: write <{name}>...</{name}>"
 
 
 def _invalid(text: str, position: int, message: str, expected: tuple[str, ...], thought: str = "") -> Action:
     return Action(
         ActionKind.INVALID,
         thought=thought.strip(),
-        error=f"invalid action at char {position}: {message}",
+        error=cap(f"invalid action at char {position}: {message}", ERROR_CHARS),
         position=position,
         expected=expected,
         raw=text,

@@ -48,8 +48,12 @@ def human_actor(console: Console) -> Actor:
 
 
 def human_user(console: Console) -> Callable[[Any, str, dict[str, Any]], str]:
+    """Asks the person at the terminal. The model's question is shown as plain text: never read as Rich
+    markup (``[/]`` would raise, ``[link=…]`` would plant a hyperlink) and with control characters escaped."""
+
     def reply(instance: Any, question: str, state: dict[str, Any]) -> str:
-        return console.input(f"[bold yellow]user (asked: {question})> [/]")
+        prompt = Text.assemble(("user (asked: ", "bold yellow"), visible(question), (")> ", "bold yellow"))
+        return console.input(prompt)
 
     return reply
 

@@ -59,6 +59,8 @@ class Task:
     tools: ClassVar[Sequence[Tool]] = ()
     budget: ClassVar[Budget] = Budget()
     invalid_penalty: ClassVar[float] = 0.1
+    notes: ClassVar[tuple[str, ...]] = ()
+    """Caveats `agentic tasks` prints under the task (e.g. how its answers are scored)."""
 
     def sample(self, rng: random.Random) -> Any:
         """A new instance drawn with ``rng`` (the environment seeds it from ``reset(seed=...)``)."""
@@ -91,6 +93,9 @@ class Task:
     def match_arguments(self, tool: str, predicted: dict[str, Any], expected: dict[str, Any]) -> bool:
         """Whether a predicted tool call's arguments count as the expected ones (tool-call accuracy)."""
         return _canonical(predicted) == _canonical(expected)
+
+    def close(self) -> None:
+        """Release what the task holds (e.g. a scoring process); called by the environment's ``close``."""
 
     def tool_manual(self) -> str:
         """A compact description of the actions and tools, for prompts."""

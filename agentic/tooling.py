@@ -5,14 +5,16 @@
 instance, the episode state, the environment) are passed by the environment and
 never shown to the model. `ToolRegistry.call` validates arguments with jsonschema
 before the call, enforces a time-out and an output cap, and turns every failure into
-a `ToolResult` whose text names the problem.
+a `ToolResult` whose text names the problem. Sizes follow `agentic.limits`.
 """
 
 from __future__ import annotations
 
+import ctypes
 import inspect
 import json
-import signal
+import math
+import reprlib
 import threading
 import typing
 from collections.abc import Callable, Iterable, Mapping
@@ -21,9 +23,17 @@ from typing import Any
 
 import jsonschema
 
+from agentic.limits import ERROR_CHARS, TOOL_OUTPUT_CHARS, TOOL_OUTPUT_CHARS_MAX, cap, clean_text
+
 INJECTED = ("instance", "state", "env")
 DEFAULT_TIMEOUT_S = 2.0
-DEFAULT_MAX_OUTPUT_CHARS = 2000
+DEFAULT_MAX_OUTPUT_CHARS = TOOL_OUTPUT_CHARS
+
+# JSON Schema's "integer" admits 2.0; Python code given 2.0 for an int breaks (slicing, range), so only ints pass.
+_TYPE_CHECKER = jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
+    "integer", lambda checker, value: isinstance(value, int) and not isinstance(value, bool)
+)
+_Validator = jsonschema.validators.extend(jsonschema.Draft202012Validator, type_checker=_TYPE_CHECKER)
 
 
 @dataclass(frozen=True)
@@ -77,6 +87,11 @@ def tool(
     ``schema`` is the JSON Schema of the parameters object; without it the schema is
     generated from the signature and docstring.
     """
+
+    if not (math.isfinite(timeout_s) and timeout_s >= 0):
+        raise ValueError(f"timeout_s must be a finite number of seconds >= 0 (0: no time-out), got {timeout_s}")
+    if not 0 < max_output_chars <= TOOL_OUTPUT_CHARS_MAX:
+        raise ValueError(f"max_output_chars must be between 1 and {TOOL_OUTPUT_CHARS_MAX}, got {max_output_chars}")
 
     def build(func: Callable[..., Any]) -> Tool:
         injected = tuple(p for p in inspect.signature(func).parameters if p in INJECTED)
@@ -147,7 +162,7 @@ class ToolRegistry:
 
     def __init__(self, tools: Iterable[Tool] = ()):
         self._tools: dict[str, Tool] = {}
-        self._validators: dict[str, jsonschema.protocols.Validator] = {}
+        self._validators: dict[str, Any] = {}
         for t in tools:
             self.add(t)
 
@@ -157,7 +172,7 @@ class ToolRegistry:
         if t.name in self._tools and self._tools[t.name] is not t:
             raise ValueError(f"a different tool named {t.name!r} is already registered")
         self._tools[t.name] = t
-        self._validators[t.name] = jsonschema.Draft202012Validator(t.parameters)
+        self._validators[t.name] = _Validator(t.parameters)
         return t
 
     def __contains__(self, name: object) -> bool:
@@ -182,11 +197,11 @@ class ToolRegistry:
     def validate(self, name: str, arguments: Mapping[str, Any]) -> str | None:
         """Why a call would be refused, or None when it is well-formed."""
         if name not in self._tools:
-            return f"unknown tool {name!r}; known tools: {', '.join(self.names) or 'none'}"
+            return cap(f"unknown tool {name!r}; known tools: {', '.join(self.names) or 'none'}", ERROR_CHARS)
         errors = sorted(self._validators[name].iter_errors(dict(arguments)), key=lambda e: list(e.absolute_path))
         if not errors:
             return None
-        return "; ".join(_describe_schema_error(name, e) for e in errors[:3])
+        return cap("; ".join(_describe_schema_error(name, e) for e in errors[:3]), ERROR_CHARS)
 
     def call(self, name: str, arguments: Mapping[str, Any], context: Mapping[str, Any] | None = None) -> ToolResult:
         """Validate, then run the tool under its time-out; never raises for what the model wrote."""
@@ -202,69 +217,90 @@ class ToolRegistry:
         except ToolTimeout:
             return ToolResult(name, arguments, "timeout", f"error: {name} timed out after {t.timeout_s:g}s")
         except Exception as err:  # the tool's own failure is an observation, not a crash
-            return ToolResult(
-                name, arguments, "error", f"error: {name} raised {type(err).__name__}: {_cap(str(err), 300)}"
-            )
-        return ToolResult(name, arguments, "ok", _cap(_to_text(value), t.max_output_chars), value)
+            message = f"error: {name} raised {type(err).__name__}: {_safe_str(err)}"
+            return ToolResult(name, arguments, "error", cap(clean_text(message), ERROR_CHARS))
+        return ToolResult(name, arguments, "ok", cap(clean_text(_to_text(value)), t.max_output_chars), value)
 
 
 def _describe_schema_error(name: str, err: jsonschema.ValidationError) -> str:
-    where = ".".join(str(p) for p in err.absolute_path)
+    where = cap(".".join(str(p) for p in err.absolute_path), 60)
     field_name = f"argument {where!r}" if where else "arguments"
-    return f"invalid {field_name} for {name}: {err.message}"
+    return clean_text(f"invalid {field_name} for {name}: {cap(err.message, ERROR_CHARS)}")
+
+
+_SHORT_REPR = reprlib.Repr()
+_SHORT_REPR.maxstring = _SHORT_REPR.maxother = 200
 
 
 def _to_text(value: Any) -> str:
+    """A tool's return value as text: strings as they are, other values as JSON, or a short repr."""
     if isinstance(value, str):
         return value
     if value is None:
         return ""
     try:
         return json.dumps(value, ensure_ascii=False, allow_nan=False)
-    except (TypeError, ValueError):
-        return f"[non-text output] {value!r}"
+    except (TypeError, ValueError, RecursionError):
+        pass
+    try:
+        return f"[non-text output] {_SHORT_REPR.repr(value)}"
+    except Exception:  # a repr may fail too (an int of 5000 digits, a broken __repr__)
+        return f"[non-text output of type {type(value).__name__}]"
 
 
-def _cap(text: str, limit: int) -> str:
-    if len(text) <= limit:
-        return text
-    return f"{text[:limit]}…[truncated {len(text) - limit} chars]"
+def _safe_str(err: BaseException) -> str:
+    try:
+        return str(err)
+    except Exception:
+        return "(the error's message could not be shown)"
+
+
+class _ToolCall(threading.Thread):
+    """One tool call in a worker thread, which `stop` ends by raising `ToolTimeout` inside it."""
+
+    def __init__(self, fn: Callable[[], Any]):
+        super().__init__(daemon=True, name="agentic-tool")
+        self.fn = fn
+        self.lock = threading.Lock()
+        self.finished = False
+        self.value: Any = None
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            try:
+                value, error = self.fn(), None
+            except BaseException as err:  # re-raised in the caller's thread
+                value, error = None, err
+            with self.lock:
+                self.value, self.error, self.finished = value, error, True
+        except ToolTimeout:  # stopped at the deadline
+            pass
+
+    def stop(self) -> None:
+        """Raise `ToolTimeout` in the worker unless it has finished (the lock keeps its id valid)."""
+        with self.lock:
+            if not self.finished and self.ident is not None:
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self.ident), ctypes.py_object(ToolTimeout))
 
 
 def _run_with_timeout(fn: Callable[[], Any], timeout_s: float) -> Any:
-    """Run ``fn``; raise `ToolTimeout` after ``timeout_s``.
+    """Run ``fn`` in a worker thread; at ``timeout_s`` raise `ToolTimeout` here and stop the worker.
 
-    In the main thread a SIGALRM interval timer interrupts the call (pure-Python
-    loops and sleeps alike). Elsewhere the call runs in a daemon thread that is
-    abandoned at the deadline.
+    The caller always gets control back at the deadline. The worker is stopped by raising
+    `ToolTimeout` inside it (CPython's ``PyThreadState_SetAsyncExc``; no library offers this, and
+    signals reach only the main thread and would take the caller's own SIGALRM timer): a pure-Python
+    loop stops at once, a call blocked in C code (a sleep, a regex, a huge integer) when that call
+    returns. ``timeout_s`` 0 means no time-out: ``fn`` runs in the caller's thread.
     """
     if timeout_s <= 0:
         return fn()
-    if threading.current_thread() is threading.main_thread() and hasattr(signal, "setitimer"):
-
-        def on_alarm(signum: int, frame: Any) -> None:
-            raise ToolTimeout
-
-        previous = signal.signal(signal.SIGALRM, on_alarm)
-        signal.setitimer(signal.ITIMER_REAL, timeout_s)
-        try:
-            return fn()
-        finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, previous)
-    outcome: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            outcome["value"] = fn()
-        except BaseException as err:  # re-raised in the caller's thread
-            outcome["error"] = err
-
-    worker = threading.Thread(target=target, daemon=True)
-    worker.start()
-    worker.join(timeout_s)
-    if worker.is_alive():
+    call = _ToolCall(fn)
+    call.start()
+    call.join(timeout_s)
+    if not call.finished:
+        call.stop()
         raise ToolTimeout
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["value"]
+    if call.error is not None:
+        raise call.error
+    return call.value

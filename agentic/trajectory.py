@@ -13,12 +13,15 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import datasets
+import jsonschema
 from rich.text import Text
+
+from agentic.limits import ERROR_CHARS, cap
 
 
 @dataclass(frozen=True)
@@ -152,9 +155,62 @@ def write_jsonl(trajectories: Iterable[Trajectory], path: str | Path) -> Path:
     return path
 
 
+_INTEGERS = {"type": "array", "items": {"type": "integer"}}
+RECORD_SCHEMA = {
+    "type": "object",
+    "required": ["task", "seed", "instance", "prompt", "token_ids", "loss_mask", "logprobs"],
+    "properties": {
+        **{f.name: {} for f in fields(Trajectory)},  # every field is allowed; the ones below are typed
+        "task": {"type": "string"},
+        "seed": {"type": ["integer", "null"]},
+        "prompt": {"type": "string"},
+        "token_ids": _INTEGERS,
+        "loss_mask": _INTEGERS,
+        "logprobs": {"type": "array", "items": {"type": ["number", "null"]}},
+        "turns": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": [f.name for f in fields(TurnRecord)],
+                "additionalProperties": False,
+                "properties": {
+                    "start": {"type": "integer"},
+                    "end": {"type": "integer"},
+                    "reward": {"type": "number"},
+                    **{name: {"type": "string"} for name in ("action", "kind", "event", "reply")},
+                },
+            },
+        },
+        **{name: {"type": "boolean"} for name in ("terminated", "truncated", "success")},
+        "score": {"type": "number"},
+        "breakdown": {"type": "object", "additionalProperties": {"type": "number"}},
+        "truncation_reason": {"type": ["string", "null"]},
+        "transcript": {"type": "string"},
+    },
+    "additionalProperties": False,
+}
+"""What `Trajectory.to_dict` writes, so that a file of other JSON lines is refused with a reason."""
+_RECORD_VALIDATOR = jsonschema.Draft202012Validator(RECORD_SCHEMA)
+
+
 def read_jsonl(path: str | Path) -> list[Trajectory]:
+    """The trajectories in a JSONL file; a line that is not one raises ValueError naming the line and why."""
+    trajectories = []
     with Path(path).open(encoding="utf-8") as lines:
-        return [Trajectory.from_dict(json.loads(line)) for line in lines if line.strip()]
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError as err:
+                raise ValueError(f"{path}, line {number}: not JSON ({cap(str(err), 100)})") from None
+            problem = jsonschema.exceptions.best_match(_RECORD_VALIDATOR.iter_errors(record))
+            if problem is not None:
+                where = "/".join(str(p) for p in problem.absolute_path) or "the line"
+                reason = cap(f"{where}: {problem.message}", ERROR_CHARS)
+                raise ValueError(f"{path}, line {number}: not a trajectory ({reason})")
+            trajectories.append(Trajectory.from_dict(record))
+    return trajectories
 
 
 AGENT_STYLE = "bold green"

@@ -106,7 +106,7 @@ class GroundedSummary(Task):
         grounded = grounded_fraction(answer, instance["sentences"])
         words = word_count(answer)
         length_ok = self.min_words <= words <= self.max_words
-        length = 1.0 if length_ok else min(words / self.min_words, self.max_words / words)
+        length = 1.0 if length_ok else min(words / self.min_words, self.max_words / max(words, 1))
         breakdown = {"coverage": covered, "grounded": grounded, "length": length}
         total = sum(WEIGHTS[k] * v for k, v in breakdown.items())
         return Score(total, breakdown, success=covered >= COVERAGE_TARGET and grounded == 1.0 and length_ok)

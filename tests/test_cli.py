@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from agentic.cli import main
+from agentic.tasks.reasoning_gym import CODE_SCORED
 
 
 def run(argv: list[str], capsys, stdin: str = "", monkeypatch=None) -> tuple[int, str, str]:
@@ -24,6 +25,7 @@ def test_tasks_lists_every_task_with_its_gym_id_and_tools(capsys):
     code, out, _ = run(["tasks"], capsys)
     assert code == 0
     assert "Arithmetic  (agentic/Arithmetic-v0)" in out and "calculator(expression: string)" in out
+    assert all(dataset in out for dataset in CODE_SCORED), "the datasets whose scorers evaluate answers as code"
 
 
 def test_tools_json_lists_schemas(capsys):
@@ -48,6 +50,37 @@ def test_play_as_a_human_agent_and_user(capsys, monkeypatch):
     assert "<user>7</user>" in out and "<sys>no action" in out and "finished after 3 turns" in out
 
 
+def test_a_question_is_shown_as_text_never_as_markup_or_terminal_codes(capsys, monkeypatch):
+    question = "[/] [link=https://evil.example]click[/link] [bold red]x \x1b[2J\x1b]8;;https://evil.example\x07?"
+    lines = f"<ask>{question}</ask>\n7\n<finish>1</finish>\n"
+    code, out, _ = run(
+        ["play", "--task", "MissingQuantity", "--seed", "0", "--user", "human"], capsys, lines, monkeypatch
+    )
+    assert code == 0 and "finished after 2 turns" in out
+    assert "user (asked: [/] [link=https://evil.example]click[/link] [bold red]x \\x1b[2J\\x1b]8;;" in out
+    assert "\x1b" not in out
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "[]",
+        "1",
+        "{}",
+        '{"task": "Arithmetic"}',
+        '"text"',
+        "not json",
+        '{"task": "A", "seed": -1, "instance": {}, '
+        '"prompt": "p", "token_ids": [1], "loss_mask": [1], "logprobs": [0.0], "turns": [{"start": "x"}]}',
+    ],
+)
+def test_show_refuses_json_lines_that_are_not_trajectories_in_one_line(capsys, tmp_path, line):
+    path = tmp_path / "bad.jsonl"
+    path.write_text(line + "\n")
+    code, _, err = run(["show", str(path)], capsys)
+    assert code == 2 and "line 1" in err and len(err.strip().splitlines()) == 1
+
+
 def test_play_ends_cleanly_when_input_runs_out(capsys, monkeypatch):
     code, _, err = run(["play", "--task", "Arithmetic"], capsys, "", monkeypatch)
     assert code == 130 and "interrupted" in err
@@ -58,9 +91,17 @@ def test_play_ends_cleanly_when_input_runs_out(capsys, monkeypatch):
     [
         (["play"], "the following arguments are required: --task"),
         (["play", "--task", "Nope"], "unknown task 'Nope'"),
-        (["play", "--task", "Arithmetic", "--seed", "x"], "invalid int value: 'x'"),
+        (["play", "--task", "Arithmetic", "--seed", "x"], "--seed: 'x' is not an integer"),
         (["bench", "everything"], "invalid choice: 'everything'"),
         (["launch"], "invalid choice: 'launch'"),
+        (["play", "--task", "Arithmetic", "--seed", "-1"], "--seed: -1 is not a non-negative integer"),
+        (["eval", "--model", "m", "--task", "Arithmetic", "--seed-start", "-5"], "--seed-start: -5 is not a non-neg"),
+        (["eval", "--model", "m", "--task", "Arithmetic", "--n", "0"], "--n: 0 is not a positive integer"),
+        (["eval", "--model", "m", "--task", "Arithmetic", "--temperature", "nan"], "nan is not a finite number"),
+        (["play", "--task", "Arithmetic", "--model", "m", "--temperature", "nan"], "nan is not a finite number"),
+        (["play", "--task", "Arithmetic", "--model", "m", "--top-p", "inf"], "inf is not a finite number"),
+        (["bench", "parse", "--episodes", "-1"], "--episodes: -1 is not a positive integer"),
+        (["bench", "fuzz", "--seed", "-3"], "--seed: -3 is not a non-negative integer"),
     ],
 )
 def test_bad_arguments_give_one_line_and_exit_2(capsys, argv, fragment):

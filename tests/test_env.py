@@ -19,6 +19,7 @@ from agentic import (
     tool,
     tool_call,
 )
+from agentic.limits import ACTION_CHARS, ERROR_CHARS
 from agentic.tools.calculator import calculator
 
 
@@ -141,11 +142,65 @@ def test_an_overlong_action_is_invalid(env):
 
 
 def test_huge_arguments_are_validated_not_crashed(env):
-    *_, info = env.step(tool_call("echo", {"text": "y" * 20, "extra": "z" * 1_000_000}))
+    *_, info = env.step(tool_call("echo", {"text": "y" * 20, "extra": "z" * 10_000}))
     assert info["event"] == "invalid", "over the token budget"
     env.budget = Budget(max_action_tokens=10**7, max_invalid=5)
+    *_, info = env.step(tool_call("echo", {"text": "y" * 20, "extra": "z" * 10_000}))
+    assert info["event"] == "bad_tool_call" and "was unexpected" in info["delta"]
+    assert len(info["delta"]) <= ERROR_CHARS + 60, "the message quotes the extra key, cut"
     *_, info = env.step(tool_call("echo", {"text": "y" * 20, "extra": "z" * 1_000_000}))
-    assert info["event"] == "bad_tool_call" and "'extra' was unexpected" in info["delta"]
+    assert info["event"] == "invalid" and f"longer than {ACTION_CHARS} characters" in info["delta"]
+
+
+@pytest.mark.parametrize(
+    "action, fragment",
+    [
+        (" " * 10_000 + "<finish>x</finish>", "longer than 64 tokens"),  # whitespace counts
+        ("\n" * 500 + "<finish>x</finish>", "longer than 64 tokens"),
+        ("<finish>" + "a" * 4_000_000 + "</finish>", f"longer than {ACTION_CHARS} characters"),
+        ('<tool name="echo">{"text": "a", "n": 1e400}</tool>', "too large"),
+        ('<tool name="echo">{"text": "\\ud800"}</tool>', "surrogate"),
+    ],
+    ids=["spaces", "newlines", "4MB", "1e400", "lone-surrogate"],
+)
+def test_oversized_and_unrepresentable_actions_are_invalid_and_bounded(env, action, fragment):
+    before = len(env.context)
+    start = time.perf_counter()
+    obs, *_, info = env.step(action)
+    assert time.perf_counter() - start < 1.0
+    assert info["event"] == "invalid" and fragment in info["delta"]
+    assert len(obs) - before <= ACTION_CHARS + 40 + len(info["delta"])
+
+
+def test_lone_surrogates_never_reach_the_observation(env):
+    obs, *_ = env.step("\ud800 <ask>who is \udfff?</ask>")
+    obs.encode("utf-8")
+    obs, *_ = env.step(tool_call("echo", {"text": "ok"}) + "\ud83d")
+    obs.encode("utf-8")
+
+
+def test_the_observation_never_passes_its_bound():
+    env = AgenticEnvironment(Hostile(), budget=Budget(max_turns=10_000, max_invalid=10_000, max_action_tokens=10**6))
+    env.reset(seed=0)
+    truncated, steps, obs = False, 0, ""
+    while not truncated:
+        obs, _, _, truncated, info = env.step("x" * (ACTION_CHARS - 1) + " <ask>?</ask>")
+        steps += 1
+        assert env.observation_space.contains(obs)
+    assert "the context is full" in info["truncation_reason"] and steps > 50
+
+
+def test_a_vector_env_refuses_shared_memory_clearly_and_carries_unicode_without_it():
+    with pytest.raises(ValueError, match="shared_memory=False"):
+        gymnasium.vector.AsyncVectorEnv([lambda: AgenticEnvironment(Hostile())] * 2)
+    vector = gymnasium.vector.AsyncVectorEnv([lambda: AgenticEnvironment(Hostile())] * 2, shared_memory=False)
+    try:
+        observations, _ = vector.reset(seed=[0, 1])
+        observations, *_ = vector.step(['<tool name="echo">{"text": "héllo ☃ 😀"}</tool>', "<ask>ça va?</ask>"])
+        assert "<result>héllo ☃ 😀</result>" in observations[0] and "<ask>ça va?</ask>" in observations[1]
+        assert observations[0].startswith(AgenticEnvironment(Hostile()).reset(seed=0)[0])
+    finally:
+        vector.close()
 
 
 def test_invalid_budget_truncates_and_scores_no_answer():
@@ -224,3 +279,20 @@ def test_register_a_new_task_makes_a_gymnasium_id():
     env = gymnasium.make("agentic/Hostile-v0")
     obs, _ = env.reset(seed=0)
     assert "Say" in obs and "Hostile" in agentic.task_names()
+
+
+@tool
+def googol_power() -> int:
+    """A user tool returning an integer of 5001 digits, past what str() and json may show."""
+    return 10**5000
+
+
+class BigNumber(Hostile):
+    tools = (googol_power,)
+
+
+def test_a_tool_value_that_cannot_be_shown_is_named_in_the_observation():
+    env = AgenticEnvironment(BigNumber())
+    env.reset(seed=0)
+    obs, *_, info = env.step('<tool name="googol_power">{}</tool>')
+    assert info["event"] == "tool" and "[non-text output" in info["delta"]

@@ -88,3 +88,16 @@ def test_wilson_interval_matches_the_closed_form():
     assert wilson(0, 0).n == 0 and wilson(5, 5).high == pytest.approx(1.0)
     with pytest.raises(ValueError):
         wilson(3, 2)
+
+
+def test_lone_surrogates_in_a_policy_action_are_judged_not_raised():
+    from agentic.evaluation import DecisionPoint
+
+    task = make_task("Arithmetic")
+    point = DecisionPoint(seed=0, turn=0, context_ids=[], tool="calculator", arguments={"expression": "1 + 2"})
+    actions = [
+        '<tool name="calculator">{"expression": "1 + \\ud800"}</tool>',
+        tool_call("calculator", {"expression": "1 + \ud800"}),
+    ]
+    metrics = tool_call_metrics(task, [point] * 2, actions)
+    assert metrics["tool_call_validity"]["k"] == 0 and metrics["tool_call_accuracy"]["k"] == 0

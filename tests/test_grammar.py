@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 import signal
 
@@ -11,6 +12,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from agentic import Action, ActionKind, parse_action, render_action
+from agentic.bench.fuzz import FRAGMENTS
 
 TOOL, ASK, FINISH, TEXT, INVALID = (
     ActionKind.TOOL,
@@ -134,33 +136,20 @@ def test_huge_integers_and_deep_nesting_are_invalid_not_exceptions():
 
 fragments = st.sampled_from(
     [
-        "<tool",
+        *FRAGMENTS,  # the fuzz audit's tag pieces, numbers JSON cannot hold, surrogates, control codes, markup
         ' name="calc">',
-        '<tool name="x">',
-        "</tool>",
-        "<ask>",
-        "</ask>",
-        "<finish>",
-        "</finish>",
-        "<result>",
-        "{",
-        "}",
-        '"',
-        "\\",
         ":",
         ",",
         "[",
         "]",
         "1",
-        " ",
         "\n",
         "<",
         ">",
         "=",
-        "é",
         "null",
-        "<sys>",
         "</",
+        "-1E999",
     ]
 )
 actionish_text = st.lists(st.one_of(fragments, st.text(max_size=5)), max_size=30).map("".join)
@@ -212,6 +201,32 @@ def test_ask_and_finish_round_trip(thought, content, kind):
     assume(_plain(thought) and content == content.strip() and not re.search(rf"</{kind.value}\s*>", content))
     action = Action(kind, thought=thought, content=content)
     assert parse_action(render_action(action)) == action
+
+
+json_numbers = st.one_of(
+    st.floats().map(repr),  # includes inf, -inf and nan, which are not JSON
+    st.from_regex(r"-?[1-9][0-9]{0,3}(\.[0-9]{1,3})?[eE][+-]?[0-9]{1,4}", fullmatch=True),
+    st.integers(-(10**30), 10**30).map(str),
+    st.sampled_from(["NaN", "Infinity", "-Infinity", "1e308", "1.8e308", "-1e400", "4.9e-324", "1e-400"]),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(numbers=st.lists(json_numbers, min_size=1, max_size=3))
+def test_numbers_parse_to_finite_values_or_invalid_and_round_trip(numbers):
+    """A number JSON cannot hold (inf from 1e400, NaN) makes the action invalid; a valid one renders back."""
+    action = parse_action('<tool name="t">{"a": [' + ", ".join(numbers) + "]}</tool>")
+    if action.kind is INVALID:
+        assert action.error
+        return
+    assert all(math.isfinite(v) for v in action.arguments["a"])
+    assert parse_action(render_action(action)) == action
+
+
+def test_a_lone_surrogate_escape_makes_the_arguments_invalid():
+    action = parse_action('<tool name="t">{"name": "\\ud800"}</tool>')
+    assert action.kind is INVALID and "surrogate" in action.error
+    assert parse_action('<tool name="t">{"name": "\\ud83d\\ude00"}</tool>').arguments == {"name": "\U0001f600"}
 
 
 # -- large inputs ------------------------------------------------------------------------

@@ -1,12 +1,13 @@
 import json
 import random
 import sys
+import time
 
 import gymnasium
 import pytest
 
 from agentic import oracle_action, run_episode
-from agentic.tasks.reasoning_gym import ReasoningGym
+from agentic.tasks.reasoning_gym import CODE_SCORED, LITERAL_SCORED, ReasoningGym
 
 
 @pytest.mark.parametrize(
@@ -61,3 +62,74 @@ def test_missing_reasoning_gym_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "reasoning_gym", None)
     with pytest.raises(ImportError, match=r"pip install agentic-slm\[reasoning\]"):
         ReasoningGym()
+
+
+HOSTILE = [
+    "__import__('os').system('touch {path}')",
+    "[__import__('os').system('touch {path}')]",
+    "  __import__('os').system('touch {path}')",
+    "__import__('os').system('touch {path}') \\\n",
+    "exec(\"import os; os.system('touch {path}')\")",
+    "open('{path}', 'w')",
+]
+
+
+@pytest.fixture(scope="module", params=sorted(CODE_SCORED))
+def code_scored_env(request):
+    """One environment (so one scoring process) per dataset whose scorer evaluates answers as code."""
+    env = gymnasium.make("agentic/ReasoningGym-v0", dataset=request.param, size=20).unwrapped
+    yield env
+    env.close()
+
+
+def test_an_answer_that_is_code_never_runs(code_scored_env, tmp_path):
+    target = tmp_path / "pwned"
+    for hostile in HOSTILE:
+        code_scored_env.reset(seed=0)
+        *_, terminated, _, info = code_scored_env.step(f"<finish>{hostile.format(path=target)}</finish>")
+        assert terminated and info["score"].total < 0.1 and not info["score"].success
+        assert not target.exists(), hostile
+
+
+def test_sandboxed_scores_equal_reasoning_gyms_own(code_scored_env):
+    """Oracle answers, near misses and (for the eval datasets) the Python-list forms their scorers
+    give partial credit for score exactly as the dataset's score_answer scores them in-process.
+    (Python code refused as such scores 0, where countdown's and puzzle24's scorers give any failure 0.01.)"""
+    task = code_scored_env.task
+    for seed in range(3):
+        instance = task.sample(random.Random(seed))
+        entry = task.dataset[instance["index"]]
+        answer = str(entry["answer"])
+        candidates = [answer, answer + " 1", answer.replace(" ", ""), "", "no idea"]
+        if task.dataset_name in LITERAL_SCORED:
+            candidates += [repr(answer.split()), repr([row.split() for row in answer.splitlines()])]
+        for candidate in candidates:
+            expected = float(task.dataset.score_answer(candidate, entry))
+            assert task.score(instance, candidate, []).total == pytest.approx(expected), candidate
+
+
+def test_a_slow_score_is_cut_by_the_time_out():
+    env = gymnasium.make("agentic/ReasoningGym-v0", dataset="countdown", size=20, score_timeout_s=1.0).unwrapped
+    for answer in (None, "9**9**9**9", None):  # sympy would compute 9**(9**(9**9)) for ever
+        env.reset(seed=0)
+        start = time.monotonic()
+        *_, info = env.step(oracle_action(env) if answer is None else f"<finish>{answer}</finish>")
+        if answer is None:
+            assert info["score"].success, "the scorer works before and after a time-out"
+        else:
+            assert time.monotonic() - start < 2.0
+            assert info["score"].total == 0.0 and info["score"].breakdown["timed_out"] == 1.0
+    env.close()
+
+
+@pytest.mark.parametrize("dataset", ["knights_knaves", "number_sorting"])
+def test_scorers_that_compile_or_unpickle_their_own_data_still_score_in_the_sandbox(dataset):
+    """number_sorting evals the entry's own answer; knights_knaves' entries hold classes of its own."""
+    task = ReasoningGym(dataset, size=20)
+    for seed in range(3):
+        instance = task.sample(random.Random(seed))
+        entry = task.dataset[instance["index"]]
+        for candidate in (str(entry["answer"]), str(entry["answer"]) + " 1"):
+            expected = float(task.dataset.score_answer(candidate, entry))
+            assert task.score(instance, candidate, []).total == pytest.approx(expected), candidate
+    task.close()

@@ -13,7 +13,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import agentic
-from agentic import ActionKind, AgenticEnvironment, ToolRegistry, parse_action
+from agentic import ActionKind, AgenticEnvironment, ToolRegistry, parse_action, tool_call
 from agentic.tasks.corpora import standin_path
 from agentic.tasks.data.make_tinystories_standin import stories
 from agentic.tasks.story import REPLIES, InteractiveStory, draft, find_hero, is_prose, rename
@@ -356,3 +356,21 @@ def test_match_arguments(task):
     assert not task.match_arguments("length_check", {"text": "  "}, {"text": STORY})
     assert task.match_arguments("character_check", {"text": "x", "name": " lily "}, expected)
     assert not task.match_arguments("character_check", {"text": "x", "name": "Tom"}, expected)
+
+
+def test_a_lone_surrogate_for_a_name_never_reaches_the_tokenizer():
+    """A JSON escape "\\ud800" is refused as an action; a raw one is replaced; the context always encodes."""
+    from agentic.training.tiny_model import task_corpus, train_tokenizer
+
+    tokenizer = train_tokenizer(task_corpus(["InteractiveStory"], range(3)), vocab_size=300)
+    env = gymnasium.make("agentic/InteractiveStory-v0").unwrapped
+    env.reset(seed=0)
+    for action in (
+        '<tool name="character_check">{"text": "Lily ran.", "name": "\\ud800"}</tool>',
+        tool_call("character_check", {"text": "Lily ran.", "name": "Li\ud800ly"}),
+    ):
+        obs, *_, info = env.step(action)
+        tokenizer(info["delta"])
+        tokenizer(obs)
+    assert env.history[0].event == "invalid" and "surrogate" in env.history[0].observation
+    assert env.history[1].event == "tool" and "\ufffd" in env.history[1].observation

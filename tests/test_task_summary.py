@@ -80,6 +80,7 @@ def test_retrieve_ranks_matching_sentences_best_first_and_hides_the_instance(reg
         ({"query": "bridges", "k": 10**9}, "error", "k must be between 1 and 8"),
         ({"query": ["bridges"]}, "invalid_arguments", "query"),
         ({"query": "bridges", "instance": {"sentences": ["forged"]}}, "invalid_arguments", "instance"),
+        ({"query": "bridges", "k": 2.0}, "invalid_arguments", "2.0 is not of type 'integer'"),
     ],
 )
 def test_retrieve_refuses_hostile_arguments_with_a_readable_message(registry, arguments, status, message):
@@ -275,3 +276,11 @@ def test_match_arguments_compares_content_words(task):
     assert not task.match_arguments("cite_check", {"summary": GOOD.replace("[3]", "[2]")}, {"summary": GOOD})
     assert not task.match_arguments("coverage_check", {"summary": "Bridges [1]."}, {"summary": GOOD})
     assert not task.match_arguments("cite_check", {"summary": 42}, {"summary": GOOD})
+
+
+@pytest.mark.parametrize("answer", [".", "—", "[1]", "[1] [2].", "!!!"])
+def test_an_answer_without_words_scores_zero_length_instead_of_crashing(answer):
+    env = gymnasium.make("agentic/GroundedSummary-v0").unwrapped
+    env.reset(seed=0)
+    *_, terminated, _, info = env.step(f"<finish>{answer}</finish>")
+    assert terminated and info["score"].breakdown["length"] == 0.0 and 0.0 <= info["score"].total < 0.5

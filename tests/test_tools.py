@@ -188,3 +188,127 @@ def test_calculator_refuses_hostile_expressions(expression, fragment):
 def test_calculator_formats_integral_floats_as_integers():
     assert calculator(expression="6 / 3") == "2"
     assert calculator(expression="1 / 3") == "0.3333333333"
+
+
+@tool(timeout_s=0.2)
+def count_up(n: int) -> int:
+    """Count for ever.
+
+    Args:
+        n: Where to start.
+    """
+    while True:
+        n += 1
+
+
+def _tool_threads() -> list:
+    import threading
+
+    time.sleep(0.1)
+    return [t for t in threading.enumerate() if t.name == "agentic-tool"]
+
+
+@pytest.mark.parametrize("caller", ["main thread", "worker thread"])
+def test_a_timed_out_tool_is_stopped_not_left_spinning(caller):
+    import threading
+
+    registry = ToolRegistry([count_up, spin])
+    results = []
+    earlier = set(_tool_threads())  # e.g. `sleepy`'s, blocked in time.sleep (C) until it returns
+
+    def four_calls() -> None:
+        results.extend(registry.call(name, {"n": 1} if name == "count_up" else {}) for name in ("count_up", "spin") * 2)
+
+    if caller == "main thread":
+        four_calls()
+    else:
+        worker = threading.Thread(target=four_calls)
+        worker.start()
+        worker.join(10)
+    assert [r.status for r in results] == ["timeout"] * 4
+    assert set(_tool_threads()) <= earlier, "every timed-out tool thread has ended"
+
+
+def test_a_tool_call_leaves_the_callers_alarm_timer_and_handler_alone():
+    import signal
+
+    fired = []
+    previous = signal.signal(signal.SIGALRM, lambda *_: fired.append(True))
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 1.0)
+        assert REGISTRY.call("spin", {}).status == "timeout"
+        assert REGISTRY.call("scale", {"value": 1}, {"state": {}}).ok
+        assert 0.3 < signal.getitimer(signal.ITIMER_REAL)[0] <= 0.8
+        time.sleep(1.0)
+        assert fired == [True]
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@tool
+def huge_number() -> int:
+    """Return an integer too long for str() and repr()."""
+    return 10**5000
+
+
+@tool
+def bad_repr() -> object:
+    """Return an object whose repr raises."""
+
+    class Broken:
+        def __repr__(self) -> str:
+            raise RuntimeError("no repr")
+
+    return Broken()
+
+
+@tool
+def echo(text: str) -> str:
+    """Echo.
+
+    Args:
+        text: What to echo.
+    """
+    return f"you said {text}"
+
+
+def test_outputs_that_cannot_be_shown_are_named_not_raised():
+    for name in ("huge_number", "bad_repr"):
+        result = ToolRegistry([huge_number, bad_repr]).call(name, {})
+        assert result.ok and result.text.startswith("[non-text output")
+
+
+def test_a_lone_surrogate_never_reaches_the_output():
+    result = ToolRegistry([echo]).call("echo", {"text": "a\ud800b"})
+    assert result.text == "you said a\ufffdb"
+    result.text.encode("utf-8")
+
+
+def test_an_integral_float_is_not_an_integer():
+    result = REGISTRY.call("scale", {"value": 1, "factor": 2.0}, {"state": {}})
+    assert result.status == "invalid_arguments" and "2.0 is not of type 'integer'" in result.text
+
+
+def test_error_messages_are_bounded_however_long_the_arguments():
+    from agentic.limits import ERROR_CHARS
+
+    huge = "k" * 1_000_000
+    for arguments in ({huge: 1, "value": 1}, {"value": huge}, {"value": 1, "factor": [huge] * 3}):
+        result = REGISTRY.call("scale", arguments, {"state": {}})
+        assert result.status == "invalid_arguments" and len(result.text) <= ERROR_CHARS + 40
+    raised = REGISTRY.call("explode", {"reason": huge})
+    assert raised.status == "error" and len(raised.text) <= ERROR_CHARS + 40
+
+
+def test_tool_limits_are_checked_when_the_tool_is_made():
+    with pytest.raises(ValueError, match="max_output_chars"):
+        tool(max_output_chars=10**9)(echo.fn)
+    with pytest.raises(ValueError, match="timeout_s"):
+        tool(timeout_s=float("nan"))(echo.fn)
+
+
+def test_the_calculator_refuses_text_it_cannot_encode():
+    with pytest.raises(CalculatorError, match="cannot be read"):
+        evaluate("1 + \ud800")
+    assert REGISTRY.call("calculator", {"expression": "\ud800"}).status == "error"

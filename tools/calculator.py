@@ -36,6 +36,8 @@ def evaluate(expression: str) -> int | float:
         tree = ast.parse(expression.strip(), mode="eval")
     except SyntaxError as err:
         raise CalculatorError(f"not an arithmetic expression: {err.msg}") from None
+    except (ValueError, RecursionError, MemoryError):  # e.g. a lone surrogate cannot be encoded for the parser
+        raise CalculatorError("not an arithmetic expression: it cannot be read as text") from None
     return _check(_eval(tree.body))
 
 

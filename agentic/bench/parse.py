@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from agentic.env import AgenticEnvironment
+from agentic.env import AgenticEnvironment, oracle_action, run_episode
 from agentic.parsing import parse_action
 from agentic.registry import task_names
 
@@ -51,10 +51,13 @@ def _grammar_reading(text: str) -> tuple[str, Any]:
 
 
 def oracle_actions(tasks: list[str], episodes_per_task: int, seed: int) -> tuple[list[str], int, float]:
-    """The oracle's action texts over the tasks, and the environment steps taken and their time."""
+    """The oracle's action texts over the tasks, and the environment steps taken and their time.
+
+    One untimed episode first starts what a task starts lazily (ReasoningGym's scoring process)."""
     actions, steps, seconds = [], 0, 0.0
     for name in tasks:
         env = AgenticEnvironment(name)
+        run_episode(env, oracle_action, seed)
         for episode in range(episodes_per_task):
             env.reset(seed=seed + episode)
             done = False
@@ -66,6 +69,7 @@ def oracle_actions(tasks: list[str], episodes_per_task: int, seed: int) -> tuple
                 steps += 1
                 actions.append(action)
                 done = terminated or truncated
+        env.close()
     return actions, steps, seconds
 
 

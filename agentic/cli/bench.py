@@ -8,36 +8,40 @@ import json
 from rich.console import Console
 
 from agentic.cli.command import Command
+from agentic.cli.flags import non_negative_int, positive_int
 from agentic.cli.model_args import default_model_dir
 
 
 def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "what",
-        choices=["parse", "rollout", "sft"],
+        choices=["parse", "rollout", "sft", "fuzz"],
         help="parse: parse_action vs a paper-style regex parser, and env steps/s; "
-        "rollout: the batched engine vs a sequential re-tokenizing loop; sft: SFTTrainer vs a bare PyTorch loop",
+        "rollout: the batched engine vs a sequential re-tokenizing loop; sft: SFTTrainer vs a bare PyTorch loop; "
+        "fuzz: hostile actions against every task, counting exceptions (0 expected)",
     )
     parser.add_argument(
         "--task",
         action="append",
-        help="task(s) to draw inputs or episodes from (parse: default all; rollout: Arithmetic)",
+        help="task(s) to draw inputs or episodes from (parse, fuzz: default all; rollout: Arithmetic); "
+        "fuzz also takes NAME:key=value,... (e.g. ReasoningGym:dataset=n_queens)",
     )
     parser.add_argument(
         "--episodes",
-        type=int,
+        type=positive_int,
         default=None,
-        help="oracle episodes per task (parse, default 20), episodes (rollout, default 64) or training steps (sft, default 30)",
+        help="oracle episodes per task (parse, default 20), episodes (rollout, default 64), training steps "
+        "(sft, default 30) or hostile episodes per task (fuzz, default 1000)",
     )
     parser.add_argument("--model", help="rollout, sft: model directory (default: a fresh embedded tiny model)")
-    parser.add_argument("--max-new-tokens", type=int, default=64, help="rollout: per-turn token limit")
+    parser.add_argument("--max-new-tokens", type=positive_int, default=64, help="rollout: per-turn token limit")
     parser.add_argument(
         "--repeats",
-        type=int,
+        type=positive_int,
         default=3,
         help="rollout: timed runs of each side, taking turns (the best of each is compared)",
     )
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=non_negative_int, default=0)
     parser.add_argument("--json", action="store_true", help="also print the result as JSON")
 
 
@@ -90,7 +94,30 @@ def _sft(args: argparse.Namespace, console: Console) -> dict:
     return result
 
 
-BENCHMARKS = {"parse": _parse, "rollout": _rollout, "sft": _sft}
+def _fuzz(args: argparse.Namespace, console: Console) -> dict:
+    from agentic.bench.fuzz import bench_fuzz
+
+    result = bench_fuzz(args.task or None, episodes_per_task=args.episodes or 1000, seed=args.seed)
+    for name, row in result["tasks"].items():
+        console.print(
+            f"{name}: {row['inputs']:,} inputs, {row['exceptions']} exceptions, slowest step {row['max_step_s']:.3f}s",
+            markup=False,
+        )
+    console.print(
+        f"inputs tried: {result['inputs']:,} in {result['episodes']:,} episodes\n"
+        f"exceptions: {result['exceptions']}\n"
+        f"other problems (observation outside its space, reward not finite, budget broken): {result['problems']}\n"
+        f"files written by code answers: {result['files_written_by_answers']}\n"
+        f"max step time: {result['max_step_s']:.3f}s\n"
+        f"max observation size: {result['max_observation_chars']:,} characters (limit {result['observation_limit']:,})",
+        markup=False,
+    )
+    for example in result["examples"]:
+        console.print(f"  {example}", markup=False)
+    return result
+
+
+BENCHMARKS = {"parse": _parse, "rollout": _rollout, "sft": _sft, "fuzz": _fuzz}
 
 
 def _run(args: argparse.Namespace, console: Console) -> None:

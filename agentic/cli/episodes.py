@@ -7,6 +7,7 @@ import argparse
 from rich.console import Console
 
 from agentic.cli.command import Command, UsageError
+from agentic.cli.flags import non_negative_int
 from agentic.cli.model_args import add_sampling_flags, load_policy, sampling_from
 
 
@@ -15,7 +16,7 @@ def _play_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--policy", choices=["human", "oracle"], default="human", help="who acts (default: you)")
     parser.add_argument("--user", choices=["simulator", "human"], default="simulator", help="who answers <ask>")
     parser.add_argument("--model", help="a model directory or hub id that acts instead (full model or PEFT adapter)")
-    parser.add_argument("--seed", type=int, default=None, help="instance seed")
+    parser.add_argument("--seed", type=non_negative_int, default=None, help="instance seed")
     add_sampling_flags(parser, temperature=0.0)
 
 

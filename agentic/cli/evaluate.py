@@ -8,27 +8,28 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from agentic.cli.command import Command, UsageError
+from agentic.cli.command import Command
+from agentic.cli.flags import non_negative_int, positive_int
 from agentic.cli.model_args import add_sampling_flags, load_policy, sampling_from
 
 
 def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="model directory or hub id (full model or PEFT adapter)")
     parser.add_argument("--task", required=True, help="registered task name")
-    parser.add_argument("--n", type=int, default=200, help="number of evaluation seeds (default 200)")
-    parser.add_argument("--seed-start", type=int, default=0, help="first evaluation seed; SFT demos use 10000 and up")
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--n", type=positive_int, default=200, help="number of evaluation seeds (default 200)")
+    parser.add_argument(
+        "--seed-start", type=non_negative_int, default=0, help="first evaluation seed; SFT demos use 10000 and up"
+    )
+    parser.add_argument("--batch-size", type=positive_int, default=64)
     parser.add_argument("--out", help="run directory for report.json / report.md (default runs/eval/TASK)")
     add_sampling_flags(parser, temperature=0.0)
-    parser.add_argument("--seed", type=int, default=0, help="sampling seed (when temperature > 0)")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="sampling seed (when temperature > 0)")
 
 
 def _run(args: argparse.Namespace, console: Console) -> None:
     from agentic.evaluation import evaluate, report_markdown, report_rows
     from agentic.run_dir import RunDir
 
-    if args.n < 1:
-        raise UsageError("agentic eval: --n must be at least 1")
     policy = load_policy(args.model)
     seeds = list(range(args.seed_start, args.seed_start + args.n))
     report = evaluate(policy, args.task, seeds, sampling_from(args), batch_size=args.batch_size, progress=True)

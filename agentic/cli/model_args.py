@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from agentic.cli.command import UsageError
+from agentic.cli.command import UsageError, finite_float
 
 
 def load_policy(name_or_path: str) -> Any:
@@ -19,8 +19,10 @@ def load_policy(name_or_path: str) -> Any:
 
 
 def add_sampling_flags(parser: argparse.ArgumentParser, temperature: float) -> None:
-    parser.add_argument("--temperature", type=float, default=temperature, help=f"0 is greedy (default {temperature:g})")
-    parser.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass (default 1)")
+    parser.add_argument(
+        "--temperature", type=finite_float, default=temperature, help=f"0 is greedy (default {temperature:g})"
+    )
+    parser.add_argument("--top-p", type=finite_float, default=1.0, help="nucleus sampling mass (default 1)")
 
 
 def sampling_from(args: argparse.Namespace) -> Any:
