@@ -8,10 +8,13 @@ from peft import LoraConfig, PeftModel, get_peft_model
 from transformers import MistralConfig, MistralForCausalLM
 
 from agentic.bench.rollout import bench_rollout
+from agentic.decoding import CHUNK_OVERHEAD_TOKENS, PaddedBatch, RaggedBatch, staircase
 from agentic.kv_cache import RaggedCache
 from agentic.parsing import parse_action
-from agentic.policy import CHUNK_OVERHEAD_TOKENS, DecodingBatch, Policy, Sampling, sample, staircase, turn_is_over
+from agentic.policy import Policy
 from agentic.rollout import oracle_trajectories, rollout
+from agentic.sampling import Sampling, sample
+from agentic.stopping import turn_is_over
 from agentic.training.tiny_model import build_tiny_model
 
 SEEDS = list(range(6))
@@ -135,8 +138,9 @@ def test_the_ragged_cache_in_the_plain_layout_with_stock_attention_keeps_logprob
     """What a GPU runs: keys and values in transformers' usual layout, its own attention, the engine's 4D mask."""
     policy = sentinel_heavy_policy(model_dir)
     policy.model.set_attn_implementation(attention)
-    cache = DecodingBatch(policy, [[1]]).cache
-    assert isinstance(cache, RaggedCache) and not any(layer.transpose for layer in cache.layers)
+    batch = policy.decoding_batch([[1]])
+    assert isinstance(batch, RaggedBatch) and isinstance(batch.cache, RaggedCache)
+    assert not any(layer.transpose for layer in batch.cache.layers)
     trajectories = rollout(policy, "Arithmetic", range(8), Sampling(max_new_tokens=10))
     for trajectory in trajectories:
         assert policy.decode(trajectory.token_ids) == trajectory.transcript
@@ -161,7 +165,8 @@ def test_a_model_with_sliding_window_layers_decodes_through_its_own_cache(model_
     )
     torch.manual_seed(0)
     policy = Policy(MistralForCausalLM(config), tokenizer)
-    assert not isinstance(DecodingBatch(policy, [[1]]).cache, RaggedCache)
+    batch = policy.decoding_batch([[1]])
+    assert isinstance(batch, PaddedBatch) and not isinstance(batch.cache, RaggedCache)
     trajectories = rollout(policy, "Arithmetic", range(4), Sampling(max_new_tokens=12, seed=3))
     assert min(len(t.token_ids) for t in trajectories) > 100, "longer than the window"
     for trajectory in trajectories:
