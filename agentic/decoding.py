@@ -121,7 +121,7 @@ class DecodingBatch(ABC):
         going = {row for row in self.rows if stops[row] is None}
         logits, front = self._start_turn(max(limits.values())), len(self.rows)
         while going:
-            chosen, chosen_logprobs = sample(logits, self.sampling, self.generator)
+            chosen, chosen_logprobs = sample(logits, self.sampling, self.generator, self.rows[:front])
             for row, token, logprob in zip(self.rows[:front], chosen.tolist(), chosen_logprobs.tolist()):
                 if row in going:
                     tokens[row].append(token)

@@ -1,6 +1,7 @@
 """The policy and the batched token-in/token-out rollout engine, on the tiny default model (untrained weights)."""
 
 import math
+import re
 
 import pytest
 import torch
@@ -217,8 +218,60 @@ def test_greedy_and_nucleus_sampling(policy):
     narrow = policy.generate(contexts, Sampling(top_p=1e-6, max_new_tokens=6, seed=9))
     assert [g.token_ids for g in greedy] == [g.token_ids for g in narrow]
     assert all(lp == 0.0 for g in greedy + narrow for lp in g.logprobs), "a point mass has log-prob 0"
-    with pytest.raises(ValueError):
-        Sampling(top_p=0)
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"temperature": math.nan}, "temperature must be a finite number, got nan"),
+        ({"temperature": math.inf}, "temperature must be a finite number, got inf"),
+        ({"temperature": -0.5}, "temperature must be >= 0"),
+        ({"top_p": math.nan}, "top_p must be a finite number, got nan"),
+        ({"top_p": 0}, "top_p must be > 0"),
+        ({"top_p": 1.5}, "top_p must lie in [0, 1]"),
+        ({"max_new_tokens": 2.5}, "max_new_tokens must be a whole number, got 2.5"),
+        ({"max_new_tokens": True}, "max_new_tokens must be a whole number, got True"),
+        ({"max_new_tokens": 0}, "max_new_tokens must be positive"),
+        ({"max_new_tokens": 10**12}, "max_new_tokens must be at most 1,048,576"),
+        ({"seed": 0.5}, "seed must be a whole number"),
+    ],
+)
+def test_bad_sampling_settings_are_refused_when_made(settings, message):
+    with pytest.raises(ValueError, match=re.escape(message)) as refused:
+        Sampling(**settings)
+    assert len(str(refused.value).splitlines()) == 1
+
+
+def test_a_model_gone_non_finite_stops_sampling_with_a_message_naming_its_rows(model_dir):
+    """A NaN embedding poisons exactly the contexts that contain its token; rows are reordered inside the batch."""
+    policy = Policy.from_pretrained(model_dir)
+    poisoned = policy.encode("7")[0]
+    with torch.no_grad():
+        policy.model.get_input_embeddings().weight[poisoned] = math.nan
+    long_clean_context = policy.encode("Task: compute 1 + 2 now.\n" * 12)  # fed first: the batch puts it in front
+    contexts = [policy.encode("Task: 7 + 1.\n"), long_clean_context, policy.encode("7")]
+    for sampling in (Sampling(max_new_tokens=4), Sampling(temperature=0, max_new_tokens=4)):
+        with pytest.raises(ValueError, match=r"cannot sample a token for row 0 \(NaN logits\), row 2 \(NaN logits\):"):
+            policy.generate(contexts, sampling)
+    assert policy.generate(contexts[1:2], Sampling(max_new_tokens=4))[0].token_ids, "a clean context still samples"
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.0])
+def test_logits_must_describe_a_distribution(temperature):
+    """-inf marks a token that cannot be drawn; +inf (softmax is undefined there), NaN, or no possible token is an error."""
+    logits = torch.tensor([[0.0, -math.inf, 1.0], [0.0, math.inf, 1.0], [-math.inf] * 3, [0.0, math.nan, 1.0]])
+    sampling, generator = Sampling(temperature=temperature), torch.Generator().manual_seed(0)
+    tokens, _ = sample(logits[:1], sampling, generator)
+    assert tokens.tolist() != [1]
+    with pytest.raises(ValueError) as refused:
+        sample(logits, sampling, generator, rows=[10, 11, 12, 13])
+    assert "row 11 (+inf logits), row 12 (every logit -inf), row 13 (NaN logits):" in str(refused.value)
+    assert "row 10" not in str(refused.value)
+
+
+def test_logits_that_overflow_at_a_tiny_temperature_are_named_as_such():
+    with pytest.raises(ValueError, match=r"row 0 \(logits overflow when divided by temperature 1e-39\)"):
+        sample(torch.tensor([[0.0, 1.0, 2.0]]), Sampling(temperature=1e-39), torch.Generator())
 
 
 def test_episodes_end_truncated_when_the_context_is_full(tmp_path):
