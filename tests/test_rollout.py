@@ -6,7 +6,7 @@ import re
 import pytest
 import torch
 from peft import LoraConfig, PeftModel, get_peft_model
-from transformers import MistralConfig, MistralForCausalLM
+from transformers import Qwen2Config, Qwen2ForCausalLM
 
 from agentic.bench.rollout import bench_rollout
 from agentic.decoding import CHUNK_OVERHEAD_TOKENS, PaddedBatch, RaggedBatch, staircase
@@ -20,6 +20,7 @@ from agentic.training.tiny_model import build_tiny_model
 
 SEEDS = list(range(6))
 SAMPLING = Sampling(max_new_tokens=12, seed=3)
+SENTINEL_HEAVY_LOGITS = {"<ask>": 2.0, "</ask>": 1.0, "</tool>": 1.0, '<tool name="': 1.0, "</finish>": 1.0, "a": 3.0}
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -41,17 +42,17 @@ def trajectories(policy):
 
 
 def sentinel_heavy_policy(model_dir) -> Policy:
-    """The tiny model rewired so that every position has the same next-token distribution,
-    concentrated on sentinels and a letter: its samples open and close actions in every order."""
+    """The tiny model rewired so that its next tokens are sentinels and a letter, drawn in proportions that depend on
+    the context: its samples open and close actions in every order, and a cache that loses or mixes up any of the
+    context changes their log-probs. Feature 0 of the final LayerNorm becomes a constant 1 whose output weights hold
+    the sentinel bias (-30 for every other token); the other features still read the context."""
     policy = Policy.from_pretrained(model_dir)
     model, tokenizer = policy.model, policy.tokenizer
-    weights = {"<ask>": 2.0, "</ask>": 1.0, "</tool>": 1.0, '<tool name="': 1.0, "</finish>": 1.0, "a": 3.0}
     with torch.no_grad():
-        model.gpt_neox.final_layer_norm.weight.zero_()
-        model.gpt_neox.final_layer_norm.bias.zero_()
+        model.gpt_neox.final_layer_norm.weight[0] = 0.0
         model.gpt_neox.final_layer_norm.bias[0] = 1.0
         model.get_output_embeddings().weight[:, 0] = -30.0
-        for token, logit in weights.items():
+        for token, logit in SENTINEL_HEAVY_LOGITS.items():
             model.get_output_embeddings().weight[tokenizer.convert_tokens_to_ids(token), 0] = logit
     return policy
 
@@ -104,6 +105,17 @@ def test_rollouts_are_deterministic_and_step_the_real_environment(policy, trajec
         ]
 
 
+def test_the_sentinel_heavy_model_reads_its_context(model_dir):
+    """What makes the log-prob tests below able to fail: an earlier token moves the next token's log-probs."""
+    policy = sentinel_heavy_policy(model_dir)
+    contexts = torch.tensor([policy.encode(start)[:2] + policy.encode(" a a a a") for start in ("Task: 1", "zz")])
+    favoured = [policy.tokenizer.convert_tokens_to_ids(token) for token in SENTINEL_HEAVY_LOGITS]
+    with torch.no_grad():
+        logprobs = torch.log_softmax(policy.model(contexts).logits[:, -1].float(), -1)[:, favoured]
+    assert logprobs.exp().sum(-1).min() > 0.99, "nearly all the mass on the sentinels and the letter"
+    assert (logprobs[0] - logprobs[1]).abs().max() > 0.05
+
+
 def test_each_action_stops_at_its_first_closing_sentinel(model_dir):
     policy = sentinel_heavy_policy(model_dir)
     prompt = policy.encode("Task: act.\n")
@@ -151,24 +163,31 @@ def test_the_ragged_cache_in_the_plain_layout_with_stock_attention_keeps_logprob
 
 
 def test_a_model_with_sliding_window_layers_decodes_through_its_own_cache(model_dir):
-    """Such a cache cannot keep rows at their own lengths: every row is fed at every step, padding masked out."""
+    """Such a cache cannot keep rows at their own lengths: every row is fed at every step, padding masked out.
+
+    The first layer attends to the whole context, so a padding column left visible (the prompts differ in
+    length) moves every later log-prob; the second only to the last 16 tokens, which the sequences outgrow.
+    """
     tokenizer = Policy.from_pretrained(model_dir).tokenizer
-    config = MistralConfig(
+    config = Qwen2Config(
         vocab_size=len(tokenizer),
         hidden_size=32,
         intermediate_size=64,
         num_hidden_layers=2,
         num_attention_heads=4,
         num_key_value_heads=2,
+        use_sliding_window=True,
         sliding_window=16,
+        layer_types=["full_attention", "sliding_attention"],
         pad_token_id=tokenizer.pad_token_id,
         eos_token_id=tokenizer.eos_token_id,
     )
     torch.manual_seed(0)
-    policy = Policy(MistralForCausalLM(config), tokenizer)
+    policy = Policy(Qwen2ForCausalLM(config), tokenizer)
     batch = policy.decoding_batch([[1]])
     assert isinstance(batch, PaddedBatch) and not isinstance(batch.cache, RaggedCache)
     trajectories = rollout(policy, "Arithmetic", range(4), Sampling(max_new_tokens=12, seed=3))
+    assert len({t.turns[0].start for t in trajectories}) > 1, "prompts of different lengths: padding to mask"
     assert min(len(t.token_ids) for t in trajectories) > 100, "longer than the window"
     for trajectory in trajectories:
         assert policy.decode(trajectory.token_ids) == trajectory.transcript
