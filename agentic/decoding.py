@@ -60,7 +60,7 @@ class DecodingBatch(ABC):
     Rows are numbered by their position in ``contexts``. `extend` queues tokens for a row
     (the environment's reply); `generate` samples one action for every live row, first
     feeding what is queued; `release` drops finished rows from the cache. A subclass owns the
-    cache: it starts each turn (`_start_turn`), says which rows each step feeds
+    cache: it makes it (`_open_cache`), starts each turn (`_start_turn`), says which rows each step feeds
     (`_front_for`) and builds each chunk's attention mask and positions (`_chunk_inputs`).
     """
 
@@ -87,6 +87,7 @@ class DecodingBatch(ABC):
         base_model = model.get_base_model() if hasattr(model, "get_base_model") else model  # a PEFT model passes it on
         parameters = inspect.signature(base_model.forward).parameters
         self.cache_argument = "cache" if "cache" in parameters else "past_key_values"  # renamed in transformers 5.24
+        self._open_cache(len(contexts))
 
     def length(self, row: int) -> int:
         """Tokens in ``row`` so far, queued ones included."""
@@ -143,6 +144,10 @@ class DecodingBatch(ABC):
         self.lengths = self.lengths[index]
 
     @abstractmethod
+    def _open_cache(self, batch_size: int) -> None:
+        """Make ``self.cache`` (and what the batch keeps beside it) for ``batch_size`` empty rows."""
+
+    @abstractmethod
     def _start_turn(self, most_new_tokens: int) -> torch.Tensor:
         """Feed every row's whole queue before a turn of at most ``most_new_tokens`` per row; returns every row's next-token logits."""
 
@@ -190,17 +195,8 @@ class RaggedBatch(DecodingBatch):
 
     cache: RaggedCache
 
-    def __init__(
-        self,
-        model: PreTrainedModel,
-        contexts: Sequence[Sequence[int]],
-        sampling: Sampling = Sampling(),
-        *,
-        pad_id: int,
-        stop_rule: StopRule,
-    ):
-        super().__init__(model, contexts, sampling, pad_id=pad_id, stop_rule=stop_rule)
-        self.cache = RaggedCache(model, len(contexts))
+    def _open_cache(self, batch_size: int) -> None:
+        self.cache = RaggedCache(self.model, batch_size)
 
     def _start_turn(self, most_new_tokens: int) -> torch.Tensor:
         queued = [len(self.pending[row]) for row in self.rows]
@@ -278,18 +274,9 @@ class PaddedBatch(DecodingBatch):
     """A batch over the model's own `DynamicCache`, which appends every chunk's columns to all rows alike:
     every row is fed at every step, and a 2D mask hides each row's padding columns."""
 
-    def __init__(
-        self,
-        model: PreTrainedModel,
-        contexts: Sequence[Sequence[int]],
-        sampling: Sampling = Sampling(),
-        *,
-        pad_id: int,
-        stop_rule: StopRule,
-    ):
-        super().__init__(model, contexts, sampling, pad_id=pad_id, stop_rule=stop_rule)
-        self.cache = DynamicCache(config=model.config)
-        self.columns_mask = torch.zeros(len(contexts), 0, dtype=torch.long, device=self.device)  # 1: a row's token
+    def _open_cache(self, batch_size: int) -> None:
+        self.cache = DynamicCache(config=self.model.config)
+        self.columns_mask = torch.zeros(batch_size, 0, dtype=torch.long, device=self.device)  # 1: a row's token
 
     def _keep(self, index: torch.Tensor) -> None:
         super()._keep(index)
