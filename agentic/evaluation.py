@@ -18,9 +18,10 @@ from typing import Any
 from agentic.actions import ActionKind
 from agentic.metrics import judge_tool_call, wilson
 from agentic.parsing import parse_action
-from agentic.policy import Policy, Sampling
+from agentic.policy import Policy
 from agentic.registry import make_task
 from agentic.rollout import oracle_trajectories, rollout
+from agentic.sampling import Sampling
 from agentic.task import INVALID_EVENTS, Task
 from agentic.tooling import ToolRegistry
 from agentic.trajectory import Trajectory

@@ -100,7 +100,7 @@ class RaggedLayer(DynamicLayer):
     """A cache layer in which every row of the batch has its own length: a row's token at
     position ``p`` is stored at column ``p``, so rows of different lengths share the buffer
     without gaps (no padding columns to attend over) and a forward pass may cover only the
-    first rows of the batch (`agentic.policy.DecodingBatch` parks the others).
+    first rows of the batch (`agentic.decoding.RaggedBatch` parks the others).
 
     `write` stores each new token at the column it is given and returns the first ``read``
     columns of the rows fed; what lies past a row's own length there is for the attention
@@ -199,14 +199,12 @@ RAGGED_ATTENTION = ("sdpa", "eager", CPU_ATTENTION)
 """Attention implementations that take a ready 4D additive mask as it is, which a ragged cache needs."""
 
 
-def rollout_cache(model: PreTrainedModel, batch_size: int) -> DynamicCache:
-    """A `RaggedCache` for a model whose layers all attend to the full context with one of `RAGGED_ATTENTION`;
-    else the model's own `DynamicCache`."""
-    plain = DynamicCache(config=model.config)
-    if (
-        model.config._attn_implementation not in RAGGED_ATTENTION
-        or not plain.layers
-        or any(type(layer) is not DynamicLayer for layer in plain.layers)
-    ):
-        return plain
-    return RaggedCache(model, batch_size)
+def ragged_cache_fits(model: PreTrainedModel) -> bool:
+    """Whether a `RaggedCache` can stand in for the model's own cache: every layer attends to the full context
+    (a plain `DynamicLayer`), with one of `RAGGED_ATTENTION`."""
+    layers = DynamicCache(config=model.config).layers
+    return (
+        model.config._attn_implementation in RAGGED_ATTENTION
+        and bool(layers)
+        and all(type(layer) is DynamicLayer for layer in layers)
+    )

@@ -1,7 +1,7 @@
 """The batched token-in/token-out rollout engine, and scripted (e.g. oracle) demonstrations recorded the same way.
 
 `rollout` runs many episodes of one task at once: each turn samples an action for every
-live episode in one batch (`DecodingBatch`, whose KV cache persists across turns), decodes
+live episode in one batch (`agentic.decoding.DecodingBatch`, whose KV cache persists across turns), decodes
 each action's new tokens to text, steps the real `AgenticEnvironment` with it, encodes only
 the text the environment appended (``info["delta"]``) and appends those ids. The transcript
 is never re-encoded, so the trajectory holds exactly the tokens the policy saw.
@@ -21,7 +21,8 @@ from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase
 
 from agentic.env import AgenticEnvironment, oracle_action
-from agentic.policy import DecodingBatch, Policy, Sampling, encode
+from agentic.policy import Policy, encode
+from agentic.sampling import Sampling
 from agentic.task import Score, Task
 from agentic.trajectory import Trajectory, TurnRecord
 
@@ -91,7 +92,7 @@ def rollout(
     episodes = [
         Episode(AgenticEnvironment(task, count_tokens=policy.count_tokens), seed, policy.tokenizer) for seed in seeds
     ]
-    batch = DecodingBatch(policy, [e.trajectory.token_ids for e in episodes], sampling)
+    batch = policy.decoding_batch([e.trajectory.token_ids for e in episodes], sampling)
     context_length = policy.context_length or math.inf
     live = list(range(len(episodes)))
     with tqdm(total=len(episodes), desc="rollout", unit="episode", disable=not progress) as bar:

@@ -3,7 +3,7 @@
 The token ids are exactly those the policy saw and produced: the prompt, then per turn the
 agent's tokens and the environment's reply, each segment encoded on its own and never
 re-encoded. ``loss_mask`` is 1 on agent tokens and 0 on prompt and environment tokens.
-``logprobs`` holds the sampling log-prob of each agent token (see `agentic.policy.Sampling`)
+``logprobs`` holds the sampling log-prob of each agent token (see `agentic.sampling.Sampling`)
 and NaN wherever no token was sampled: prompt and environment tokens, and every token of an
 oracle demonstration. In JSON and in a Dataset NaN is written as null.
 """

@@ -6,6 +6,7 @@ import io
 import json
 import subprocess
 import sys
+from importlib.metadata import entry_points
 
 import pytest
 
@@ -118,7 +119,13 @@ def test_bench_parse_reports_a_ratio_and_env_steps(capsys):
 
 
 def test_console_script_is_installed():
-    completed = subprocess.run(["agentic", "--help"], capture_output=True, text=True, check=False)
+    """The installed distribution declares the ``agentic`` script as `agentic.cli.main`, which ``python -m agentic.cli``
+    also runs (found through this interpreter, not PATH: the tests need not run in an activated virtualenv)."""
+    (script,) = entry_points(group="console_scripts", name="agentic")
+    assert script.load() is main
+    completed = subprocess.run(
+        [sys.executable, "-m", "agentic.cli", "--help"], capture_output=True, text=True, check=False
+    )
     assert completed.returncode == 0 and "play" in completed.stdout
 
 
@@ -130,5 +137,7 @@ def test_only_the_corpus_command_loads_the_training_stack():
     )
     completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert completed.stdout.strip() == "[]"
-    completed = subprocess.run(["agentic", "--help"], capture_output=True, text=True, check=False)
+    completed = subprocess.run(
+        [sys.executable, "-m", "agentic.cli", "--help"], capture_output=True, text=True, check=False
+    )
     assert "corpus" in completed.stdout, "still listed"

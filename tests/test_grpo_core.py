@@ -6,8 +6,9 @@ import pytest
 import torch
 from toy_yes_no import YesOrNo, warmed_up_policy
 
-from agentic.policy import Policy, Sampling
+from agentic.policy import Policy
 from agentic.rollout import rollout
+from agentic.sampling import Sampling
 from agentic.training.grpo import GRPOConfig, group_advantages, group_ids, grpo_update
 from agentic.training.ppo import NonFiniteGuard, collate, make_optimizer
 from agentic.trajectory import Trajectory

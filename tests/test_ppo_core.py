@@ -9,8 +9,9 @@ import torch
 from peft import LoraConfig, get_peft_model
 from toy_yes_no import YesOrNo, warmed_up_policy
 
-from agentic.policy import Policy, Sampling
+from agentic.policy import Policy
 from agentic.rollout import oracle_trajectories, rollout
+from agentic.sampling import Sampling
 from agentic.training.ppo import (
     KLController,
     NonFiniteGuard,

@@ -20,9 +20,10 @@ from safetensors.torch import load_file
 from toy_yes_no import YesOrNo, warmed_up_policy
 
 from agentic.cli import main
-from agentic.policy import Policy, Sampling
+from agentic.policy import Policy
 from agentic.registry import register_task
 from agentic.rollout import rollout
+from agentic.sampling import Sampling
 from agentic.training.ppo import TrainingDiverged
 from agentic.training.rl import process_seeds, run_rl
 from agentic.training.rl_checkpoint import CheckpointError

@@ -1,21 +1,26 @@
 """The policy and the batched token-in/token-out rollout engine, on the tiny default model (untrained weights)."""
 
 import math
+import re
 
 import pytest
 import torch
 from peft import LoraConfig, PeftModel, get_peft_model
-from transformers import MistralConfig, MistralForCausalLM
+from transformers import Qwen2Config, Qwen2ForCausalLM
 
 from agentic.bench.rollout import bench_rollout
+from agentic.decoding import CHUNK_OVERHEAD_TOKENS, PaddedBatch, RaggedBatch, staircase
 from agentic.kv_cache import RaggedCache
 from agentic.parsing import parse_action
-from agentic.policy import CHUNK_OVERHEAD_TOKENS, DecodingBatch, Policy, Sampling, sample, staircase, turn_is_over
+from agentic.policy import Policy
 from agentic.rollout import oracle_trajectories, rollout
+from agentic.sampling import Sampling, sample
+from agentic.stopping import turn_is_over
 from agentic.training.tiny_model import build_tiny_model
 
 SEEDS = list(range(6))
 SAMPLING = Sampling(max_new_tokens=12, seed=3)
+SENTINEL_HEAVY_LOGITS = {"<ask>": 2.0, "</ask>": 1.0, "</tool>": 1.0, '<tool name="': 1.0, "</finish>": 1.0, "a": 3.0}
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -37,17 +42,17 @@ def trajectories(policy):
 
 
 def sentinel_heavy_policy(model_dir) -> Policy:
-    """The tiny model rewired so that every position has the same next-token distribution,
-    concentrated on sentinels and a letter: its samples open and close actions in every order."""
+    """The tiny model rewired so that its next tokens are sentinels and a letter, drawn in proportions that depend on
+    the context: its samples open and close actions in every order, and a cache that loses or mixes up any of the
+    context changes their log-probs. Feature 0 of the final LayerNorm becomes a constant 1 whose output weights hold
+    the sentinel bias (-30 for every other token); the other features still read the context."""
     policy = Policy.from_pretrained(model_dir)
     model, tokenizer = policy.model, policy.tokenizer
-    weights = {"<ask>": 2.0, "</ask>": 1.0, "</tool>": 1.0, '<tool name="': 1.0, "</finish>": 1.0, "a": 3.0}
     with torch.no_grad():
-        model.gpt_neox.final_layer_norm.weight.zero_()
-        model.gpt_neox.final_layer_norm.bias.zero_()
+        model.gpt_neox.final_layer_norm.weight[0] = 0.0
         model.gpt_neox.final_layer_norm.bias[0] = 1.0
         model.get_output_embeddings().weight[:, 0] = -30.0
-        for token, logit in weights.items():
+        for token, logit in SENTINEL_HEAVY_LOGITS.items():
             model.get_output_embeddings().weight[tokenizer.convert_tokens_to_ids(token), 0] = logit
     return policy
 
@@ -100,6 +105,17 @@ def test_rollouts_are_deterministic_and_step_the_real_environment(policy, trajec
         ]
 
 
+def test_the_sentinel_heavy_model_reads_its_context(model_dir):
+    """What makes the log-prob tests below able to fail: an earlier token moves the next token's log-probs."""
+    policy = sentinel_heavy_policy(model_dir)
+    contexts = torch.tensor([policy.encode(start)[:2] + policy.encode(" a a a a") for start in ("Task: 1", "zz")])
+    favoured = [policy.tokenizer.convert_tokens_to_ids(token) for token in SENTINEL_HEAVY_LOGITS]
+    with torch.no_grad():
+        logprobs = torch.log_softmax(policy.model(contexts).logits[:, -1].float(), -1)[:, favoured]
+    assert logprobs.exp().sum(-1).min() > 0.99, "nearly all the mass on the sentinels and the letter"
+    assert (logprobs[0] - logprobs[1]).abs().max() > 0.05
+
+
 def test_each_action_stops_at_its_first_closing_sentinel(model_dir):
     policy = sentinel_heavy_policy(model_dir)
     prompt = policy.encode("Task: act.\n")
@@ -135,8 +151,9 @@ def test_the_ragged_cache_in_the_plain_layout_with_stock_attention_keeps_logprob
     """What a GPU runs: keys and values in transformers' usual layout, its own attention, the engine's 4D mask."""
     policy = sentinel_heavy_policy(model_dir)
     policy.model.set_attn_implementation(attention)
-    cache = DecodingBatch(policy, [[1]]).cache
-    assert isinstance(cache, RaggedCache) and not any(layer.transpose for layer in cache.layers)
+    batch = policy.decoding_batch([[1]])
+    assert isinstance(batch, RaggedBatch) and isinstance(batch.cache, RaggedCache)
+    assert not any(layer.transpose for layer in batch.cache.layers)
     trajectories = rollout(policy, "Arithmetic", range(8), Sampling(max_new_tokens=10))
     for trajectory in trajectories:
         assert policy.decode(trajectory.token_ids) == trajectory.transcript
@@ -146,23 +163,31 @@ def test_the_ragged_cache_in_the_plain_layout_with_stock_attention_keeps_logprob
 
 
 def test_a_model_with_sliding_window_layers_decodes_through_its_own_cache(model_dir):
-    """Such a cache cannot keep rows at their own lengths: every row is fed at every step, padding masked out."""
+    """Such a cache cannot keep rows at their own lengths: every row is fed at every step, padding masked out.
+
+    The first layer attends to the whole context, so a padding column left visible (the prompts differ in
+    length) moves every later log-prob; the second only to the last 16 tokens, which the sequences outgrow.
+    """
     tokenizer = Policy.from_pretrained(model_dir).tokenizer
-    config = MistralConfig(
+    config = Qwen2Config(
         vocab_size=len(tokenizer),
         hidden_size=32,
         intermediate_size=64,
         num_hidden_layers=2,
         num_attention_heads=4,
         num_key_value_heads=2,
+        use_sliding_window=True,
         sliding_window=16,
+        layer_types=["full_attention", "sliding_attention"],
         pad_token_id=tokenizer.pad_token_id,
         eos_token_id=tokenizer.eos_token_id,
     )
     torch.manual_seed(0)
-    policy = Policy(MistralForCausalLM(config), tokenizer)
-    assert not isinstance(DecodingBatch(policy, [[1]]).cache, RaggedCache)
+    policy = Policy(Qwen2ForCausalLM(config), tokenizer)
+    batch = policy.decoding_batch([[1]])
+    assert isinstance(batch, PaddedBatch) and not isinstance(batch.cache, RaggedCache)
     trajectories = rollout(policy, "Arithmetic", range(4), Sampling(max_new_tokens=12, seed=3))
+    assert len({t.turns[0].start for t in trajectories}) > 1, "prompts of different lengths: padding to mask"
     assert min(len(t.token_ids) for t in trajectories) > 100, "longer than the window"
     for trajectory in trajectories:
         assert policy.decode(trajectory.token_ids) == trajectory.transcript
@@ -212,8 +237,60 @@ def test_greedy_and_nucleus_sampling(policy):
     narrow = policy.generate(contexts, Sampling(top_p=1e-6, max_new_tokens=6, seed=9))
     assert [g.token_ids for g in greedy] == [g.token_ids for g in narrow]
     assert all(lp == 0.0 for g in greedy + narrow for lp in g.logprobs), "a point mass has log-prob 0"
-    with pytest.raises(ValueError):
-        Sampling(top_p=0)
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"temperature": math.nan}, "temperature must be a finite number, got nan"),
+        ({"temperature": math.inf}, "temperature must be a finite number, got inf"),
+        ({"temperature": -0.5}, "temperature must be >= 0"),
+        ({"top_p": math.nan}, "top_p must be a finite number, got nan"),
+        ({"top_p": 0}, "top_p must be > 0"),
+        ({"top_p": 1.5}, "top_p must lie in [0, 1]"),
+        ({"max_new_tokens": 2.5}, "max_new_tokens must be a whole number, got 2.5"),
+        ({"max_new_tokens": True}, "max_new_tokens must be a whole number, got True"),
+        ({"max_new_tokens": 0}, "max_new_tokens must be positive"),
+        ({"max_new_tokens": 10**12}, "max_new_tokens must be at most 1,048,576"),
+        ({"seed": 0.5}, "seed must be a whole number"),
+    ],
+)
+def test_bad_sampling_settings_are_refused_when_made(settings, message):
+    with pytest.raises(ValueError, match=re.escape(message)) as refused:
+        Sampling(**settings)
+    assert len(str(refused.value).splitlines()) == 1
+
+
+def test_a_model_gone_non_finite_stops_sampling_with_a_message_naming_its_rows(model_dir):
+    """A NaN embedding poisons exactly the contexts that contain its token; rows are reordered inside the batch."""
+    policy = Policy.from_pretrained(model_dir)
+    poisoned = policy.encode("7")[0]
+    with torch.no_grad():
+        policy.model.get_input_embeddings().weight[poisoned] = math.nan
+    long_clean_context = policy.encode("Task: compute 1 + 2 now.\n" * 12)  # fed first: the batch puts it in front
+    contexts = [policy.encode("Task: 7 + 1.\n"), long_clean_context, policy.encode("7")]
+    for sampling in (Sampling(max_new_tokens=4), Sampling(temperature=0, max_new_tokens=4)):
+        with pytest.raises(ValueError, match=r"cannot sample a token for row 0 \(NaN logits\), row 2 \(NaN logits\):"):
+            policy.generate(contexts, sampling)
+    assert policy.generate(contexts[1:2], Sampling(max_new_tokens=4))[0].token_ids, "a clean context still samples"
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.0])
+def test_logits_must_describe_a_distribution(temperature):
+    """-inf marks a token that cannot be drawn; +inf (softmax is undefined there), NaN, or no possible token is an error."""
+    logits = torch.tensor([[0.0, -math.inf, 1.0], [0.0, math.inf, 1.0], [-math.inf] * 3, [0.0, math.nan, 1.0]])
+    sampling, generator = Sampling(temperature=temperature), torch.Generator().manual_seed(0)
+    tokens, _ = sample(logits[:1], sampling, generator)
+    assert tokens.tolist() != [1]
+    with pytest.raises(ValueError) as refused:
+        sample(logits, sampling, generator, rows=[10, 11, 12, 13])
+    assert "row 11 (+inf logits), row 12 (every logit -inf), row 13 (NaN logits):" in str(refused.value)
+    assert "row 10" not in str(refused.value)
+
+
+def test_logits_that_overflow_at_a_tiny_temperature_are_named_as_such():
+    with pytest.raises(ValueError, match=r"row 0 \(logits overflow when divided by temperature 1e-39\)"):
+        sample(torch.tensor([[0.0, 1.0, 2.0]]), Sampling(temperature=1e-39), torch.Generator())
 
 
 def test_episodes_end_truncated_when_the_context_is_full(tmp_path):

@@ -6,8 +6,9 @@ import math
 import pytest
 import torch
 
-from agentic.policy import Policy, Sampling
+from agentic.policy import Policy
 from agentic.rollout import oracle_trajectories, rollout
+from agentic.sampling import Sampling
 from agentic.training.tiny_model import build_tiny_model
 from agentic.trajectory import (
     AGENT_STYLE,

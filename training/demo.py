@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from agentic.evaluation import evaluate_tool_calls
-from agentic.policy import Policy, Sampling
+from agentic.policy import Policy
 from agentic.registry import make_task
 from agentic.run_dir import RunDir
+from agentic.sampling import Sampling
 from agentic.training.demo_config import DemoOptions
 from agentic.training.rl import run_rl
 from agentic.training.sft import run_sft

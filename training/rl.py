@@ -54,10 +54,11 @@ from peft import PeftModel, get_peft_model
 from tqdm.auto import tqdm
 
 from agentic.evaluation import evaluate, report_rows
-from agentic.policy import Policy, Sampling
+from agentic.policy import Policy
 from agentic.registry import make_task
 from agentic.rollout import rollout
 from agentic.run_dir import RunDir
+from agentic.sampling import Sampling
 from agentic.task import INVALID_EVENTS
 from agentic.training.grpo import group_ids, grpo_update
 from agentic.training.options import lora_config

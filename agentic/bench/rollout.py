@@ -19,8 +19,9 @@ import torch
 from transformers import AutoModelForCausalLM, PreTrainedModel
 
 from agentic.env import AgenticEnvironment
-from agentic.policy import Policy, Sampling
+from agentic.policy import Policy
 from agentic.rollout import rollout
+from agentic.sampling import Sampling
 
 CLOSING_SENTINELS = ["</tool>", "</ask>", "</finish>"]
 

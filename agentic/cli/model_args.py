@@ -26,7 +26,7 @@ def add_sampling_flags(parser: argparse.ArgumentParser, temperature: float) -> N
 
 
 def sampling_from(args: argparse.Namespace) -> Any:
-    from agentic.policy import Sampling
+    from agentic.sampling import Sampling
 
     return Sampling(temperature=args.temperature, top_p=args.top_p, seed=args.seed or 0)
 

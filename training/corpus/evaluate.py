@@ -17,7 +17,8 @@ from pathlib import Path
 import torch
 
 import agentic.training.corpus.metrics as metrics
-from agentic.policy import Policy, Sampling
+from agentic.policy import Policy
+from agentic.sampling import Sampling
 from agentic.training.corpus.reward import RewardScorer, reward_model_of
 from agentic.training.corpus.rundir import CorpusRun, read_jsonl, timed, write_jsonl
 

@@ -27,8 +27,9 @@ import torch
 from tqdm.auto import tqdm
 from transformers import AutoModelForCausalLM, AutoTokenizer, set_seed
 
-from agentic.policy import Policy, Sampling
+from agentic.policy import Policy
 from agentic.run_dir import RunDir
+from agentic.sampling import Sampling
 from agentic.training.corpus.hardware import on_cuda
 from agentic.training.corpus.metrics import mean_std
 from agentic.training.corpus.reward import RewardScorer
