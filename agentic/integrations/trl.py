@@ -39,8 +39,11 @@ Why each piece is there:
   terminal score), as the project's own GRPO does.
 
 `TaskRollout` does not use TRL's ``environment_factory``: that route generates with TRL's own loop, so the model
-would act through its chat template's tool-call format instead of this grammar, on TRL's engine instead of this
-one; it also needs a chat template that renders tool calls, which the tiny model's tokenizer does not have.
+would act through its chat template's tool calls instead of this grammar (``<ask>`` and ``<finish>`` would have to
+become tools, and task prompts describe the grammar), on TRL's engine instead of this one. It also needs a chat
+template that renders a whole tool-calling exchange and whose replies TRL can parse (TRL 1.16 parses the Qwen 2.5
+and 3, Llama 3.1 and 3.2 families and a few others); GRPOTrainer refuses the tiny model's tokenizer, which has no
+chat template.
 """
 
 from __future__ import annotations
