@@ -96,15 +96,15 @@ class TaskRollout:
         seeds = [self.seed(prompt) for prompt in prompts]
         model = trainer.accelerator.unwrap_model(trainer.model)
         tokenizer = getattr(trainer.processing_class, "tokenizer", trainer.processing_class)
+        end = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.pad_token_id
+        if end is None:
+            raise ValueError("the tokenizer has neither an eos nor a pad token to end episodes with")
         training = model.training
         try:
             policy = Policy(model, tokenizer)
             trajectories = rollout(policy, self.task, seeds, self.sampling(trainer))
         finally:
             model.train(training)
-        end = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.pad_token_id
-        if end is None:
-            raise ValueError("the tokenizer has neither an eos nor a pad token to end episodes with")
         parts = [completion(t, end, policy.context_length or math.inf) for t in trajectories]
         fields = ("prompt_ids", "completion_ids", "env_mask", "logprobs")
         return {name: [part[i] for part in parts] for i, name in enumerate(fields)} | {"trajectory": trajectories}
