@@ -2,7 +2,7 @@
 
 BFCL's checker runs the calls as strings with ``eval`` on back-ends it keeps in module globals (named after the
 model); the project's calls the methods directly. Cases: the oracle's calls of a spread of multi_turn_base and
-multi_turn_miss_param entries, and mutations of them (a call dropped, a turn emptied, two calls swapped, a call
+multi_turn_miss_param entries, and mutations of them (each call dropped, a turn emptied, two calls swapped, a call
 repeated, an argument changed, a call moved to the next turn). Same verdict and error type on every case.
 """
 
@@ -13,11 +13,13 @@ from collections import Counter
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 pytest.importorskip("bfcl_eval", reason="needs bfcl-eval: pip install --no-deps bfcl-eval==2026.3.23")
 
 from agentic import make_task  # noqa: E402
-from agentic.tasks.bfcl.backends import check_turns  # noqa: E402
+from agentic.tasks.bfcl.backends import check_turns, missing_results  # noqa: E402
 from agentic.tasks.bfcl.data import entries  # noqa: E402
 
 Turns = list[list[tuple[str, dict[str, Any]]]]
@@ -59,7 +61,8 @@ def mutations(turns: Turns) -> list[Turns]:
             return turns[:t] + [new] + turns[t + 1 :]
 
         if calls:
-            found += [with_turn(calls[:-1]), with_turn([]), with_turn(calls + calls[-1:])]
+            found += [with_turn(calls[:i] + calls[i + 1 :]) for i in range(len(calls))]
+            found += [with_turn([]), with_turn(calls + calls[-1:])]
             found.append(with_turn([(calls[0][0], changed(calls[0][1])), *calls[1:]]))
         if len(calls) >= 2:
             found.append(with_turn([calls[1], calls[0], *calls[2:]]))
@@ -81,3 +84,14 @@ def test_project_multi_turn_checker_agrees_with_bfcl(category):
             verdicts[theirs] += 1
     assert agreed >= 200 and verdicts[(True, "")] >= 20 and len(verdicts) >= 3, verdicts
     print(f"{category}: {agreed} cases agree: {dict(verdicts)}")
+
+
+@given(
+    st.lists(st.sampled_from(["a", "b", "None"]), max_size=6), st.lists(st.sampled_from(["a", "b", "None"]), max_size=6)
+)
+def test_results_are_matched_as_bfcl_matches_them_repeats_included(expected, produced):
+    """Each produced result stands for one expected result: BFCL's data rarely tells this apart (its repeated
+    results come from calls whose absence the state check sees first), so the rule is compared on its own."""
+    from bfcl_eval.eval_checker.multi_turn_eval.multi_turn_checker import _is_subsequence_unordered
+
+    assert missing_results(expected, produced) == _is_subsequence_unordered(expected, produced)[1]

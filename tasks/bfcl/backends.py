@@ -128,7 +128,7 @@ def check_turns(entry: dict[str, Any], turns: Sequence[Sequence[Call]]) -> Verdi
                 return Verdict(
                     False, "multi_turn:instance_state_mismatch", f"turn {index}: {name}.{different[0]} differs"
                 )
-        missing = _missing(expected, results)
+        missing = missing_results(expected, results)
         if missing:
             return Verdict(
                 False, "multi_turn:execution_response_mismatch", f"turn {index}: missing {missing[0][:200]!r}"
@@ -136,7 +136,7 @@ def check_turns(entry: dict[str, Any], turns: Sequence[Sequence[Call]]) -> Verdi
     return PASS
 
 
-def _missing(expected: list[str], produced: list[str]) -> list[str]:
+def missing_results(expected: list[str], produced: list[str]) -> list[str]:
     """The expected results not among the produced ones, each produced result used once."""
     left = list(produced)
     missing = []
