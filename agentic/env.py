@@ -1,11 +1,13 @@
 """`AgenticEnvironment`: a Gymnasium environment in which a language model acts in text.
 
 One step takes the agent's text for one turn, parses it (`parse_action`) and
-dispatches it: a tool call goes to the task's `ToolRegistry` and comes back as
-``<result>…</result>``; a question goes to the user simulator and comes back as
-``<user>…</user>``; ``<finish>`` ends the episode with the task's score; plain text
-and invalid actions get ``<sys>…</sys>`` feedback. The observation is always the full
-context the policy continues from.
+dispatches it: a tool call goes to the `ToolRegistry` of the instance's tools
+(`Task.instance_tools`) and comes back as ``<result>…</result>``; a question goes to the user
+simulator and comes back as ``<user>…</user>``; ``<finish>`` ends the episode with the task's
+score, unless the task has a next request for the agent (`Task.next_user_turn`, a conversation
+of several requests), which comes back as ``<user>…</user>`` with the event ``"user_turn"``;
+plain text and invalid actions get ``<sys>…</sys>`` feedback. The observation is always the full
+context the policy continues from. ``reset(seed=...)`` takes the instance from `Task.instance_for`.
 
 Budgets (defaults from the task's `Budget`, overridable per environment):
 
@@ -111,7 +113,8 @@ class AgenticEnvironment(gymnasium.Env[str, str]):
         super().reset(seed=seed)
         rng = random.Random(int(self.np_random.integers(2**63)))
         options = options or {}
-        self.instance = options["instance"] if "instance" in options else self.task.sample(rng)
+        self.instance = options["instance"] if "instance" in options else self.task.instance_for(seed, rng)
+        self.tools = ToolRegistry(self.task.instance_tools(self.instance))
         self.state = self.task.initial_state(self.instance)
         self.history = []
         self.turns = self.tool_calls = self.invalid = 0
@@ -190,6 +193,9 @@ class AgenticEnvironment(gymnasium.Env[str, str]):
     def _dispatch(self, action: Action) -> tuple[str, str, ToolResult | None, Score | None]:
         """(event, appended text, tool result, terminal score) for one parsed action."""
         if action.kind is ActionKind.FINISH:
+            request = self.task.next_user_turn(self.instance, action.content, self.history)
+            if request is not None:
+                return "user_turn", f"\n<user>{request}</user>\n", None, None
             return "finish", "", None, self.task.score(self.instance, action.content, self.history)
         if action.kind is ActionKind.ASK:
             reply = cap(str(self.user(self.instance, action.content, self.state)), USER_REPLY_CHARS)

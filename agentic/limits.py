@@ -23,7 +23,8 @@ import re
 
 ACTION_CHARS = 16_384
 TOOL_OUTPUT_CHARS = 2_000
-TOOL_OUTPUT_CHARS_MAX = 16_384
+TOOL_OUTPUT_CHARS_MAX = 32_768
+"""Room for the longest tool output a built-in task needs: BFCL multi_turn_long_context results reach 31,706."""
 ERROR_CHARS = 500
 QUOTE_CHARS = 60
 USER_REPLY_CHARS = 2_000

@@ -66,6 +66,19 @@ class Task:
         """A new instance drawn with ``rng`` (the environment seeds it from ``reset(seed=...)``)."""
         raise NotImplementedError
 
+    def instance_for(self, seed: int | None, rng: random.Random) -> Any:
+        """The instance of ``reset(seed=seed)``: by default `sample` with ``rng``, which is drawn from ``seed``.
+
+        A task over a fixed list of instances (a benchmark) overrides this to return its ``seed``-th entry, so
+        that seeds 0..n-1 cover the list once, in order, as a leaderboard does.
+        """
+        return self.sample(rng)
+
+    def instance_tools(self, instance: Any) -> Sequence[Tool]:
+        """The tools offered in ``instance``'s episode: by default the task's ``tools``. A task whose instances
+        each bring their own functions (BFCL) returns those; the environment builds its registry from them."""
+        return self.tools
+
     def prompt(self, instance: Any) -> str:
         """The text the agent starts from."""
         raise NotImplementedError
@@ -77,6 +90,15 @@ class Task:
     def user(self, instance: Any, question: str, state: dict[str, Any]) -> str:
         """The simulated user's reply to ``<ask>``."""
         return "I have nothing to add; please go on with what you know."
+
+    def next_user_turn(self, instance: Any, answer: str, history: Sequence[Turn]) -> str | None:
+        """The user's next request after the agent's ``<finish>``, or None to end the episode (the default).
+
+        A conversation of several requests (e.g. BFCL multi-turn) returns each next one: the environment
+        appends it as ``<user>…</user>`` (event ``"user_turn"``) and the episode goes on; ``<finish>`` is
+        scored only once this returns None. ``history`` is the episode before this ``<finish>``.
+        """
+        return None
 
     def shaping(self, instance: Any, turn: Turn, state: dict[str, Any]) -> float:
         """Reward for one non-final turn; by default ``-invalid_penalty`` for an invalid one."""

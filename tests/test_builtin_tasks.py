@@ -14,6 +14,9 @@ from agentic import ActionKind
 
 TASKS = agentic.task_names()
 SEEDS = range(200)
+ORACLE_TASKS = [name for name in TASKS if not name.startswith("BFCL-")]
+"""BFCL's oracles are tested in test_bfcl_tasks.py: a few evaluation entries' ground truth contradicts its own
+documentation, so no oracle solves every seed."""
 
 
 def test_builtin_tasks_are_registered():
@@ -42,7 +45,7 @@ def run_oracle(env: agentic.AgenticEnvironment, seed: int) -> tuple[list, dict]:
     return infos, infos[-1]
 
 
-@pytest.mark.parametrize("name", TASKS)
+@pytest.mark.parametrize("name", ORACLE_TASKS)
 def test_oracle_succeeds_on_200_consecutive_seeds(name):
     env = agentic.AgenticEnvironment(name)
     failures = []
