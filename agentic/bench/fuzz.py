@@ -168,9 +168,9 @@ def step_problems(env: AgenticEnvironment, observation: Any, reward: Any, done: 
 def audit_episode(env: AgenticEnvironment, rng: random.Random, seed: int, size: int, canary: str) -> Audit:
     """Reset ``env`` with ``seed`` and step it with hostile actions until the episode ends."""
     audit = Audit(episodes=1)
-    tools = env.tools.names
     try:
         env.reset(seed=seed)
+        tools = env.tools.names  # after the reset: a task may offer each instance its own tools (BFCL)
         done = False
         while not done:
             action = hostile_action(rng, tools, size, canary)
