@@ -13,3 +13,13 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
+def fresh_accelerate_state():
+    """Each test starts without accelerate's process-wide state: a TRL trainer (bf16 on by default) and the
+    project's RL loop (`mixed_precision="no"` on a CPU) cannot share one process's AcceleratorState."""
+    yield
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
