@@ -16,6 +16,8 @@ Budgets (defaults from the task's `Budget`, overridable per environment):
   a call beyond it is not run and truncates the episode.
 
 On truncation the task scores ``answer=None`` and that score is the last reward.
+
+A free-text task (`Task.free_text`) has no action grammar: the whole text of a step is the answer, scored at once.
 """
 
 from __future__ import annotations
@@ -107,7 +109,7 @@ class AgenticEnvironment(gymnasium.Env[str, str]):
             raise RuntimeError("the episode is over: call reset() before step()")
         text = action if isinstance(action, str) else str(action)
         self.turns += 1
-        parsed = parse_action(text)
+        parsed = Action(ActionKind.FINISH, content=text, raw=text) if self.task.free_text else parse_action(text)
         if self.count_tokens(text) > self.budget.max_action_tokens:
             parsed = Action(
                 ActionKind.INVALID,

@@ -59,6 +59,11 @@ class Task:
     tools: ClassVar[Sequence[Tool]] = ()
     budget: ClassVar[Budget] = Budget()
     invalid_penalty: ClassVar[float] = 0.1
+    free_text: ClassVar[bool] = False
+    """True for a single-turn free-text task (e.g. text scored by a reward model): the agent's whole reply is its
+    answer, with no action grammar; the episode ends with that one turn (give it a one-turn budget, which ends it
+    too when the reply is over the token budget); a policy samples it until eos or its length limit, not until a
+    sentinel."""
 
     def sample(self, rng: random.Random) -> Any:
         """A new instance drawn with ``rng`` (the environment seeds it from ``reset(seed=...)``)."""

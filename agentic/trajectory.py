@@ -20,6 +20,8 @@ from typing import Any
 import datasets
 from rich.text import Text
 
+from agentic.run_dir import read_jsonl
+
 
 @dataclass(frozen=True)
 class TurnRecord:
@@ -143,18 +145,9 @@ def from_dataset(dataset: datasets.Dataset) -> list[Trajectory]:
     return trajectories
 
 
-def write_jsonl(trajectories: Iterable[Trajectory], path: str | Path) -> Path:
-    """One JSON object per line (`Trajectory.to_dict`); strict JSON, no NaN."""
-    path = Path(path)
-    with path.open("w", encoding="utf-8") as out:
-        for trajectory in trajectories:
-            out.write(json.dumps(trajectory.to_dict(), ensure_ascii=False, allow_nan=False) + "\n")
-    return path
-
-
-def read_jsonl(path: str | Path) -> list[Trajectory]:
-    with Path(path).open(encoding="utf-8") as lines:
-        return [Trajectory.from_dict(json.loads(line)) for line in lines if line.strip()]
+def read_trajectories(path: str | Path) -> list[Trajectory]:
+    """The trajectories of a JSONL file, one per line (`agentic.run_dir.write_jsonl` writes them)."""
+    return [Trajectory.from_dict(record) for record in read_jsonl(path)]
 
 
 AGENT_STYLE = "bold green"

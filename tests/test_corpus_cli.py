@@ -101,11 +101,14 @@ def test_the_chain_runs_from_the_cli_with_ppo_and_writes_the_table(agentic, caps
     ]
     assert agentic(["corpus", "run", "--corpus", "cnn_dailymail", "--standin", "--out", str(out), *small]) == 0
     metrics = [json.loads(line) for line in (out / "ppo" / "metrics.jsonl").read_text().splitlines()]
-    assert len(metrics) == 2 and json.loads((out / "ppo" / "config.json").read_text())["prompts"] == 24
+    assert len(metrics) == 2 and json.loads((out / "ppo" / "summary.json").read_text())["prompts"] == 24
+    assert json.loads((out / "ppo" / "config.json").read_text())["episodes"] == 8
     rows = json.loads((tmp_path / "results.json").read_text())
     assert [(r["model"], r["corpus"], r["stage"]) for r in rows] == [
         ("tiny", "cnn_dailymail (stand-in)", s) for s in ("base", "sft", "ppo")
     ]
     assert rows[2]["win_rate"]["against"] == "sft" and rows[2]["win_rate"]["n"] == 8
-    printed = capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "--ppo-prompts is deprecated: use --ppo-episodes" in captured.err, "old flags still work"
+    printed = captured.out
     assert "held-out pairwise accuracy" in printed and "| tiny | cnn_dailymail (stand-in) | ppo |" in printed

@@ -6,19 +6,14 @@ import shutil
 import pytest
 from transformers import GPTNeoXConfig, GPTNeoXForSequenceClassification
 
-from agentic.training.corpus import (
-    EvalSettings,
-    PrepareSettings,
-    RewardScorer,
-    RewardSettings,
-    SftSettings,
-    TinySettings,
-    evaluate,
-    lora_rank,
-    reward_stage,
-    run_pipeline,
-)
 from agentic.training.corpus import reward as reward_module
+from agentic.training.corpus.base import TinySettings
+from agentic.training.corpus.evaluate import EvalSettings, evaluate
+from agentic.training.corpus.options import corpus_ppo_options
+from agentic.training.corpus.pipeline import run_pipeline
+from agentic.training.corpus.prepare import PrepareSettings
+from agentic.training.corpus.reward import RewardScorer, RewardSettings, reward_stage
+from agentic.training.corpus.sft import SftSettings, lora_rank
 from agentic.training.tiny_model import train_tokenizer
 
 SMALL = dict(
@@ -40,20 +35,15 @@ class RecordingRewardTrainer(reward_module.RewardTrainer):
         TRAINED_ON.append((self.train_dataset, self.processing_class))
 
 
-def copy_policy(job):
-    """A stand-in PPO hook: the 'trained' policy is the SFT model itself."""
-    shutil.copytree(job.policy, job.out_dir / "model")
-    return {"prompts": len(job.prompts), "reward_model": job.reward_model}
-
-
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     root = tmp_path_factory.mktemp("corpus")
     patch = pytest.MonkeyPatch()
     patch.setattr(reward_module, "RewardTrainer", RecordingRewardTrainer)
     try:
+        ppo = corpus_ppo_options(root / "tiny-cnn", 1, iterations=1, episodes=4, max_new_tokens=4, progress=False)
         summaries = run_pipeline(
-            "tiny", "cnn_dailymail", root / "tiny-cnn", standin=True, seed=1, ppo=copy_policy, **SMALL
+            "tiny", "cnn_dailymail", root / "tiny-cnn", standin=True, seed=1, ppo_options=ppo, **SMALL
         )
     finally:
         patch.undo()
@@ -88,13 +78,16 @@ def test_the_reward_model_never_trains_on_evaluation_text(run):
         assert row["prompt"] not in seen and row["reference"].strip() not in seen
 
 
-def test_every_stage_is_evaluated_on_the_same_prompts_and_sampler(run):
+def test_every_stage_is_evaluated_on_the_same_prompts_and_sampler(run, tmp_path):
     root, summaries = run
     results = summaries["eval"]
     assert list(results["stages"]) == ["base", "sft", "ppo"] and results["ppo"] == "ran"
-    identical = results["stages"]["ppo"]["win_rate"]  # the hook copied SFT: same completions, same rewards
-    assert (identical["ties"], identical["n"], identical["value"], identical["against"]) == (8, 8, 0.5, "sft")
+    assert results["stages"]["ppo"]["win_rate"]["against"] == "sft"
     assert results["stages"]["sft"]["win_rate"]["against"] == "base"
+    shutil.copytree(root / "tiny-cnn", tmp_path / "run", ignore=shutil.ignore_patterns("ppo"))
+    shutil.copytree(root / "tiny-cnn" / "sft" / "model", tmp_path / "run" / "ppo" / "model")
+    identical = evaluate(str(tmp_path / "run"), SMALL["eval_settings"])["stages"]["ppo"]["win_rate"]
+    assert (identical["ties"], identical["n"], identical["value"]) == (8, 8, 0.5), "SFT again: the same completions"
     for metric in ("perplexity", "rouge1", "rouge2", "rougeL", "bleu", "distinct_1", "distinct_2"):
         assert results["stages"]["sft"][metric] >= 0
     generations = (root / "tiny-cnn" / "eval" / "generations.jsonl").read_text().splitlines()

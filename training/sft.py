@@ -39,12 +39,12 @@ from transformers import (
 )
 from trl import SFTConfig, SFTTrainer
 
-from agentic.run_dir import RunDir
+from agentic.run_dir import RunDir, write_jsonl
 from agentic.training.demos import demonstrations
-from agentic.training.options import lora_config
+from agentic.training.options import lora_config, trainer_arguments
 from agentic.training.sft_config import TINY_MODEL, TOKENIZER_DEMOS, SFTOptions
 from agentic.training.tiny_model import build_tiny_model
-from agentic.trajectory import Trajectory, write_jsonl
+from agentic.trajectory import Trajectory
 
 
 @dataclass(frozen=True)
@@ -81,40 +81,32 @@ def sft_trainer(
     **config_overrides: Any,
 ) -> SFTTrainer:
     """TRL's `SFTTrainer` configured from ``options`` (``config_overrides`` go to `SFTConfig`): padded batches,
-    labels from ``assistant_masks``, bf16 on CUDA, no activation checkpointing (TRL turns it on by default; on
-    small models it only costs time), checkpoints in ``<out_dir>/checkpoints``."""
-    cuda = torch.cuda.is_available()
-    settings: dict[str, Any] = dict(
-        output_dir=str(Path(options.out_dir) / "checkpoints"),
-        num_train_epochs=options.epochs,
-        max_steps=options.max_steps or -1,
+    labels from ``assistant_masks``, the shared trainer arguments (`trainer_arguments`), checkpoints in
+    ``<out_dir>/checkpoints``."""
+    arguments = trainer_arguments(
+        Path(options.out_dir) / "checkpoints",
+        epochs=options.epochs,
         learning_rate=options.learning_rate,
-        lr_scheduler_type="cosine",
+        batch_size=options.batch_size,
+        seed=options.seed,
+        max_steps=options.max_steps or -1,
         warmup_steps=options.warmup_ratio,
         weight_decay=options.weight_decay,
-        per_device_train_batch_size=options.batch_size,
         max_length=options.max_length,
-        seed=options.seed,
-        data_seed=options.seed,
-        bf16=cuda and torch.cuda.is_bf16_supported(),
-        use_cpu=not cuda,
         logging_steps=options.log_every,
         save_strategy="steps" if options.checkpoint_every else "no",
         save_steps=options.checkpoint_every or 500,
         save_total_limit=2,
-        report_to="none",
         disable_tqdm=not options.progress,
         include_num_input_tokens_seen="non_padding",
-        activation_checkpointing=False,
     )
-    config = SFTConfig(**settings | config_overrides)
-    peft_config = lora_config(options) if options.lora else None
+    lora = options.lora_rank and lora_config(options.lora_rank, options.lora_alpha, options.lora_target_modules)
     trainer = SFTTrainer(
         model=model,
-        args=config,
+        args=SFTConfig(**arguments | config_overrides),
         train_dataset=dataset,
         processing_class=tokenizer,
-        peft_config=peft_config,
+        peft_config=lora or None,
         callbacks=list(callbacks),
     )
     if not options.progress:  # without a progress bar the trainer prints every log dict; the run directory keeps them
@@ -204,7 +196,7 @@ def run_sft(options: SFTOptions) -> SFTResult:
         "task": options.task,
         "base_model": model_name,
         "model_dir": str(model_dir),
-        "lora": options.lora,
+        "lora_rank": options.lora_rank,
         "device": str(trainer.args.device),
         "parameters": sum(p.numel() for p in trainer.model.parameters()),
         "trainable_parameters": sum(p.numel() for p in trainer.model.parameters() if p.requires_grad),
@@ -237,7 +229,7 @@ def run_sft(options: SFTOptions) -> SFTResult:
 
 
 def _markdown(report: dict[str, Any]) -> str:
-    mode = "LoRA" if report["lora"] else "full fine-tuning"
+    mode = f"LoRA rank {report['lora_rank']}" if report["lora_rank"] else "full fine-tuning"
     return f"""# Agentic SFT: {report["task"]}
 
 - base model: `{report["base_model"]}` ({report["parameters"]:,} parameters, {report["trainable_parameters"]:,} trained, {mode}) on {report["device"]}

@@ -21,7 +21,7 @@ from typing import Any
 
 from rich.console import Console
 
-from agentic.cli.command import Command, UsageError
+from agentic.cli.command import Command, UsageError, add_option_flags, option_values
 
 LOCAL_SUFFIXES = (".txt", ".jsonl", ".json", ".csv", ".parquet")
 
@@ -48,9 +48,8 @@ def kl_target(value: str) -> float | None:
 
 @cache
 def groups() -> dict[str, tuple[Any, tuple[Flag, ...]]]:
-    """Each group: the settings' defaults and the flags over them. PPOConfig ("update") sits inside PpoSettings, TinySettings inside SftSettings."""
+    """Each group: the settings' defaults and the flags over them. TinySettings sits inside SftSettings."""
     from agentic.training.corpus.evaluate import EvalSettings
-    from agentic.training.corpus.ppo import NORMALIZATIONS, PpoSettings
     from agentic.training.corpus.prepare import PrepareSettings
     from agentic.training.corpus.reward import RewardSettings
     from agentic.training.corpus.sft import SftSettings
@@ -104,49 +103,6 @@ def groups() -> dict[str, tuple[Any, tuple[Flag, ...]]]:
                 Flag("--reward-batch-size", "batch_size", int, "reward-model batch size"),
             ),
         ),
-        "ppo": (
-            PpoSettings(),
-            (
-                Flag("--ppo-iterations", "iterations", int, "PPO updates"),
-                Flag("--ppo-prompts", "prompts_per_update", int, "train prompts (one-turn episodes) per update"),
-                Flag("--ppo-max-new-tokens", "max_new_tokens", int, "completion length cap while training"),
-                Flag(
-                    "--ppo-learning-rate",
-                    "learning_rate",
-                    float,
-                    "policy learning rate (default: by model size and LoRA)",
-                ),
-                Flag("--kl-coef", "kl_coef", float, "KL penalty coefficient (initial one when adaptive)"),
-                Flag(
-                    "--kl-target",
-                    "kl_target",
-                    kl_target,
-                    "per-completion KL the coefficient adapts to; 0 keeps it fixed",
-                ),
-                Flag(
-                    "--reward-normalization",
-                    "reward_normalization",
-                    str,
-                    "over all rewards so far, per batch, or none",
-                    NORMALIZATIONS,
-                ),
-                Flag("--reward-clip", "reward_clip", float, "normalised rewards are clipped to +-this"),
-                Flag(
-                    "--ppo-lora-rank",
-                    "lora_rank",
-                    int,
-                    "0: train every weight (reference: a frozen copy); > 0: LoRA adapters",
-                ),
-            ),
-        ),
-        "update": (
-            PpoSettings().update,
-            (
-                Flag("--ppo-epochs", "epochs", int, "passes over each rollout batch"),
-                Flag("--ppo-minibatch-size", "minibatch_size", int, "episodes per gradient step"),
-                Flag("--clip-range", "clip_range", float, "PPO ratio clip"),
-            ),
-        ),
         "eval": (
             EvalSettings(),
             (
@@ -173,7 +129,7 @@ COMMANDS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
     ),
     "ppo": (
         "PPO from the SFT model against the reward model, on the shared turn-level core",
-        ("ppo", "update"),
+        ("ppo",),
         ("sft", "reward"),
     ),
     "evaluate": (
@@ -183,7 +139,7 @@ COMMANDS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
     ),
     "run": (
         "the whole chain: prepare, (tiny base,) SFT, reward model, PPO, evaluation, results table",
-        ("prepare", "tiny", "sft", "reward", "ppo", "update", "eval"),
+        ("prepare", "tiny", "sft", "reward", "ppo", "eval"),
         (),
     ),
 }
@@ -230,6 +186,9 @@ def add_corpus_commands(corpus: argparse.ArgumentParser) -> None:
         if command == "run":
             parser.add_argument("--no-ppo", action="store_true", help="skip PPO: SFT is the final policy")
         for group in stage_groups:
+            if group == "ppo":
+                add_ppo_flags(parser)
+                continue
             defaults, flags = groups()[group]
             for flag in flags:
                 default = getattr(defaults, flag.field)
@@ -245,6 +204,27 @@ def add_corpus_commands(corpus: argparse.ArgumentParser) -> None:
                     help=flag.help + shown,
                 )
         parser.set_defaults(run=_handle)
+
+
+# `agentic corpus` flags of the PPO stage from before it ran on the agentic loop with `PPOOptions`.
+PPO_RENAMED = {
+    "--ppo-prompts": "episodes",
+    "--kl-coef": "kl_coef",
+    "--kl-target": "kl_target",
+    "--reward-normalization": "reward_normalization",
+    "--reward-clip": "reward_clip",
+    "--clip-range": "clip_range",
+}
+
+
+def add_ppo_flags(parser: argparse.ArgumentParser) -> None:
+    """The PPO stage's flags: `PPOOptions`' fields as ``--ppo-*``, with the corpus defaults."""
+    from agentic.training.corpus.options import CORPUS_PPO, PPO_SET_BY_STAGE
+    from agentic.training.rl_config import PPOOptions
+
+    add_option_flags(
+        parser, PPOOptions, prefix="ppo-", defaults=CORPUS_PPO, set_by_command=PPO_SET_BY_STAGE, deprecated=PPO_RENAMED
+    )
 
 
 def run_dir(args: argparse.Namespace) -> Path:
@@ -265,9 +245,17 @@ def stage_settings(args: argparse.Namespace) -> dict[str, Any]:
         "prepare": settings("prepare", args, corpus=args.corpus, standin=args.standin, seed=args.seed),
         "sft": settings("sft", args, model=args.model, seed=args.seed, tiny=settings("tiny", args, seed=args.seed)),
         "reward": settings("reward", args, seed=args.seed),
-        "ppo": settings("ppo", args, update=settings("update", args)),
+        "ppo": ppo_options(args),
         "eval": settings("eval", args, seed=args.seed),
     }
+
+
+def ppo_options(args: argparse.Namespace) -> Any:
+    """The PPO stage's options from its ``--ppo-*`` flags and the run."""
+    from agentic.training.corpus.options import corpus_ppo_options
+    from agentic.training.rl_config import PPOOptions
+
+    return corpus_ppo_options(run_dir(args), args.seed, **option_values(PPOOptions, args, prefix="ppo-"))
 
 
 def _handle(args: argparse.Namespace, console: Console) -> None:
@@ -319,12 +307,11 @@ def _reward(args: argparse.Namespace, out: Path, stages: dict[str, Any], console
 
 
 def _ppo(args: argparse.Namespace, out: Path, stages: dict[str, Any], console: Console) -> None:
-    from agentic.training.corpus.pipeline import run_ppo
-    from agentic.training.corpus.ppo import corpus_ppo
+    from agentic.training.corpus.ppo import ppo_stage
 
-    summary = run_ppo(out, corpus_ppo(stages["ppo"]), args.seed)
+    summary = ppo_stage(out, stages["ppo"])
     console.print(
-        f"ppo: {summary['iterations']} updates, raw reward {summary['reward_raw_first']:.3f} -> {summary['reward_raw_last']:.3f}, "
+        f"ppo: {summary['iterations']} updates, reward-model score {summary['score_first']:.3f} -> {summary['score_last']:.3f}, "
         f"{summary['seconds']:.0f} s; metrics {summary['metrics']}; model {out / 'ppo' / 'model'}"
     )
 
@@ -339,7 +326,6 @@ def _evaluate(args: argparse.Namespace, out: Path, stages: dict[str, Any], conso
 
 def _run(args: argparse.Namespace, out: Path, stages: dict[str, Any], console: Console) -> None:
     from agentic.training.corpus.pipeline import run_pipeline
-    from agentic.training.corpus.ppo import corpus_ppo
 
     summaries = run_pipeline(
         args.model,
@@ -351,7 +337,8 @@ def _run(args: argparse.Namespace, out: Path, stages: dict[str, Any], console: C
         sft_settings=stages["sft"],
         reward_settings=stages["reward"],
         eval_settings=stages["eval"],
-        ppo=None if args.no_ppo else corpus_ppo(stages["ppo"]),
+        ppo_options=stages["ppo"],
+        skip_ppo=args.no_ppo,
     )
     accuracy = summaries["reward"]["heldout"]["accuracy"]
     seconds = ", ".join(f"{stage} {summary['seconds']:.0f} s" for stage, summary in summaries.items())

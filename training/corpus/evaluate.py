@@ -18,8 +18,10 @@ import torch
 
 import agentic.training.corpus.metrics as metrics
 from agentic.policy import Policy, Sampling
+from agentic.training.corpus.ppo import RewardModelTask
 from agentic.training.corpus.reward import RewardScorer, reward_model_of
 from agentic.training.corpus.rundir import CorpusRun, read_jsonl, timed, write_jsonl
+from agentic.training.rl import sampling_policy
 
 
 @dataclass(frozen=True)
@@ -37,7 +39,9 @@ def _fit(prompt_ids: list[int], keep: int) -> list[int]:
 
 
 def generate(policy: Policy, prompts: Sequence[str], settings: EvalSettings) -> list[str]:
-    """One sampled completion per prompt, stopped at eos or ``max_new_tokens``, decoded without special tokens."""
+    """One sampled completion per prompt, stopped at eos or ``max_new_tokens`` (as PPO samples them: free text, see
+    `RewardModelTask`), decoded without special tokens."""
+    policy = sampling_policy(policy, RewardModelTask)
     room = (policy.context_length or 2048) - settings.max_new_tokens
     completions: list[str] = []
     for start in range(0, len(prompts), settings.batch_size):
@@ -79,7 +83,7 @@ def stage_models(run_dir: str | Path) -> dict[str, str]:
     """The models a run has, by stage, in pipeline order."""
     run = CorpusRun(run_dir)
     found = {"base": run.read("sft", "config")["base_model"], "sft": str(run.model("sft"))}
-    if (run.model("ppo") / "config.json").is_file():
+    if (run.model("ppo") / "config.json").is_file() or (run.model("ppo") / "adapter_config.json").is_file():
         found["ppo"] = str(run.model("ppo"))
     return found
 
