@@ -20,10 +20,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from agentic.run_dir import RunDir, read_jsonl, timed
 from agentic.task import Budget, Score, Task, Turn
 from agentic.training.corpus.options import REWARD_MODEL_TASK
+from agentic.training.corpus.prepare import examples_file
 from agentic.training.corpus.reward import RewardScorer, reward_model_of
-from agentic.training.corpus.rundir import CorpusRun, read_jsonl, timed
 from agentic.training.rl import run_rl
 from agentic.training.rl_config import PPOOptions
 
@@ -60,15 +61,14 @@ class RewardModelTask(Task):
 def ppo_stage(run_dir: str | Path, options: PPOOptions) -> dict[str, Any]:
     """PPO on the run's train prompts with its reward model; ``options`` as `corpus_ppo_options` makes them. A rerun
     replaces the stage's output, unless ``options.resume`` continues it."""
-    run = CorpusRun(run_dir)
-    prompts = [row["prompt"] for row in read_jsonl(run.examples("train"))]
+    prompts = [row["prompt"] for row in read_jsonl(examples_file(run_dir, "train"))]
     reward_model = reward_model_of(run_dir)
     task = RewardModelTask(prompts, RewardScorer(reward_model))
     if not options.resume:
         shutil.rmtree(options.out_dir, ignore_errors=True)
     with timed({"reward_model": reward_model, "prompts": len(prompts)}) as summary:
         report = run_rl(options, task).report
-        rows = [row for row in map(dict, read_jsonl(Path(options.out_dir) / "metrics.jsonl")) if "score" in row]
+        rows = [row for row in read_jsonl(Path(options.out_dir) / "metrics.jsonl") if "score" in row]
         summary |= {
             "iterations": report["updates"],
             "episodes": report["episodes"],
@@ -80,5 +80,5 @@ def ppo_stage(run_dir: str | Path, options: PPOOptions) -> dict[str, Any]:
             "nonfinite_rewards": sum(row["nonfinite_rewards"] for row in rows),
             "metrics": str(Path(options.out_dir) / "metrics.jsonl"),
         }
-    run.write("ppo", "summary", summary)
+    RunDir(options.out_dir).write_json("summary.json", summary)
     return summary
