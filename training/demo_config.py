@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
-from agentic.options import check_options, option
+from agentic.options import Options, option
 from agentic.training.rl_config import OPTIONS_BY_ALGORITHM, RLOptions
 from agentic.training.sft_config import SFTOptions
 
@@ -29,7 +29,7 @@ DEMO_RL: dict[str, dict[str, Any]] = {
 
 
 @dataclass(frozen=True)
-class DemoOptions:
+class DemoOptions(Options):
     """What `agentic demo` runs: SFT on sloppy demonstrations, then ``rl_iterations`` updates of ``algorithm``,
     evaluated on held-out seeds ``0 .. n_eval-1``. ``renamed_flags``: old flags that still work."""
 
@@ -53,7 +53,7 @@ class DemoOptions:
     progress: bool = option(True, "show progress bars")
 
     def __post_init__(self) -> None:
-        check_options(self)
+        super().__post_init__()
         self.sft_options("model")  # check the stages' options now, not after minutes of work
         self.rl_options("model")
 

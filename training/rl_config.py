@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
-from agentic.options import check_options, option
+from agentic.options import Options, option
 from agentic.training.sft_config import DEMO_SEED_START, LORA_SWITCH
 
 TRAIN_SEED_START = 1_000_000
@@ -30,7 +30,7 @@ RESUMABLE_CHANGES = (
 
 
 @dataclass(frozen=True)
-class RLOptions:
+class RLOptions(Options):
     """What a PPO or GRPO run does, whichever the algorithm; ``agentic ppo`` / ``agentic grpo`` have one flag per field
     (``renamed_flags``: old flags that still work)."""
 
@@ -95,17 +95,13 @@ class RLOptions:
     )
     progress: bool = option(True, "show a progress bar")
 
-    def __post_init__(self) -> None:
+    def problems(self) -> list[str]:
         problems = [] if self.model else ["model must be given (a model directory or hub id)"]
         if self.n_eval > DEMO_SEED_START:
             problems.append(
                 f"n_eval must be at most {DEMO_SEED_START}: evaluation seeds must not reach the SFT demonstration seeds"
             )
-        check_options(self, problems + self.algorithm_problems())
-
-    def algorithm_problems(self) -> list[str]:
-        """What the algorithm's own options get wrong, beyond their declared bounds."""
-        return []
+        return problems
 
     @property
     def instances_per_update(self) -> int:
@@ -206,10 +202,13 @@ class GRPOOptions(RLOptions):
     groups: int = option(8, "task instances per update", bounds="positive")
     group_size: int = option(4, "rollouts of each instance (at least 2: advantages compare them)", bounds="positive")
 
-    def algorithm_problems(self) -> list[str]:
+    def problems(self) -> list[str]:
         if self.group_size < 2:
-            return ["group_size must be at least 2: GRPO's advantages compare rollouts of the same instance"]
-        return []
+            return [
+                *super().problems(),
+                "group_size must be at least 2: GRPO's advantages compare rollouts of the same instance",
+            ]
+        return super().problems()
 
     @property
     def instances_per_update(self) -> int:

@@ -180,19 +180,55 @@ def run_sft(options: SFTOptions) -> SFTResult:
     output = trainer.train()
     train_seconds = time.perf_counter() - train_started
 
-    model_dir = run.path / "model"
-    trainer.save_model(str(model_dir))
-    tokenizer.save_pretrained(model_dir)
+    trainer.save_model(str(run.model_dir))
+    tokenizer.save_pretrained(run.model_dir)
     run.plot(["loss", "learning_rate", "grad_norm", "mean_token_accuracy"])
     run.close()
 
-    loss_curve = [(entry["step"], entry["loss"]) for entry in trainer.state.log_history if "loss" in entry]
-    if not loss_curve or loss_curve[-1][0] != output.global_step:
-        loss_curve.append((output.global_step, output.training_loss))
+    curve = loss_curve(trainer.state.log_history, output.global_step, output.training_loss)
+    timing = {"train_seconds": train_seconds, "wall_seconds": time.perf_counter() - started}
+    report = sft_report(
+        options,
+        model_name,
+        run.model_dir,
+        trainer,
+        demos,
+        curve,
+        timing | {"stopped_by_time_limit": time_limit.reached, "mean_train_loss": output.training_loss},
+    )
+    run.write_report(report, _markdown(report))
+    return SFTResult(
+        run.path,
+        run.model_dir,
+        curve,
+        output.global_step,
+        report["wall_seconds"],
+        train_seconds,
+        report["tokens_per_second"],
+        report,
+    )
+
+
+def loss_curve(log_history: list[dict[str, Any]], steps: int, mean_loss: float) -> list[tuple[int, float]]:
+    """(step, training loss) pairs from the trainer's log; the last step's own when it was not logged."""
+    curve = [(entry["step"], entry["loss"]) for entry in log_history if "loss" in entry]
+    if not curve or curve[-1][0] != steps:
+        curve.append((steps, mean_loss))
+    return curve
+
+
+def sft_report(
+    options: SFTOptions,
+    model_name: str,
+    model_dir: Path,
+    trainer: SFTTrainer,
+    demos: list[Trajectory],
+    curve: list[tuple[int, float]],
+    extra: dict[str, Any],
+) -> dict[str, Any]:
+    """What report.json holds: the model, the demonstrations, the training and its speed."""
     tokens_seen = trainer.state.num_input_tokens_seen
-    agent_tokens = sum(sum(t.loss_mask) for t in demos)
-    wall_seconds = time.perf_counter() - started
-    report = {
+    return {
         "task": options.task,
         "base_model": model_name,
         "model_dir": str(model_dir),
@@ -204,28 +240,13 @@ def run_sft(options: SFTOptions) -> SFTResult:
         "demo_success_rate": sum(t.success for t in demos) / len(demos),
         "demo_seeds": [options.demo_seeds.start, options.demo_seeds.stop - 1],
         "demo_tokens": sum(len(t.token_ids) for t in demos),
-        "demo_agent_tokens": agent_tokens,
-        "steps": output.global_step,
+        "demo_agent_tokens": sum(sum(t.loss_mask) for t in demos),
+        "steps": trainer.state.global_step,
         "epochs": trainer.state.epoch,
-        "stopped_by_time_limit": time_limit.reached,
-        "final_loss": loss_curve[-1][1],
-        "mean_train_loss": output.training_loss,
+        "final_loss": curve[-1][1],
         "tokens_seen": tokens_seen,
-        "tokens_per_second": tokens_seen / train_seconds,
-        "train_seconds": train_seconds,
-        "wall_seconds": wall_seconds,
-    }
-    run.write_report(report, _markdown(report))
-    return SFTResult(
-        run.path,
-        model_dir,
-        loss_curve,
-        output.global_step,
-        wall_seconds,
-        train_seconds,
-        report["tokens_per_second"],
-        report,
-    )
+        "tokens_per_second": tokens_seen / extra["train_seconds"],
+    } | extra
 
 
 def _markdown(report: dict[str, Any]) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from agentic.options import check_options, option
+from agentic.options import Options, option
 
 TINY_MODEL = "tiny"
 DEMO_SEED_START = 10_000
@@ -16,7 +16,7 @@ LORA_SWITCH: dict[str, Any] = {"--lora": ("lora_rank", 8), "--no-lora": ("lora_r
 
 
 @dataclass(frozen=True)
-class SFTOptions:
+class SFTOptions(Options):
     """What an SFT run does; ``agentic sft`` has one flag per field (``renamed_flags``: old flags that still work)."""
 
     renamed_flags: ClassVar[dict[str, Any]] = LORA_SWITCH
@@ -61,13 +61,13 @@ class SFTOptions:
     log_every: int = option(10, "log the loss every this many steps", bounds="positive")
     progress: bool = option(True, "show progress bars")
 
-    def __post_init__(self) -> None:
+    def problems(self) -> list[str]:
         problems = []
         if self.max_steps == 0 and not self.epochs > 0:
             problems.append(f"epochs must be positive when max_steps is 0, got {self.epochs}")
         if self.warmup_ratio == 1:
             problems.append("warmup_ratio must be below 1")
-        check_options(self, problems)
+        return problems
 
     @property
     def demo_seeds(self) -> range:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agentic.options import check_options, option
+from agentic.options import Options, option
 from agentic.training.rl_config import PPOOptions
 
 TINY = "tiny"
@@ -34,7 +34,7 @@ def corpus_problems(corpus: str) -> list[str]:
 
 
 @dataclass(frozen=True)
-class CorpusRunOptions:
+class CorpusRunOptions(Options):
     """Which model and corpus a run is about, and where it lives: every `agentic corpus` subcommand takes these."""
 
     model: str = option(TINY, "hub id, local path, or `tiny` (the embedded model, built from the corpus)")
@@ -43,11 +43,11 @@ class CorpusRunOptions:
     out_dir: str = option("", "run directory; empty: runs/corpus/MODEL-CORPUS")
     seed: int = option(0, "seed of every stage", bounds="non-negative")
 
-    def __post_init__(self) -> None:
+    def problems(self) -> list[str]:
         problems = corpus_problems(self.corpus)
         if self.model.startswith((".", "/", "~")) and not Path(self.model).expanduser().exists():
             problems.append(f"model directory {self.model} does not exist")
-        check_options(self, problems)
+        return problems
 
     @property
     def run_dir(self) -> Path:
@@ -63,7 +63,7 @@ class PipelineOptions(CorpusRunOptions):
 
 
 @dataclass(frozen=True)
-class PrepareOptions:
+class PrepareOptions(Options):
     """Stage 1: the split (evaluation, then held-out, then train) and the preference pairs."""
 
     corpus: str = option("tinystories", "named corpus or local file")
@@ -80,10 +80,11 @@ class PrepareOptions:
     )
     word_dropout: float = option(0.3, "share of words a `dropout` rejection drops", bounds="fraction")
 
-    def __post_init__(self) -> None:
+    def problems(self) -> list[str]:
         unknown = [kind for kind in self.kinds if kind not in REJECTION_KINDS]
-        problems = [f"unknown rejection kinds {unknown}: use {', '.join(REJECTION_KINDS)}"] if unknown else []
-        check_options(self, problems if self.kinds else ["rejection_kinds must name at least one kind"])
+        if not self.kinds:
+            return ["rejection_kinds must name at least one kind"]
+        return [f"unknown rejection kinds {unknown}: use {', '.join(REJECTION_KINDS)}"] if unknown else []
 
     @property
     def kinds(self) -> tuple[str, ...]:
@@ -91,7 +92,7 @@ class PrepareOptions:
 
 
 @dataclass(frozen=True)
-class TinyBaseOptions:
+class TinyBaseOptions(Options):
     """The embedded tiny model for ``--model tiny``: its tokenizer and pretraining on the train split."""
 
     vocab_size: int = option(1024, "BPE vocabulary learnt from the train split", bounds="positive")
@@ -102,12 +103,9 @@ class TinyBaseOptions:
     batch_size: int = option(16, "texts per step", bounds="positive")
     seed: int = option(0, "seed of the initialisation and batches", bounds="non-negative")
 
-    def __post_init__(self) -> None:
-        check_options(self)
-
 
 @dataclass(frozen=True)
-class CorpusSFTOptions:
+class CorpusSFTOptions(Options):
     """Stage 2: LoRA SFT on (prompt, reference), merged."""
 
     model: str = option(TINY, "the model SFT starts from")
@@ -123,12 +121,9 @@ class CorpusSFTOptions:
     )
     seed: int = option(0, "seed of the adapters' initialisation and batches", bounds="non-negative")
 
-    def __post_init__(self) -> None:
-        check_options(self)
-
 
 @dataclass(frozen=True)
-class RewardOptions:
+class RewardOptions(Options):
     """Stage 3: the Bradley-Terry reward model trained from the SFT model, or a pretrained one."""
 
     model: str = option("", "a pretrained reward model (hub id or path) used instead of training one; empty: train")
@@ -140,12 +135,9 @@ class RewardOptions:
     max_length: int = option(512, "longest text scored", unit="tokens", bounds="positive")
     seed: int = option(0, "seed of the head's initialisation and batches", bounds="non-negative")
 
-    def __post_init__(self) -> None:
-        check_options(self)
-
 
 @dataclass(frozen=True)
-class CorpusEvalOptions:
+class CorpusEvalOptions(Options):
     """Stage 5: every model of the run on the held-out evaluation prompts, with one sampler."""
 
     max_new_tokens: int = option(48, "completion length cap", unit="tokens", bounds="positive")
@@ -154,8 +146,8 @@ class CorpusEvalOptions:
     batch_size: int = option(16, "prompts per batch", bounds="positive")
     seed: int = option(0, "sampling seed", bounds="non-negative")
 
-    def __post_init__(self) -> None:
-        check_options(self)
+    def problems(self) -> list[str]:
+        return [] if self.top_p > 0 else ["top_p must be positive"]
 
 
 CORPUS_PPO: dict[str, Any] = {
