@@ -74,7 +74,7 @@ from agentic.training.rl_config import GRPOOptions, PPOOptions, RLOptions
 from agentic.training.rl_run import RLResult, RLRunDir
 from agentic.trajectory import Trajectory
 
-ALGORITHMS = {PPOOptions: PPO, GRPOOptions: GRPO}
+ALGORITHMS = {PPOOptions: PPO, GRPOOptions: GRPO}  # the algorithm each options class trains with
 
 
 def run_rl(options: RLOptions, task: Task | None = None) -> RLResult:

@@ -40,7 +40,7 @@ class SFTOptions(Options):
     warmup_ratio: float = option(0.05, "share of the steps spent warming the learning rate up", bounds="fraction")
     weight_decay: float = option(0.0, "AdamW weight decay", bounds="non-negative")
     batch_size: int = option(32, "demonstrations per step", bounds="positive")
-    max_length: int = option(1024, "longest demonstration kept, in tokens", unit="tokens", bounds="positive")
+    max_length: int = option(1024, "longest demonstration kept", unit="tokens", bounds="positive")
     lora_rank: int = option(0, "0: full fine-tuning; > 0: LoRA adapters of this rank", bounds="non-negative")
     lora_alpha: int = option(0, "LoRA scaling alpha; 0: twice the rank", bounds="non-negative")
     lora_target_modules: str = option(

@@ -16,7 +16,6 @@ from agentic.training.corpus.options import (
     RewardOptions,
     TinyBaseOptions,
     corpus_ppo_options,
-    ppo_fields_of_run,
 )
 from agentic.training.corpus.ppo import ppo_stage
 from agentic.training.corpus.prepare import prepare
@@ -56,8 +55,7 @@ def run_pipeline(
     summaries["sft"] = train_sft(run_dir, replace(sft_options or CorpusSFTOptions(), model=model, seed=seed), tiny)
     summaries["reward"] = reward_stage(run_dir, replace(reward_options or RewardOptions(), seed=seed))
     if not skip_ppo:
-        ppo = ppo_options or corpus_ppo_options(run_dir, seed)
-        summaries["ppo"] = ppo_stage(run_dir, replace(ppo, **ppo_fields_of_run(run_dir, seed)))
+        summaries["ppo"] = ppo_stage(run_dir, replace(ppo_options or corpus_ppo_options(run_dir), seed=seed))
     summaries["eval"] = evaluate_run(run_dir, replace(eval_options or CorpusEvalOptions(), seed=seed))
     RunDir(run_dir).write_json("pipeline.json", {stage: summary.get("seconds") for stage, summary in summaries.items()})
     write_results_table(table_root or Path(run_dir).parent)

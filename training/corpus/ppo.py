@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from agentic.run_dir import RunDir, read_jsonl, timed
 from agentic.task import Budget, Score, Task, Turn
-from agentic.training.corpus.options import REWARD_MODEL_TASK
+from agentic.training.corpus.options import REWARD_MODEL_TASK, ppo_fields_of_run
 from agentic.training.corpus.prepare import examples_file
 from agentic.training.corpus.reward import RewardScorer, reward_model_of
 from agentic.training.rl import run_rl
@@ -59,8 +60,9 @@ class RewardModelTask(Task):
 
 
 def ppo_stage(run_dir: str | Path, options: PPOOptions) -> dict[str, Any]:
-    """PPO on the run's train prompts with its reward model; ``options`` as `corpus_ppo_options` makes them. A rerun
-    replaces the stage's output, unless ``options.resume`` continues it."""
+    """PPO on the run's train prompts with its reward model (``options`` as `corpus_ppo_options` makes them; the
+    run sets the model, task and directory). A rerun replaces the stage's output, unless ``options.resume`` continues it."""
+    options = replace(options, **ppo_fields_of_run(run_dir, options.seed))
     prompts = [row["prompt"] for row in read_jsonl(examples_file(run_dir, "train"))]
     reward_model = reward_model_of(run_dir)
     task = RewardModelTask(prompts, RewardScorer(reward_model))

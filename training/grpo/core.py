@@ -51,7 +51,8 @@ class GRPOTargets:
 
 class GRPO:
     """GRPO: no critic; owns the KL term's coefficient (``kl``, fixed). ``reference`` is read only when ``kl_coef`` > 0
-    (None with a PEFT policy: its base model under disabled adapters)."""
+    (None with a PEFT policy: its base model under disabled adapters). The constructor takes what `PPO`'s does;
+    ``prepare`` goes unused, GRPO having no module of its own to train."""
 
     def __init__(
         self,
