@@ -22,6 +22,8 @@ On truncation the task scores ``answer=None`` and that score is the last reward.
 Every size follows `agentic.limits`: an action over `ACTION_CHARS` characters is invalid without
 being parsed, users' replies and all messages are capped, and an episode whose context comes within
 one turn's maximum of `OBSERVATION_CHARS` is truncated, so an observation never passes that bound.
+
+A free-text task (`Task.free_text`) has no action grammar: the whole text of a step is the answer, scored at once.
 """
 
 from __future__ import annotations
@@ -181,10 +183,11 @@ class AgenticEnvironment(gymnasium.Env[str, str]):
     # -- dispatch ------------------------------------------------------------------------
 
     def _parse(self, text: str) -> Action:
-        """`parse_action`, after the size checks: characters first (so a huge text is never parsed), then tokens."""
+        """`parse_action` (a free-text task's whole text is its answer), after the size checks: characters first
+        (so a huge text is never parsed), then tokens."""
         if len(text) > ACTION_CHARS:
             return Action(ActionKind.INVALID, error=f"the action is longer than {ACTION_CHARS} characters", raw=text)
-        parsed = parse_action(text)
+        parsed = Action(ActionKind.FINISH, content=text, raw=text) if self.task.free_text else parse_action(text)
         if self.count_tokens(text) > self.budget.max_action_tokens:
             error = f"the action is longer than {self.budget.max_action_tokens} tokens"
             return Action(ActionKind.INVALID, thought=parsed.thought, error=error, raw=text)

@@ -4,7 +4,8 @@ and the checks are generated from the one place the option is declared.
 
 Conventions: option classes are named ``*Options``; a value that switches something off (a limit, a
 coefficient, a period) is 0, never None. `check_options` refuses NaN and infinite floats everywhere and
-values outside a field's bounds, naming every problem at once, before any work starts.
+values outside a field's bounds, naming every problem at once, before any work starts; dataclasses that derive
+from `Options` are checked so when they are made.
 """
 
 from __future__ import annotations
@@ -59,3 +60,14 @@ def check_options(options: Any, extra_problems: Sequence[str] = ()) -> None:
     problems = [*option_problems(options), *extra_problems]
     if problems:
         raise ValueError(f"bad {type(options).__name__}: " + "; ".join(problems))
+
+
+class Options:
+    """Base of options dataclasses: checked when made (`check_options`), with the problems `problems` adds (rules
+    that involve several fields, or bounds no declaration states)."""
+
+    def __post_init__(self) -> None:
+        check_options(self, self.problems())
+
+    def problems(self) -> list[str]:
+        return []

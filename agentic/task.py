@@ -61,6 +61,11 @@ class Task:
     invalid_penalty: ClassVar[float] = 0.1
     notes: ClassVar[tuple[str, ...]] = ()
     """Caveats `agentic tasks` prints under the task (e.g. how its answers are scored)."""
+    free_text: ClassVar[bool] = False
+    """True for a single-turn free-text task (e.g. text scored by a reward model): the agent's whole reply is its
+    answer, with no action grammar; the episode ends with that one turn (give it a one-turn budget, which ends it
+    too when the reply is over the token budget); a policy samples it until eos or its length limit, not until a
+    sentinel."""
 
     def sample(self, rng: random.Random) -> Any:
         """A new instance drawn with ``rng`` (the environment seeds it from ``reset(seed=...)``)."""

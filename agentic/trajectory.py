@@ -22,6 +22,7 @@ import jsonschema
 from rich.text import Text
 
 from agentic.limits import ERROR_CHARS, cap
+from agentic.run_dir import read_jsonl
 
 
 @dataclass(frozen=True)
@@ -146,15 +147,6 @@ def from_dataset(dataset: datasets.Dataset) -> list[Trajectory]:
     return trajectories
 
 
-def write_jsonl(trajectories: Iterable[Trajectory], path: str | Path) -> Path:
-    """One JSON object per line (`Trajectory.to_dict`); strict JSON, no NaN."""
-    path = Path(path)
-    with path.open("w", encoding="utf-8") as out:
-        for trajectory in trajectories:
-            out.write(json.dumps(trajectory.to_dict(), ensure_ascii=False, allow_nan=False) + "\n")
-    return path
-
-
 _INTEGERS = {"type": "array", "items": {"type": "integer"}}
 RECORD_SCHEMA = {
     "type": "object",
@@ -193,24 +185,19 @@ RECORD_SCHEMA = {
 _RECORD_VALIDATOR = jsonschema.Draft202012Validator(RECORD_SCHEMA)
 
 
-def read_jsonl(path: str | Path) -> list[Trajectory]:
-    """The trajectories in a JSONL file; a line that is not one raises ValueError naming the line and why."""
-    trajectories = []
-    with Path(path).open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except ValueError as err:
-                raise ValueError(f"{path}, line {number}: not JSON ({cap(str(err), 100)})") from None
-            problem = jsonschema.exceptions.best_match(_RECORD_VALIDATOR.iter_errors(record))
-            if problem is not None:
-                where = "/".join(str(p) for p in problem.absolute_path) or "the line"
-                reason = cap(f"{where}: {problem.message}", ERROR_CHARS)
-                raise ValueError(f"{path}, line {number}: not a trajectory ({reason})")
-            trajectories.append(Trajectory.from_dict(record))
-    return trajectories
+def _not_a_trajectory(record: Any) -> str | None:
+    """Why a JSON record is not what `Trajectory.to_dict` writes, or None."""
+    problem = jsonschema.exceptions.best_match(_RECORD_VALIDATOR.iter_errors(record))
+    if problem is None:
+        return None
+    where = "/".join(str(p) for p in problem.absolute_path) or "the line"
+    return "not a trajectory (" + cap(f"{where}: {problem.message}", ERROR_CHARS) + ")"
+
+
+def read_trajectories(path: str | Path) -> list[Trajectory]:
+    """The trajectories of a JSONL file (`agentic.run_dir.write_jsonl` writes them); a line that is not one raises
+    ValueError naming the line and why."""
+    return [Trajectory.from_dict(record) for record in read_jsonl(path, check=_not_a_trajectory)]
 
 
 AGENT_STYLE = "bold green"

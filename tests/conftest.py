@@ -15,10 +15,11 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture(scope="module", autouse=True)
 def fresh_accelerate_state():
-    """Each test starts without accelerate's process-wide state: a TRL trainer (bf16 on by default) and the
-    project's RL loop (`mixed_precision="no"` on a CPU) cannot share one process's AcceleratorState."""
+    """Each test module starts without accelerate's process-wide state: a TRL trainer (bf16 on by default) and the
+    project's RL loop (`mixed_precision="no"` on a CPU) cannot share one process's AcceleratorState. (Per module, not
+    per test: a module-scoped trainer fixture keeps its state across its tests.)"""
     yield
     from accelerate.state import AcceleratorState
 

@@ -13,7 +13,7 @@ pytest.importorskip("bfcl_eval", reason="needs bfcl-eval: pip install --no-deps 
 from agentic import make_task  # noqa: E402
 from agentic.cli import main  # noqa: E402
 from agentic.tasks.bfcl.benchmark import trajectory_steps  # noqa: E402
-from agentic.trajectory import read_jsonl  # noqa: E402
+from agentic.trajectory import read_trajectories  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -83,7 +83,7 @@ def test_a_trained_model_is_scored_on_another_family(trained, capsys, tmp_path):
     assert code == 0, err
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["trained_on"] == ["BFCL-live_simple"] and report["categories"]["simple_python"]["entries"] == 3
-    trajectories = read_jsonl(tmp_path / "trajectories" / "simple_python.jsonl")
+    trajectories = read_trajectories(tmp_path / "trajectories" / "simple_python.jsonl")
     task = make_task("BFCL-simple_python")
     verdicts = [json.loads(line) for line in (tmp_path / "verdicts.jsonl").read_text().splitlines()]
     for trajectory, verdict in zip(trajectories, verdicts):

@@ -9,7 +9,7 @@ from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
 
 from agentic.metrics import wilson
 from agentic.policy import Policy
-from agentic.training.corpus.evaluate import reference_logprobs
+from agentic.training.corpus.evaluate import continuation_logprobs
 from agentic.training.corpus.metrics import (
     bleu,
     distinct_n,
@@ -69,12 +69,12 @@ def test_perplexity_of_a_uniform_model_is_its_vocabulary_size():
     torch.nn.init.zeros_(model.get_output_embeddings().weight)  # every logit 0: uniform next-token distribution
     policy = Policy(model, tokenizer)
     references = [" sat on the mat.", " ran to the park."]
-    logprobs = reference_logprobs(policy, ["the cat", "the dog"], references)
+    logprobs = continuation_logprobs(policy, ["the cat", "the dog"], references)
     assert [len(lp) for lp in logprobs] == [len(policy.encode(r)) for r in references]  # reference tokens only
     assert perplexity(logprobs) == pytest.approx(len(tokenizer), rel=1e-5)
 
 
-def test_reference_logprobs_condition_on_the_prompt(tmp_path):
+def test_continuation_logprobs_condition_on_the_prompt(tmp_path):
     tokenizer = train_tokenizer(["abc abd abe xyz"], vocab_size=270)
     model = GPTNeoXForCausalLM(
         GPTNeoXConfig(
@@ -82,9 +82,9 @@ def test_reference_logprobs_condition_on_the_prompt(tmp_path):
         )
     )
     policy = Policy(model, tokenizer)
-    together = reference_logprobs(policy, ["abc", "xyz xyz"], [" abd", " abd"])
+    together = continuation_logprobs(policy, ["abc", "xyz xyz"], [" abd", " abd"])
     assert together[0] == pytest.approx(
-        reference_logprobs(policy, ["abc"], [" abd"])[0], abs=1e-5
+        continuation_logprobs(policy, ["abc"], [" abd"])[0], abs=1e-5
     )  # padding changes nothing
     assert together[0] != pytest.approx(together[1], abs=1e-4)
 

@@ -6,28 +6,27 @@ import shutil
 import pytest
 from transformers import GPTNeoXConfig, GPTNeoXForSequenceClassification
 
-from agentic.training.corpus import (
-    EvalSettings,
-    PrepareSettings,
-    RewardScorer,
-    RewardSettings,
-    SftSettings,
-    TinySettings,
-    evaluate,
-    lora_rank,
-    reward_stage,
-    run_pipeline,
-)
 from agentic.training.corpus import reward as reward_module
+from agentic.training.corpus.evaluate import evaluate_run
+from agentic.training.corpus.options import (
+    CorpusEvalOptions,
+    CorpusSFTOptions,
+    PrepareOptions,
+    RewardOptions,
+    TinyBaseOptions,
+    corpus_ppo_options,
+)
+from agentic.training.corpus.pipeline import run_pipeline
+from agentic.training.corpus.reward import RewardScorer, reward_stage
+from agentic.training.corpus.sft import lora_rank
 from agentic.training.tiny_model import train_tokenizer
 
 SMALL = dict(
-    prepare_settings=PrepareSettings("cnn_dailymail", eval_size=8, heldout_size=8, train_size=24, max_prompt_words=40),
-    sft_settings=SftSettings(
-        epochs=1, tiny=TinySettings(vocab_size=300, hidden_size=32, num_hidden_layers=1, epochs=1)
-    ),
-    reward_settings=RewardSettings(epochs=1),
-    eval_settings=EvalSettings(max_new_tokens=8),
+    prepare_options=PrepareOptions(eval_size=8, heldout_size=8, train_size=24, max_prompt_words=40),
+    tiny_options=TinyBaseOptions(vocab_size=300, hidden_size=32, num_hidden_layers=1, epochs=1.0),
+    sft_options=CorpusSFTOptions(epochs=1.0),
+    reward_options=RewardOptions(epochs=1.0),
+    eval_options=CorpusEvalOptions(max_new_tokens=8),
 )
 TRAINED_ON = []
 
@@ -40,20 +39,15 @@ class RecordingRewardTrainer(reward_module.RewardTrainer):
         TRAINED_ON.append((self.train_dataset, self.processing_class))
 
 
-def copy_policy(job):
-    """A stand-in PPO hook: the 'trained' policy is the SFT model itself."""
-    shutil.copytree(job.policy, job.out_dir / "model")
-    return {"prompts": len(job.prompts), "reward_model": job.reward_model}
-
-
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     root = tmp_path_factory.mktemp("corpus")
     patch = pytest.MonkeyPatch()
     patch.setattr(reward_module, "RewardTrainer", RecordingRewardTrainer)
     try:
+        ppo = corpus_ppo_options(root / "tiny-cnn", 1, iterations=1, episodes=4, max_new_tokens=4, progress=False)
         summaries = run_pipeline(
-            "tiny", "cnn_dailymail", root / "tiny-cnn", standin=True, seed=1, ppo=copy_policy, **SMALL
+            "tiny", "cnn_dailymail", root / "tiny-cnn", standin=True, seed=1, ppo_options=ppo, **SMALL
         )
     finally:
         patch.undo()
@@ -88,13 +82,16 @@ def test_the_reward_model_never_trains_on_evaluation_text(run):
         assert row["prompt"] not in seen and row["reference"].strip() not in seen
 
 
-def test_every_stage_is_evaluated_on_the_same_prompts_and_sampler(run):
+def test_every_stage_is_evaluated_on_the_same_prompts_and_sampler(run, tmp_path):
     root, summaries = run
     results = summaries["eval"]
     assert list(results["stages"]) == ["base", "sft", "ppo"] and results["ppo"] == "ran"
-    identical = results["stages"]["ppo"]["win_rate"]  # the hook copied SFT: same completions, same rewards
-    assert (identical["ties"], identical["n"], identical["value"], identical["against"]) == (8, 8, 0.5, "sft")
+    assert results["stages"]["ppo"]["win_rate"]["against"] == "sft"
     assert results["stages"]["sft"]["win_rate"]["against"] == "base"
+    shutil.copytree(root / "tiny-cnn", tmp_path / "run", ignore=shutil.ignore_patterns("ppo"))
+    shutil.copytree(root / "tiny-cnn" / "sft" / "model", tmp_path / "run" / "ppo" / "model")
+    identical = evaluate_run(str(tmp_path / "run"), SMALL["eval_options"])["stages"]["ppo"]["win_rate"]
+    assert (identical["ties"], identical["n"], identical["value"]) == (8, 8, 0.5), "SFT again: the same completions"
     for metric in ("perplexity", "rouge1", "rouge2", "rougeL", "bleu", "distinct_1", "distinct_2"):
         assert results["stages"]["sft"][metric] >= 0
     generations = (root / "tiny-cnn" / "eval" / "generations.jsonl").read_text().splitlines()
@@ -114,7 +111,7 @@ def test_the_results_table_covers_every_run_under_the_root(run):
 def test_sft_alone_is_labelled_when_no_ppo_ran(run, tmp_path):
     root, _ = run
     shutil.copytree(root / "tiny-cnn", tmp_path / "run", ignore=shutil.ignore_patterns("ppo"))
-    results = evaluate(str(tmp_path / "run"), SMALL["eval_settings"])
+    results = evaluate_run(str(tmp_path / "run"), SMALL["eval_options"])
     assert list(results["stages"]) == ["base", "sft"] and results["ppo"].startswith("not run")
 
 
@@ -132,10 +129,10 @@ def test_a_pretrained_reward_model_replaces_training(run, tmp_path):
     )
     GPTNeoXForSequenceClassification(config).save_pretrained(tmp_path / "rm")
     tokenizer.save_pretrained(tmp_path / "rm")
-    summary = reward_stage(str(tmp_path / "run"), RewardSettings(pretrained=str(tmp_path / "rm")))
+    summary = reward_stage(str(tmp_path / "run"), RewardOptions(model=str(tmp_path / "rm")))
     assert summary["reward_model"] == str(tmp_path / "rm") and summary["heldout"]["accuracy"]["n"] == 8 * 3
     assert not (tmp_path / "run" / "reward" / "model").exists()
-    results = evaluate(str(tmp_path / "run"), SMALL["eval_settings"])
+    results = evaluate_run(str(tmp_path / "run"), SMALL["eval_options"])
     assert results["reward_model"] == str(tmp_path / "rm")
     generations = [
         json.loads(line) for line in (tmp_path / "run" / "eval" / "generations.jsonl").read_text().splitlines()

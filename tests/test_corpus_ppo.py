@@ -1,4 +1,4 @@
-"""The corpus pipeline's PPO stage: one-turn episodes scored by a reward model, updated by the shared PPO core."""
+"""The corpus pipeline's PPO stage: the agentic training loop on one-turn episodes of a reward-model task."""
 
 import json
 import math
@@ -6,11 +6,22 @@ from dataclasses import replace
 
 import pytest
 import torch
+from toy_yes_no import YesOrNo, warmed_up_policy
 from transformers import AutoModelForCausalLM, AutoTokenizer, GPTNeoXForCausalLM, GPTNeoXForSequenceClassification
 
-from agentic.training.corpus import PPOJob, PpoSettings, RewardNormalizer, RewardScorer, train_ppo
+import agentic.training.rl
+from agentic.env import AgenticEnvironment
+from agentic.policy import Policy
+from agentic.rollout import rollout
+from agentic.run_dir import write_jsonl
+from agentic.sampling import Sampling
 from agentic.training.corpus import ppo as corpus_ppo_module
-from agentic.training.ppo import PPOConfig, TrainingDiverged
+from agentic.training.corpus.options import corpus_ppo_options
+from agentic.training.corpus.ppo import RewardModelTask, ppo_stage
+from agentic.training.corpus.reward import RewardScorer
+from agentic.training.ppo import RewardNormalizer, TrainingDiverged
+from agentic.training.rl import sampling_policy
+from agentic.training.rl_config import PPOOptions
 from agentic.training.tiny_model import tiny_config, train_tokenizer
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -21,7 +32,7 @@ PROMPTS = [
     "The sky was blue and",
     "Mia and her dog ran to the park.",
 ] * 3
-QUICK = PpoSettings(iterations=2, prompts_per_update=6, max_new_tokens=6, update=PPOConfig(epochs=1, minibatch_size=3))
+QUICK = dict(iterations=2, episodes=6, max_new_tokens=6, epochs=1, minibatch_size=3, progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -39,74 +50,111 @@ def models(tmp_path_factory):
     return root
 
 
-def job(models, out_dir, seed=0):
-    return PPOJob(policy=models / "sft", reward_model=str(models / "rm"), prompts=PROMPTS, out_dir=out_dir, seed=seed)
+@pytest.fixture
+def run_dir(models, tmp_path):
+    """A corpus run directory with what the PPO stage reads: train prompts, the SFT model, the reward stage's record."""
+    run = tmp_path / "run"
+    write_jsonl(
+        [{"prompt": p, "reference": " The end.", "group": str(i)} for i, p in enumerate(PROMPTS)],
+        run / "prepare" / "train.jsonl",
+    )
+    (run / "sft").mkdir(parents=True)
+    (run / "sft" / "model").symlink_to(models / "sft", target_is_directory=True)
+    (run / "reward").mkdir()
+    (run / "reward" / "summary.json").write_text(json.dumps({"reward_model": str(models / "rm")}))
+    return run
 
 
 def read_metrics(out_dir):
-    return [json.loads(line) for line in (out_dir / "metrics.jsonl").read_text().splitlines()]
+    return [row for row in map(json.loads, (out_dir / "metrics.jsonl").read_text().splitlines()) if "score" in row]
 
 
 @pytest.mark.parametrize("lora_rank", [0, 2])
-def test_a_ppo_stage_runs_the_shared_core_and_saves_a_loadable_policy(models, tmp_path, monkeypatch, lora_rank):
+def test_the_ppo_stage_is_the_agentic_loop_on_one_turn_reward_model_episodes(models, run_dir, monkeypatch, lora_rank):
     batches = []
-    original = corpus_ppo_module.ppo_update
+    collate = agentic.training.rl.collate
 
-    def recording_update(model, value_head, optimizer, batch, *args, **kwargs):
-        batches.append(batch)
-        return original(model, value_head, optimizer, batch, *args, **kwargs)
+    def recording_collate(*args, **kwargs):
+        batches.append(collate(*args, **kwargs))
+        return batches[-1]
 
-    monkeypatch.setattr(corpus_ppo_module, "ppo_update", recording_update)
-    summary = train_ppo(job(models, tmp_path), replace(QUICK, lora_rank=lora_rank))
+    monkeypatch.setattr(agentic.training.rl, "collate", recording_collate)
+    summary = ppo_stage(run_dir, corpus_ppo_options(run_dir, **QUICK, lora_rank=lora_rank))
 
-    assert len(batches) == 2 and summary["iterations"] == 2
+    assert len(batches) == 2 and summary["iterations"] == 2 and summary["prompts"] == len(PROMPTS)
     first = batches[0]
     assert first.turn_mask.shape == (6, 1) and first.turn_mask.all(), "one turn per episode"
+    tokenizer = AutoTokenizer.from_pretrained(models / "sft")
     lengths = first.attention_mask.sum(1)
+    prompts, completions = [], []
     for row in range(6):
         agent = first.agent_mask[row].nonzero().squeeze(1)
         start = int(first.decision_positions[row, 0]) + 1
-        assert agent.tolist() == list(range(start, int(lengths[row]))) and 1 <= len(agent) <= 6, (
-            "the completion ends the episode"
-        )
-
-    tokenizer = AutoTokenizer.from_pretrained(models / "sft")
-    prompts = [
-        tokenizer.decode(first.input_ids[row, :start])
-        for row, start in enumerate((first.decision_positions[:, 0] + 1).tolist())
-    ]
-    completions = [
-        tokenizer.decode(
-            [t for t in first.input_ids[row][first.agent_mask[row]].tolist() if t != tokenizer.eos_token_id],
-            skip_special_tokens=True,
-        )
-        for row in range(6)
-    ]
+        assert agent.tolist() == list(range(start, int(lengths[row]))), "the completion ends the episode"
+        ids = first.input_ids[row, start : int(lengths[row])].tolist()
+        assert len(ids) == 6 or ids[-1] == tokenizer.eos_token_id, "a completion stops at eos or the length limit"
+        prompts.append(tokenizer.decode(first.input_ids[row, :start]))
+        completions.append(tokenizer.decode(ids))
+    assert set(prompts) <= set(PROMPTS), "instances are train prompts"
     expected = RewardNormalizer("running", 5.0)(RewardScorer(models / "rm").score(prompts, completions))
     assert first.turn_rewards[:, 0].tolist() == pytest.approx(expected, abs=1e-4), (
-        "terminal reward = the normalised reward-model score"
+        "terminal reward = the reward model's score, normalised with running statistics and clipped"
     )
 
-    metrics = read_metrics(tmp_path)
-    assert [m["step"] for m in metrics] == [0, 1]
-    for name in ("reward_raw_mean", "reward_raw_std", "reward_mean", "kl", "entropy", "clip_fraction", "value_loss"):
+    ppo = run_dir / "ppo"
+    metrics = read_metrics(ppo)
+    assert [m["step"] for m in metrics] == [1, 2]
+    for name in ("score", "reward", "kl", "entropy", "clip_fraction", "value_loss"):
         assert all(math.isfinite(m[name]) for m in metrics), name
     assert metrics[0]["kl"] == pytest.approx(0.0, abs=1e-4), "the policy starts as its KL reference"
-    assert (tmp_path / "plots" / "training.png").is_file()
-
-    saved = AutoModelForCausalLM.from_pretrained(tmp_path / "model")
-    assert not (tmp_path / "model" / "adapter_config.json").exists(), "a LoRA policy is saved merged"
+    assert (ppo / "plots" / "training.png").is_file() and (ppo / "summary.json").is_file()
+    saved = Policy.from_pretrained(ppo / "model").model
+    assert (ppo / "model" / "adapter_config.json").is_file() == bool(lora_rank), "LoRA saves an adapter over SFT"
+    saved = saved.merge_and_unload() if lora_rank else saved
     sft = AutoModelForCausalLM.from_pretrained(models / "sft")
     assert any(not torch.equal(a, b) for a, b in zip(saved.state_dict().values(), sft.state_dict().values())), (
         "PPO moved the weights"
     )
-    assert AutoTokenizer.from_pretrained(tmp_path / "model").get_vocab() == tokenizer.get_vocab()
+
+
+class Length:
+    """A reward model stand-in: a completion's length in characters."""
+
+    def score(self, prompts, completions):
+        return [float(len(c)) for c in completions]
+
+
+def test_a_free_text_episode_is_the_whole_reply_and_a_sentinel_does_not_end_it():
+    """The toy policy answers ``<finish>yes</finish>`` and the like. In a free-text task its whole reply, up to eos or
+    the length limit, is the answer; the agentic stop (at the first complete action) does not apply."""
+    torch.manual_seed(0)
+    policy = warmed_up_policy()
+    task = RewardModelTask([YesOrNo().prompt({})], Length())
+    sampling = Sampling(max_new_tokens=12, seed=0)
+    agentic_stop = rollout(policy, task, range(16), sampling)
+    assert all(t.turns[0].action.endswith("</finish>") for t in agentic_stop), "an agent's policy stops at the sentinel"
+
+    episodes = rollout(sampling_policy(policy, task), task, range(16), sampling)
+    for episode in episodes:
+        (turn,) = episode.turns
+        assert episode.terminated and turn.event == "finish" and turn.reply == ""
+        assert turn.end - turn.start == 12 or episode.token_ids[-1] == policy.eos_id
+        assert episode.score == len(turn.action), "the whole reply is the answer the reward model scores"
+    assert any("</finish>" in t.turns[0].action and not t.turns[0].action.endswith("</finish>") for t in episodes)
+
+    env = AgenticEnvironment(task)
+    env.reset(seed=0)
+    *_, terminated, _, info = env.step("Not an action <ask>at all?</ask> and more")
+    assert terminated and info["action"].content == "Not an action <ask>at all?</ask> and more"
 
 
 def test_rewards_are_normalised_by_running_or_batch_statistics_then_clipped():
     running = RewardNormalizer("running", clip=5.0)
     assert running([0.0, 2.0]) == pytest.approx([-1.0, 1.0])
     assert running([4.0]) == pytest.approx([2 / math.sqrt(8 / 3)]), "pooled over 0, 2, 4: mean 2, variance 8/3"
+    restored = RewardNormalizer("running", clip=5.0)
+    restored.load_state_dict(running.state_dict())
+    assert restored([1.0]) == running([1.0]), "the running statistics are part of a checkpoint"
     assert RewardNormalizer("batch")([1.0, 2.0, 3.0, 4.0]) == pytest.approx(
         [x / math.sqrt(1.25) for x in (-1.5, -0.5, 0.5, 1.5)]
     )
@@ -115,51 +163,64 @@ def test_rewards_are_normalised_by_running_or_batch_statistics_then_clipped():
     assert RewardNormalizer("none", clip=5.0)([-7.0, 3.0, 6.0]) == [-5.0, 3.0, 5.0]
     with pytest.raises(ValueError, match="finite"):
         running([1.0, math.nan])
-    with pytest.raises(ValueError, match="running, batch, none"):
-        PpoSettings(reward_normalization="zscore")
+    with pytest.raises(ValueError, match="reward_normalization must be one of none, batch, running"):
+        PPOOptions(model="m", reward_normalization="zscore")
 
 
-class NaNForFirstCompletion:
-    """A reward model stub: NaN for the first completion of each batch (``all_nan``: for every one), else its length."""
+class NaNForTom:
+    """A reward model stand-in: NaN for completions of the prompt about Tom (``everything``: for every one), else length."""
 
-    all_nan = False
+    everything = False
 
     def __init__(self, name_or_path):
         pass
 
     def score(self, prompts, completions):
-        return [math.nan if i == 0 or self.all_nan else float(len(c)) for i, c in enumerate(completions)]
+        return [
+            math.nan if self.everything or p.startswith("Tom") else float(len(c)) for p, c in zip(prompts, completions)
+        ]
 
 
-def test_non_finite_rewards_are_left_out_and_a_batch_of_them_is_refused(models, tmp_path, monkeypatch):
-    monkeypatch.setattr(corpus_ppo_module, "RewardScorer", NaNForFirstCompletion)
-    summary = train_ppo(job(models, tmp_path / "some"), QUICK)
-    assert summary["nonfinite_rewards"] == 2
-    assert all(m["nonfinite_rewards"] == 1 and math.isfinite(m["loss"]) for m in read_metrics(tmp_path / "some"))
+def test_non_finite_rewards_are_left_out_and_an_update_of_nothing_else_is_refused(run_dir, monkeypatch):
+    monkeypatch.setattr(corpus_ppo_module, "RewardScorer", NaNForTom)
+    summary = ppo_stage(run_dir, corpus_ppo_options(run_dir, **QUICK | {"iterations": 3}))
+    metrics = read_metrics(run_dir / "ppo")
+    assert summary["nonfinite_rewards"] == sum(m["nonfinite_rewards"] for m in metrics) > 0
+    assert all(m["episodes"] + m["nonfinite_rewards"] == 6 and math.isfinite(m["loss"]) for m in metrics)
 
-    monkeypatch.setattr(NaNForFirstCompletion, "all_nan", True)
-    with pytest.raises(ValueError, match="every completion of update 0 as NaN or Inf"):
-        train_ppo(job(models, tmp_path / "all"), QUICK)
-    assert not (tmp_path / "all" / "model").exists()
+    monkeypatch.setattr(NaNForTom, "everything", True)
+    with pytest.raises(ValueError, match="every episode of the update has a non-finite reward"):
+        ppo_stage(run_dir, corpus_ppo_options(run_dir, **QUICK))
+    assert not (run_dir / "ppo" / "model").exists()
 
 
-def test_repeated_non_finite_updates_stop_training_with_a_clear_message(models, tmp_path, monkeypatch):
-    original = corpus_ppo_module.load_policy
+def test_repeated_non_finite_updates_stop_training_with_a_clear_message(run_dir, monkeypatch):
+    original = agentic.training.rl.load_start_model
 
-    def poisoned(path, lora_rank):
+    def poisoned(name_or_path):
         """The policy's training forward passes (with gradients) give NaN logits; sampling and scoring stay finite."""
-        policy = original(path, lora_rank)
+        model, tokenizer = original(name_or_path)
 
         def hook(module, args, output):
             if torch.is_grad_enabled():
                 output.logits = output.logits + math.nan
             return output
 
-        policy.model.register_forward_hook(hook)
-        return policy
+        model.register_forward_hook(hook)
+        return model, tokenizer
 
-    monkeypatch.setattr(corpus_ppo_module, "load_policy", poisoned)
+    monkeypatch.setattr(agentic.training.rl, "load_start_model", poisoned)
     with pytest.raises(TrainingDiverged, match="2 consecutive updates were non-finite"):
-        train_ppo(job(models, tmp_path), replace(QUICK, iterations=4, max_failures=2))
-    assert "non-finite" in read_metrics(tmp_path)[-1]["stopped"]
-    assert not (tmp_path / "model").exists(), "a diverged run saves no policy"
+        ppo_stage(run_dir, corpus_ppo_options(run_dir, **QUICK | {"iterations": 4, "max_failures": 2}))
+    report = json.loads((run_dir / "ppo" / "report.json").read_text())
+    assert report["stop_reason"].startswith("diverged") and report["updates"] == 2
+    assert not (run_dir / "ppo" / "model").exists(), "a diverged run saves no policy"
+
+
+def test_a_rerun_replaces_the_stage_and_resume_continues_it(run_dir):
+    options = corpus_ppo_options(run_dir, **QUICK | {"iterations": 1, "checkpoint_every": 1})
+    ppo_stage(run_dir, options)
+    ppo_stage(run_dir, options)
+    assert [m["step"] for m in read_metrics(run_dir / "ppo")] == [1], "rerun from scratch, not appended"
+    ppo_stage(run_dir, replace(options, iterations=2, resume=True))
+    assert [m["step"] for m in read_metrics(run_dir / "ppo")] == [1, 2]

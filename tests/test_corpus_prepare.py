@@ -5,8 +5,9 @@ import random
 
 import pytest
 
+from agentic.training.corpus.options import CORPUS_NAMES, PrepareOptions
 from agentic.training.corpus.pairs import dropped, preference_pairs, shuffled
-from agentic.training.corpus.prepare import PrepareSettings, prepare, split_by_group
+from agentic.training.corpus.prepare import prepare, split_by_group
 from agentic.training.corpus.specs import CORPORA, Example, load_examples
 
 STANDINS = sorted(CORPORA)
@@ -19,7 +20,7 @@ def read(path):
 @pytest.fixture(scope="module", params=STANDINS)
 def prepared(request, tmp_path_factory):
     run = tmp_path_factory.mktemp(request.param)
-    prepare(str(run), PrepareSettings(request.param, standin=True, seed=3))
+    prepare(str(run), PrepareOptions(corpus=request.param, standin=True, seed=3))
     return run / "prepare"
 
 
@@ -60,7 +61,7 @@ def test_parts_are_disjoint_groups_of_the_requested_sizes(prepared):
 
 def test_preparation_is_deterministic_given_the_seed(tmp_path):
     for name, seed in (("a", 0), ("b", 0), ("c", 1)):
-        prepare(str(tmp_path / name), PrepareSettings("tinystories", standin=True, seed=seed))
+        prepare(str(tmp_path / name), PrepareOptions(corpus="tinystories", standin=True, seed=seed))
     files = ("eval.jsonl", "pairs_train.jsonl")
     same = [(tmp_path / "a" / "prepare" / f).read_text() == (tmp_path / "b" / "prepare" / f).read_text() for f in files]
     other = [
@@ -71,7 +72,7 @@ def test_preparation_is_deterministic_given_the_seed(tmp_path):
 
 def test_split_takes_whole_groups_and_drops_what_it_cuts():
     examples = [Example(f"p{i}", f" r{i}", group=f"g{i // 3}") for i in range(12)]
-    evaluation, train = split_by_group(examples, [4, None], seed=0)
+    evaluation, train = split_by_group(examples, [4, 0], seed=0)
     assert len(evaluation) == 4 and len(train) == 6  # the second group's last two examples are dropped
     assert not {e.group for e in evaluation} & {e.group for e in train}
 
@@ -111,3 +112,8 @@ def test_local_files_by_their_columns(tmp_path):
         load_examples(str(tmp_path / "bad.jsonl"))
     with pytest.raises(ValueError, match="unknown corpus"):
         load_examples("not_a_corpus")
+
+
+def test_the_corpus_names_are_the_specs_names():
+    """The options (light, for the command line) and the corpus specs (heavy) name the same corpora."""
+    assert tuple(CORPORA) == CORPUS_NAMES

@@ -17,12 +17,14 @@ def test_demo_writes_an_untrained_sft_rl_report(tmp_path, capsys):
     code = main(
         ["demo", "--out", str(out), "--n-eval", "4", "--n-demos", "16", "--epochs", "1", "--rl-iterations", "1"]
     )
-    printed = capsys.readouterr().out
+    captured = capsys.readouterr()
+    printed = captured.out
+    assert "--out is deprecated: use --out-dir" in captured.err, "the old flag still works, and says what replaced it"
     assert code == 0 and "untrained" in printed and "after SFT" in printed and "after PPO" in printed
     report = json.loads((out / "report.json").read_text())
     assert report["untrained"]["tool_calls"]["decision_points"] == 4
     assert report["sft"]["episodes"]["episodes"] == report["rl"]["episodes"]["episodes"] == 4
-    assert report["rl_updates"] == 1 and report["sloppy_demos"] == DemoOptions().sft.sloppy_demos
+    assert report["rl_updates"] == 1 and report["sloppy_demos"] == DemoOptions().sloppy_demos
     rl_report = json.loads((out / "ppo" / "report.json").read_text())
     assert rl_report["start_model"] == str(out / "sft" / "model"), "RL starts from the SFT model"
     assert (out / "report.md").read_text().startswith("# agentic demo: Arithmetic")
@@ -37,8 +39,15 @@ def test_demo_writes_an_untrained_sft_rl_report(tmp_path, capsys):
 
 
 def test_bad_demo_options_are_refused_before_any_work(tmp_path, capsys):
-    assert main(["demo", "--out", str(tmp_path / "demo"), "--sloppy-demos", "1.5"]) == 2
-    assert "sloppy_demos must lie in [0, 1]" in capsys.readouterr().err
-    assert main(["demo", "--out", str(tmp_path / "demo"), "--rl-iterations", "0"]) == 2
-    assert "iterations must be positive" in capsys.readouterr().err
+    out = ["--out-dir", str(tmp_path / "demo")]
+    for flags, message in (
+        (["--sloppy-demos", "1.5"], "sloppy_demos must lie in [0, 1]"),
+        (["--rl-iterations", "0"], "rl_iterations must be positive"),
+        (["--epochs", "nan"], "argument --epochs: nan is not a finite number"),
+        (["--rl-seconds", "inf"], "argument --rl-seconds: inf is not a finite number"),
+        (["--algorithm", "a2c"], "invalid choice: 'a2c'"),
+    ):
+        assert main(["demo", *out, *flags]) == 2
+        error = capsys.readouterr().err
+        assert message in error and len(error.strip().splitlines()) == 1, error
     assert not (tmp_path / "demo").exists()

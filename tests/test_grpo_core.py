@@ -9,8 +9,11 @@ from toy_yes_no import YesOrNo, warmed_up_policy
 from agentic.policy import Policy
 from agentic.rollout import rollout
 from agentic.sampling import Sampling
-from agentic.training.grpo import GRPOConfig, group_advantages, group_ids, grpo_update
-from agentic.training.ppo import NonFiniteGuard, collate, make_optimizer
+from agentic.training.grpo import GRPO, group_advantages
+from agentic.training.ppo import collate
+from agentic.training.ppo.batch import instance_ids
+from agentic.training.rl import TrainingState, optimize
+from agentic.training.rl_config import GRPOOptions
 from agentic.trajectory import Trajectory
 
 GROUP_SIZE = 4
@@ -37,14 +40,28 @@ def test_groups_are_task_instances_in_order_of_first_appearance():
         return Trajectory(task, seed, {}, "", [], [], [])
 
     trajectories = [trajectory("A", 3), trajectory("A", 1), trajectory("A", 3), trajectory("B", 3), trajectory("A", 1)]
-    assert group_ids(trajectories).tolist() == [0, 1, 0, 2, 1]
+    assert instance_ids(trajectories).tolist() == [0, 1, 0, 2, 1]
 
 
-def test_config_rejects_bad_values():
-    with pytest.raises(ValueError, match="kl_coef"):
-        GRPOConfig(kl_coef=-1)
+def test_options_reject_bad_values():
+    with pytest.raises(ValueError, match="kl_coef must be >= 0"):
+        GRPOOptions(model="m", kl_coef=-1.0)
     with pytest.raises(ValueError, match="minibatch_size must be positive"):
-        GRPOConfig(minibatch_size=0)
+        GRPOOptions(model="m", minibatch_size=0)
+    with pytest.raises(ValueError, match="group_size must be at least 2"):
+        GRPOOptions(model="m", group_size=1)
+
+
+def grpo_state(model, reference=None, **options) -> TrainingState:
+    options = GRPOOptions(**{"model": "toy", "group_size": GROUP_SIZE} | options)
+    algorithm = GRPO(options, model, reference)
+    return TrainingState(model, algorithm, algorithm.optimizer(model, options.learning_rate), options)
+
+
+def grpo_update(state: TrainingState, trajectories: list[Trajectory], seed: int = 0) -> dict[str, float]:
+    batch = collate(trajectories, state.model.config.pad_token_id)
+    targets = state.algorithm.advantages(state.model, batch)
+    return targets.stats | optimize(state.model, state, batch, targets, seed)
 
 
 def sample_groups(policy: Policy, seeds: range, sampling_seed: int) -> list[Trajectory]:
@@ -53,19 +70,12 @@ def sample_groups(policy: Policy, seeds: range, sampling_seed: int) -> list[Traj
 
 
 def test_the_kl_term_is_zero_while_the_policy_is_the_reference(policy):
-    optimizer = make_optimizer(policy.model, lr=1e-3)
     trajectories = sample_groups(policy, range(8), 0)
     assert any(len({t.turns[0].action for t in trajectories if t.seed == seed}) > 1 for seed in range(8)), (
         "a group's rollouts differ"
     )
-    batch, groups, config = (
-        collate(trajectories, policy.pad_id),
-        group_ids(trajectories),
-        GRPOConfig(minibatch_size=32, kl_coef=0.1),
-    )
-    stats = grpo_update(
-        policy.model, optimizer, batch, groups, config, NonFiniteGuard(optimizer), reference=copy.deepcopy(policy.model)
-    )
+    state = grpo_state(policy.model, copy.deepcopy(policy.model), learning_rate=1e-3, minibatch_size=32, kl_coef=0.1)
+    stats = grpo_update(state, trajectories)
     assert stats["kl_per_token"] == pytest.approx(0.0, abs=1e-6) and stats["approx_kl"] == pytest.approx(0.0, abs=1e-6)
     assert 0 < stats["no_signal_fraction"] < 1
 
@@ -76,16 +86,11 @@ def test_a_short_grpo_run_raises_the_mean_reward_on_a_toy_task(policy):
         return sum(t.score for t in trajectories) / len(trajectories)
 
     before = mean_reward()
-    optimizer = make_optimizer(policy.model, lr=3e-3)
-    guard, generator, config = (
-        NonFiniteGuard(optimizer),
-        torch.Generator().manual_seed(0),
-        GRPOConfig(epochs=2, minibatch_size=16),
-    )
+    state = grpo_state(policy.model, learning_rate=3e-3, epochs=2, minibatch_size=16, kl_coef=0.0)
     for iteration in range(8):
-        trajectories = sample_groups(policy, range(8 * iteration, 8 * (iteration + 1)), iteration)
-        batch, groups = collate(trajectories, policy.pad_id), group_ids(trajectories)
-        stats = grpo_update(policy.model, optimizer, batch, groups, config, guard, generator=generator)
+        stats = grpo_update(
+            state, sample_groups(policy, range(8 * iteration, 8 * (iteration + 1)), iteration), iteration
+        )
         assert not stats["skipped"]
     after = mean_reward()
     assert before < 0.5 and after > 0.85, (before, after)

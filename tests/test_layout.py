@@ -24,6 +24,7 @@ import tomllib
 REPO = Path(__file__).resolve().parent.parent
 FOLDERS = {"agentic": "agentic", "agentic.tools": "tools", "agentic.tasks": "tasks", "agentic.training": "training"}
 LAYERS = ("core", "built-ins", "training", "command line")
+MAX_FUNCTION_LINES = 60
 
 
 def layer(module: str) -> int:
@@ -145,3 +146,15 @@ def test_the_package_list_names_every_package():
     assert config["package-dir"] == FOLDERS
     packages = {name for name, path in source_modules().items() if path.name == "__init__.py"}
     assert set(config["packages"]) == packages
+
+
+def test_no_function_is_longer_than_sixty_lines():
+    long = []
+    for name, path in source_modules().items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (
+                isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+                and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES
+            ):
+                long.append(f"{name}.{node.name}: {node.end_lineno - node.lineno + 1} lines")
+    assert not long, "\n".join(long)

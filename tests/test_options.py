@@ -60,3 +60,28 @@ def test_every_problem_is_named_at_once():
 def test_a_bad_choice_is_a_usage_error():
     with pytest.raises(UsageError, match="invalid choice"):
         parse(["--kind", "c"])
+
+
+def test_a_prefix_command_defaults_and_fields_the_command_sets():
+    """One options class can give several commands their flags: under a prefix (a stage of a longer command line),
+    with that command's defaults, and without the fields the command sets itself."""
+    parser = Parser(prog="example")
+    add_option_flags(parser, ExampleOptions, prefix="stage-", defaults={"rate": 0.5}, set_by_command=("kind",))
+    text = parser.format_help()
+    assert "--stage-rate" in text and "how fast (default 0.5)" in text and "--stage-kind" not in text
+    args = parser.parse_args(["--stage-share", "0.25"])
+    assert options_from(ExampleOptions, args, prefix="stage-", kind="b") == ExampleOptions(
+        rate=0.5, share=0.25, kind="b"
+    )
+
+
+def test_a_renamed_flag_still_works_and_says_what_replaced_it(capsys):
+    parser = Parser(prog="example")
+    add_option_flags(parser, ExampleOptions, deprecated={"--speed": "rate", "--quiet": ("loud", False)})
+    assert "--speed" not in parser.format_help(), "old flags are not advertised"
+    options = options_from(ExampleOptions, parser.parse_args(["--speed", "3", "--loud", "--quiet"]))
+    assert options == ExampleOptions(rate=3.0, loud=False)
+    error = capsys.readouterr().err
+    assert "--speed is deprecated: use --rate" in error and "--quiet is deprecated: use --no-loud" in error
+    with pytest.raises(UsageError, match="not a finite number"):
+        parser.parse_args(["--speed", "nan"])

@@ -13,15 +13,12 @@ from agentic.policy import Policy
 from agentic.rollout import oracle_trajectories, rollout
 from agentic.sampling import Sampling
 from agentic.training.ppo import (
+    PPO,
     KLController,
-    NonFiniteGuard,
-    PPOConfig,
-    TrainingDiverged,
     TurnBatch,
     ValueHead,
     collate,
     make_optimizer,
-    ppo_update,
     separate_critic,
     shared_value_head,
 )
@@ -34,6 +31,8 @@ from agentic.training.ppo.core import (
     token_logprobs,
     turn_gae,
 )
+from agentic.training.rl import TrainingState, optimize
+from agentic.training.rl_config import PPOOptions
 from agentic.trajectory import Trajectory, TurnRecord
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -62,6 +61,19 @@ def one_turn_trajectory() -> Trajectory:
 
 def sampled_batch(policy: Policy, seeds: range, sampling_seed: int = 0) -> TurnBatch:
     return collate(rollout(policy, YesOrNo(), seeds, Sampling(seed=sampling_seed)), policy.pad_id)
+
+
+def ppo_state(model, reference, **options) -> TrainingState:
+    """PPO on ``model`` with a fresh critic and an AdamW over both, as `agentic.training.rl.run_rl` sets them up."""
+    options = PPOOptions(**{"model": "toy", "learning_rate": 1e-2, "value_learning_rate": 1e-2} | options)
+    algorithm = PPO(options, model, reference)
+    return TrainingState(model, algorithm, algorithm.optimizer(model, options.learning_rate), options)
+
+
+def ppo_update(state: TrainingState, batch: TurnBatch, seed: int = 0) -> dict[str, float]:
+    """One update as the training loop makes it: advantages, then the minibatch loss steps."""
+    targets = state.algorithm.advantages(state.model, batch)
+    return targets.stats | optimize(state.model, state, batch, targets, seed)
 
 
 def test_collate_pads_right_and_indexes_turns_and_decision_points():
@@ -121,7 +133,7 @@ def test_kl_penalty_charges_each_turn_the_sum_of_its_token_kls():
 def test_clipped_value_loss_keeps_the_new_value_near_the_old_one():
     old, target, mask = torch.tensor([0.0]), torch.tensor([1.0]), torch.tensor([True])
     assert clipped_value_loss(torch.tensor([0.5]), old, target, mask, 0.2).item() == pytest.approx(0.5 * 0.8**2)
-    assert clipped_value_loss(torch.tensor([0.5]), old, target, mask, None).item() == pytest.approx(0.5 * 0.5**2)
+    assert clipped_value_loss(torch.tensor([0.5]), old, target, mask, 0.0).item() == pytest.approx(0.5 * 0.5**2)
 
 
 def test_prompt_and_environment_tokens_get_no_gradient(policy):
@@ -192,6 +204,9 @@ def test_the_kl_controller_is_fixed_or_moves_beta_toward_its_target():
     assert adaptive.coef == pytest.approx(0.1 * 1.02)
     adaptive.update(kl=0.9, n_samples=10)
     assert adaptive.coef == pytest.approx(0.1 * 1.02 * 0.99)
+    restored = KLController(0.1, target=1.0, horizon=100)
+    restored.load_state_dict(adaptive.state_dict())
+    assert restored.coef == adaptive.coef
 
 
 def lora_policy(policy: Policy) -> Policy:
@@ -204,36 +219,26 @@ def test_kl_is_zero_at_the_first_update_when_the_policy_is_the_reference(policy,
         policy, reference = lora_policy(policy), None  # LoRA's B starts at 0: the adapted model is the base model
     else:
         reference = copy.deepcopy(policy.model)
-    head = shared_value_head(policy.model)
-    optimizer = make_optimizer(policy.model, head, lr=1e-2, value_lr=1e-2)
-    guard = NonFiniteGuard(optimizer)
-    config = PPOConfig(epochs=1, minibatch_size=16)
-    kl = KLController(0.1)
-    first = ppo_update(
-        policy.model, head, optimizer, sampled_batch(policy, range(16)), config, guard, kl=kl, reference=reference
-    )
+    state = ppo_state(policy.model, reference, epochs=1, minibatch_size=16, kl_coef=0.1)
+    first = ppo_update(state, sampled_batch(policy, range(16)))
     assert first["kl"] == pytest.approx(0.0, abs=1e-4) and first["kl_k3"] == pytest.approx(0.0, abs=1e-4)
     assert first["approx_kl"] == pytest.approx(0.0, abs=1e-6) and first["clip_fraction"] == 0.0, (
         "the ratio is 1 at first"
     )
-    config = PPOConfig(minibatch_size=4)
+    state.options = PPOOptions(model="toy", minibatch_size=4)
     for seeds in (range(16, 32), range(32, 48)):
-        later = ppo_update(
-            policy.model, head, optimizer, sampled_batch(policy, seeds), config, guard, kl=kl, reference=reference
-        )
+        later = ppo_update(state, sampled_batch(policy, seeds))
     assert later["kl_k3"] > 1e-3, "the reference stays frozen while the policy moves"
 
 
 def test_an_injected_nan_rolls_the_update_back_and_repeated_ones_stop_training(policy):
     model = policy.model
-    head = shared_value_head(model)
-    optimizer = make_optimizer(model, head, lr=1e-2, value_lr=1e-2)
-    guard = NonFiniteGuard(optimizer, max_failures=2)
-    config = PPOConfig(epochs=1, minibatch_size=8)
+    state = ppo_state(model, copy.deepcopy(model), epochs=1, minibatch_size=8, max_failures=2)
+    head = state.algorithm.value_head
     batch = sampled_batch(policy, range(16))
-    assert not ppo_update(model, head, optimizer, batch, config, guard)["skipped"]
+    assert not ppo_update(state, batch)["skipped"]
     good_weights = [p.detach().clone() for p in [*model.parameters(), *head.parameters()]]
-    good_moments = [s["exp_avg"].clone() for s in optimizer.state.values()]
+    good_moments = [s["exp_avg"].clone() for s in state.optimizer.state.values()]
 
     calls = {"n": 0, "poison_from": 3}  # 1: scoring the batch, 2: first minibatch (a real step), 3: second minibatch
 
@@ -244,15 +249,15 @@ def test_an_injected_nan_rolls_the_update_back_and_repeated_ones_stop_training(p
         return output
 
     model.register_forward_hook(poison)
-    assert ppo_update(model, head, optimizer, batch, config, guard)["skipped"] == 1.0
-    assert guard.failures == 1
+    assert ppo_update(state, batch)["skipped"] == 1.0
+    assert state.guard.failures == 1 and not state.guard.stop_reason
     for weight, saved in zip([*model.parameters(), *head.parameters()], good_weights):
         assert torch.equal(weight, saved), "the step taken before the NaN is undone"
-    for state, saved in zip(optimizer.state.values(), good_moments):
-        assert torch.equal(state["exp_avg"], saved)
+    for moments, saved in zip(state.optimizer.state.values(), good_moments):
+        assert torch.equal(moments["exp_avg"], saved)
 
-    with pytest.raises(TrainingDiverged, match="2 consecutive updates were non-finite"):
-        ppo_update(model, head, optimizer, batch, config, guard)
+    assert ppo_update(state, batch)["skipped"] == 1.0
+    assert state.guard.stop_reason.startswith("diverged: 2 consecutive updates were non-finite (last: loss nan")
     assert all(torch.equal(w, s) for w, s in zip([*model.parameters(), *head.parameters()], good_weights))
 
 
@@ -264,23 +269,26 @@ def mean_reward(policy: Policy, seeds: range) -> float:
 @pytest.mark.parametrize("placement", ["shared", "separate"])
 def test_a_short_ppo_run_raises_the_mean_reward_on_a_toy_task(policy, placement):
     before = mean_reward(policy, range(1000, 1128))
-    reference = copy.deepcopy(policy.model)
-    head = shared_value_head(policy.model) if placement == "shared" else separate_critic(policy.model)
-    optimizer = make_optimizer(policy.model, head, lr=3e-3, value_lr=1e-2)
-    guard, kl, generator = NonFiniteGuard(optimizer), KLController(0.01, target=2.0), torch.Generator().manual_seed(0)
-    config = PPOConfig(epochs=2, minibatch_size=16)
+    state = ppo_state(
+        policy.model,
+        copy.deepcopy(policy.model),
+        critic=placement,
+        learning_rate=3e-3,
+        kl_coef=0.01,
+        kl_target=2.0,
+        epochs=2,
+        minibatch_size=16,
+    )
     for iteration in range(8):
         batch = sampled_batch(policy, range(32 * iteration, 32 * (iteration + 1)), sampling_seed=iteration)
-        metrics = ppo_update(
-            policy.model, head, optimizer, batch, config, guard, kl=kl, reference=reference, generator=generator
-        )
+        metrics = ppo_update(state, batch, seed=iteration)
         assert not metrics["skipped"] and math.isfinite(metrics["loss"])
     after = mean_reward(policy, range(1000, 1128))
     assert before < 0.5 and after > 0.85, (before, after)
 
 
-def test_configs_reject_bad_values():
+def test_options_reject_bad_values():
     with pytest.raises(ValueError, match="clip_range must be positive"):
-        PPOConfig(clip_range=0)
-    with pytest.raises(ValueError, match="gamma and lam"):
-        PPOConfig(lam=1.5)
+        PPOOptions(model="m", clip_range=0.0)
+    with pytest.raises(ValueError, match=r"lam must lie in \[0, 1\]"):
+        PPOOptions(model="m", lam=1.5)

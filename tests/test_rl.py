@@ -25,11 +25,11 @@ from agentic.registry import register_task
 from agentic.rollout import rollout
 from agentic.sampling import Sampling
 from agentic.training.ppo import TrainingDiverged
-from agentic.training.rl import process_seeds, run_rl
+from agentic.training.rl import run_rl
 from agentic.training.rl_checkpoint import CheckpointError
-from agentic.training.rl_config import TRAIN_SEED_START, RLOptions
+from agentic.training.rl_config import TRAIN_SEED_START, GRPOOptions, PPOOptions, RLOptions
 from agentic.training.sft_config import DEMO_SEED_START
-from agentic.trajectory import read_jsonl
+from agentic.trajectory import read_trajectories
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -53,12 +53,15 @@ def toy_model(tmp_path_factory) -> str:
     return str(path)
 
 
-def toy_options(model: str, out_dir: Path, **changes) -> RLOptions:
+def toy_options(model: str, out_dir: Path, algorithm: type[RLOptions] = PPOOptions, **changes) -> RLOptions:
     settings = dict(
-        model=model, task="YesOrNo", out_dir=str(out_dir), iterations=6, episodes=32, groups=8, group_size=4, lr=3e-3, value_lr=1e-2,
-        epochs=2, minibatch_size=16, kl_coef=0.01, n_eval=16, eval_every=3, checkpoint_every=3, progress=False,
+        model=model, task="YesOrNo", out_dir=str(out_dir), iterations=6, learning_rate=3e-3, epochs=2, minibatch_size=16,
+        kl_coef=0.01, n_eval=16, eval_every=3, checkpoint_every=3, progress=False,
     )  # fmt: skip
-    return RLOptions(**settings | changes)
+    specific = (
+        {"episodes": 32, "value_learning_rate": 1e-2} if algorithm is PPOOptions else {"groups": 8, "group_size": 4}
+    )
+    return algorithm(**settings | specific | changes)
 
 
 def updates(run_dir: Path) -> list[dict]:
@@ -72,26 +75,29 @@ def greedy_success(model_dir: Path) -> float:
 
 
 def test_options_keep_training_seeds_apart_from_evaluation_and_demonstration_seeds():
-    options = RLOptions(model="m", n_eval=500, iterations=10, episodes=64)
+    options = PPOOptions(model="m", n_eval=500, iterations=10, episodes=64)
     training = {seed for i in range(options.iterations) for seed in options.train_seeds(i)}
     assert min(training) == TRAIN_SEED_START and len(training) == 640, "each update draws new instances"
     assert not training & set(options.eval_seeds) and not training & set(
         range(DEMO_SEED_START, DEMO_SEED_START + 100_000)
     )
     with pytest.raises(ValueError, match="n_eval must be at most 10000"):
-        RLOptions(model="m", n_eval=20_000)
-    with pytest.raises(ValueError, match="model must be given.*episodes must be positive"):
-        RLOptions(episodes=0)
+        PPOOptions(model="m", n_eval=20_000)
+    with pytest.raises(ValueError, match="episodes must be positive.*model must be given"):
+        PPOOptions(episodes=0)
     with pytest.raises(ValueError, match="minibatch_size must be positive"):
-        RLOptions(model="m", minibatch_size=0)
+        GRPOOptions(model="m", minibatch_size=0)
+    for bad in ("kl_coef", "value_clip_range", "learning_rate", "max_seconds"):
+        with pytest.raises(ValueError, match=f"{bad} must be a finite number"):
+            PPOOptions(model="m", **{bad: math.nan})
 
 
 def test_processes_share_an_update_instances_and_grpo_groups_stay_whole():
-    ppo = RLOptions(model="m", episodes=8)
-    shares = [process_seeds(ppo, 3, rank, 2) for rank in range(2)]
-    assert shares[0] + shares[1] == process_seeds(ppo, 3, 0, 1) == list(ppo.train_seeds(3))
-    grpo = RLOptions(model="m", algorithm="grpo", groups=4, group_size=3)
-    first, second = (process_seeds(grpo, 0, rank, 2) for rank in range(2))
+    ppo = PPOOptions(model="m", episodes=8)
+    shares = [ppo.process_seeds(3, rank, 2) for rank in range(2)]
+    assert shares[0] + shares[1] == ppo.process_seeds(3, 0, 1) == list(ppo.train_seeds(3))
+    grpo = GRPOOptions(model="m", groups=4, group_size=3)
+    first, second = (grpo.process_seeds(0, rank, 2) for rank in range(2))
     assert first == [TRAIN_SEED_START] * 3 + [TRAIN_SEED_START + 1] * 3 and not set(first) & set(second)
 
 
@@ -121,7 +127,7 @@ def test_a_ppo_run_raises_the_reward_and_leaves_a_complete_run_dir(toy_model, tm
         "samples/update-000008.jsonl",
     ):
         assert (result.run_dir / name).is_file(), name
-    assert len(read_jsonl(result.run_dir / "samples" / "update-000001.jsonl")) == 2
+    assert len(read_trajectories(result.run_dir / "samples" / "update-000001.jsonl")) == 2
     assert sorted(p.name for p in (result.run_dir / "checkpoints").iterdir()) == ["update-000006", "update-000008"]
     report = json.loads((result.run_dir / "report.json").read_text())
     assert report["updates"] == 8 and report["episodes"] == 256 and report["stop_reason"] == "completed"
@@ -130,7 +136,7 @@ def test_a_ppo_run_raises_the_reward_and_leaves_a_complete_run_dir(toy_model, tm
 
 
 def test_a_grpo_run_raises_the_reward(toy_model, tmp_path):
-    result = run_rl(toy_options(toy_model, tmp_path / "run", algorithm="grpo", iterations=8, n_eval=0))
+    result = run_rl(toy_options(toy_model, tmp_path / "run", GRPOOptions, iterations=8, n_eval=0))
     rows = updates(result.run_dir)
     assert all(row["episodes"] == 32 and "no_signal_fraction" in row and "kl_per_token" in row for row in rows)
     assert rows[0]["reward"] < 0.5 and sum(row["reward"] for row in rows[-2:]) / 2 > 0.85
@@ -138,9 +144,7 @@ def test_a_grpo_run_raises_the_reward(toy_model, tmp_path):
 
 
 def test_a_lora_run_trains_adapters_against_the_base_and_saves_a_loadable_adapter(toy_model, tmp_path):
-    options = toy_options(
-        toy_model, tmp_path / "run", iterations=2, lora=True, lora_rank=4, critic="separate", n_eval=4
-    )
+    options = toy_options(toy_model, tmp_path / "run", iterations=2, lora_rank=4, critic="separate", n_eval=4)
     result = run_rl(options)
     first = updates(result.run_dir)[0]
     assert first["kl"] == pytest.approx(0.0, abs=1e-5), "fresh adapters: the policy is its reference, the base model"
@@ -173,14 +177,26 @@ def test_a_resumed_run_continues_exactly_as_an_uninterrupted_one(toy_model, tmp_
                 assert got[key] == pytest.approx(value, rel=1e-6, abs=1e-6, nan_ok=True), (expected["step"], key)
     for step in (3, 4):
         name = f"samples/update-00000{step}.jsonl"
-        assert [t.token_ids for t in read_jsonl(resumed.run_dir / name)] == [
-            t.token_ids for t in read_jsonl(whole.run_dir / name)
+        assert [t.token_ids for t in read_trajectories(resumed.run_dir / name)] == [
+            t.token_ids for t in read_trajectories(whole.run_dir / name)
         ]
     assert resumed.evaluations == whole.evaluations
     final, expected = (
         load_file(resumed.model_dir / "model.safetensors"),
         load_file(whole.model_dir / "model.safetensors"),
     )
+    assert all(torch.allclose(final[name], expected[name], atol=1e-6) for name in expected)
+
+
+def test_a_lora_run_resumes_with_its_adapters_and_critic(toy_model, tmp_path):
+    options = toy_options(toy_model, tmp_path / "whole", iterations=2, episodes=16, lora_rank=4, n_eval=0)
+    options = replace(options, checkpoint_every=1)
+    whole = run_rl(options)
+    killed = replace(options, out_dir=str(tmp_path / "killed"))
+    run_rl(replace(killed, iterations=1))
+    resumed = run_rl(replace(killed, resume=True))
+    assert updates(resumed.run_dir)[-1]["loss"] == pytest.approx(updates(whole.run_dir)[-1]["loss"], rel=1e-6)
+    final, expected = (load_file(run.model_dir / "adapter_model.safetensors") for run in (resumed, whole))
     assert all(torch.allclose(final[name], expected[name], atol=1e-6) for name in expected)
 
 
@@ -194,8 +210,8 @@ def finished_run(toy_model, tmp_path) -> RLOptions:
 def test_a_run_dir_is_never_overwritten_and_resume_needs_matching_options(finished_run):
     with pytest.raises(ValueError, match="already holds a run: pass --resume"):
         run_rl(replace(finished_run, resume=False))
-    with pytest.raises(ValueError, match=r"different options: lr \(0.1 here, 0.003 in the run\)"):
-        run_rl(replace(finished_run, lr=0.1))
+    with pytest.raises(ValueError, match=r"different options: learning_rate \(0.1 here, 0.003 in the run\)"):
+        run_rl(replace(finished_run, learning_rate=0.1))
     with pytest.raises(CheckpointError, match="no checkpoint to resume from"):
         run_rl(replace(finished_run, out_dir=finished_run.out_dir + "-elsewhere"))
 
@@ -205,8 +221,8 @@ def test_a_corrupt_or_incomplete_checkpoint_gives_a_clear_error(finished_run):
     (latest / "trainer.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match="update-000002 is corrupt"):
         run_rl(finished_run)
-    (latest / "value_head.pt").unlink()
-    with pytest.raises(CheckpointError, match="update-000002 is incomplete: missing value_head.pt"):
+    (latest / "trainer.pt").unlink()
+    with pytest.raises(CheckpointError, match="update-000002 is incomplete: missing trainer.pt"):
         run_rl(finished_run)
     previous = latest.with_name("update-000001")
     (previous / "model" / "model.safetensors").write_bytes(b"\0" * 100)
@@ -215,25 +231,70 @@ def test_a_corrupt_or_incomplete_checkpoint_gives_a_clear_error(finished_run):
         run_rl(finished_run)
 
 
-def test_repeated_non_finite_updates_stop_the_run_and_keep_the_last_good_state(toy_model, tmp_path, monkeypatch):
+def overwrite_tensor_bytes(path: Path) -> None:
+    """Overwrite every tensor's bytes of a safetensors file with 0xFF: each float32 weight becomes NaN, the file still parses."""
+    data = bytearray(path.read_bytes())
+    start = 8 + int.from_bytes(data[:8], "little")  # an 8-byte header length, the JSON header, then the tensors
+    data[start:] = b"\xff" * (len(data) - start)
+    path.write_bytes(bytes(data))
+
+
+def test_a_checkpoint_whose_weights_were_overwritten_with_nan_is_refused_in_one_line(finished_run, capsys):
+    latest = Path(finished_run.out_dir) / "checkpoints" / "update-000002"
+    overwrite_tensor_bytes(latest / "model" / "model.safetensors")
+    with pytest.raises(CheckpointError, match="update-000002 is corrupt .* its weights are not finite"):
+        run_rl(finished_run)
+    capsys.readouterr()
+    flags = ["--model", finished_run.model, "--task", "YesOrNo", "--out-dir", finished_run.out_dir, "--resume"]
+    flags += ["--iterations", "3", "--episodes", "16", "--learning-rate", "3e-3", "--value-learning-rate", "1e-2"]
+    flags += ["--epochs", "2", "--minibatch-size", "16", "--kl-coef", "0.01", "--n-eval", "0", "--eval-every", "3"]
+    assert main(["ppo", *flags, "--checkpoint-every", "1", "--no-progress"]) == 2
+    error = capsys.readouterr().err
+    assert "its weights are not finite (NaN or Inf in" in error and len(error.strip().splitlines()) == 1, error
+
+
+def test_a_checkpoint_whose_critic_is_not_finite_is_refused(finished_run):
+    trainer = Path(finished_run.out_dir) / "checkpoints" / "update-000002" / "trainer.pt"
+    state = torch.load(trainer, weights_only=True)
+    state["algorithm"]["value_head"]["score.weight"].fill_(math.nan)
+    torch.save(state, trainer)
+    with pytest.raises(CheckpointError, match="update-000002 is corrupt .* its critic's weights are not finite"):
+        run_rl(finished_run)
+
+
+def test_a_starting_model_with_non_finite_weights_is_refused(toy_model, tmp_path, capsys):
+    broken = tmp_path / "broken"
+    shutil.copytree(toy_model, broken)
+    overwrite_tensor_bytes(broken / "model.safetensors")
+    argv = ["ppo", "--model", str(broken), "--task", "YesOrNo", "--out-dir", str(tmp_path / "run"), "--no-progress"]
+    assert main(argv) == 2
+    error = capsys.readouterr().err
+    assert f"model {broken} has weights that are not finite" in error and len(error.strip().splitlines()) == 1
+
+
+def poison_rewards_from(monkeypatch, update: int) -> None:
+    """From update ``update`` on (1-based), every reward of the batch is NaN: the loss is not finite."""
     import agentic.training.rl
 
     collate, calls = agentic.training.rl.collate, {"n": 0}
 
     def poisoned_collate(*args, **kwargs):
-        """From the third update on, every reward is NaN."""
         calls["n"] += 1
         batch = collate(*args, **kwargs)
-        return replace(batch, turn_rewards=batch.turn_rewards + math.nan) if calls["n"] >= 3 else batch
+        return replace(batch, turn_rewards=batch.turn_rewards + math.nan) if calls["n"] >= update else batch
 
     monkeypatch.setattr(agentic.training.rl, "collate", poisoned_collate)
+
+
+def test_repeated_non_finite_updates_stop_the_run_and_keep_the_last_good_state(toy_model, tmp_path, monkeypatch):
+    poison_rewards_from(monkeypatch, 3)
     options = toy_options(
         toy_model, tmp_path / "run", iterations=10, episodes=16, n_eval=0, checkpoint_every=2, max_failures=2
     )
     with pytest.raises(TrainingDiverged, match="2 consecutive updates were non-finite"):
         run_rl(options)
     run_dir = Path(options.out_dir)
-    assert [row["skipped"] for row in updates(run_dir)] == [0, 0, 1], (
+    assert [row["skipped"] for row in updates(run_dir)] == [0, 0, 1, 1], (
         "the third update rolled back, the fourth stopped the run"
     )
     good, kept = (
@@ -244,6 +305,39 @@ def test_repeated_non_finite_updates_stop_the_run_and_keep_the_last_good_state(t
         "the checkpoint holds the weights of the last good update"
     )
     assert json.loads((run_dir / "report.json").read_text())["stop_reason"].startswith("diverged")
+    assert not (run_dir / "model").exists(), "a diverged run saves no final model"
+
+
+def test_a_run_whose_every_update_rolled_back_fails_with_the_reason(toy_model, tmp_path, monkeypatch, capsys):
+    """Fewer updates than max_failures, all non-finite: not "completed" with exit 0, but exit 1 and why."""
+    poison_rewards_from(monkeypatch, 1)
+    out_dir = tmp_path / "run"
+    flags = ["--model", toy_model, "--task", "YesOrNo", "--out-dir", str(out_dir), "--iterations", "2"]
+    flags += ["--episodes", "16", "--n-eval", "0", "--max-failures", "3", "--no-progress"]
+    with pytest.raises(SystemExit) as stopped:
+        main(["ppo", *flags])
+    message = str(stopped.value.code)
+    assert message.startswith("agentic ppo: every update (2) was rolled back as non-finite (last: loss nan")
+    report = json.loads((out_dir / "report.json").read_text())
+    assert report["stop_reason"].startswith("every update (2) was rolled back") and report["skipped_updates"] == 2
+
+
+@pytest.mark.parametrize(
+    "flag, value",
+    [
+        ("--kl-coef", "nan"),
+        ("--value-clip-range", "nan"),
+        ("--learning-rate", "inf"),
+        ("--lr", "inf"),
+        ("--max-seconds", "nan"),
+    ],
+)
+def test_non_finite_numbers_are_refused_when_the_command_line_is_read(toy_model, tmp_path, capsys, flag, value):
+    out_dir = tmp_path / "run"
+    assert main(["ppo", "--model", toy_model, "--task", "YesOrNo", "--out-dir", str(out_dir), flag, value]) == 2
+    error = capsys.readouterr().err
+    assert f"argument {flag}: {value} is not a finite number" in error and len(error.strip().splitlines()) == 1
+    assert not out_dir.exists()
 
 
 LAUNCHER = """
@@ -258,18 +352,19 @@ from agentic.cli import main
 from agentic.registry import register_task
 
 register_task(YesOrNo)
-update = agentic.training.rl.ppo_update
+optimize = agentic.training.rl.optimize
 
 
-def recorded_update(policy, value_head, *args, **kwargs):
-    stats = update(policy, value_head, *args, **kwargs)
-    checksum = sum(p.double().sum().item() for p in [*policy.parameters(), *value_head.parameters()])
+def recorded_optimize(policy, state, *args, **kwargs):
+    stats = optimize(policy, state, *args, **kwargs)
+    parameters = [*state.model.parameters(), *state.algorithm.value_head.parameters()]
+    checksum = sum(p.double().sum().item() for p in parameters)
     with open(f"{{sys.argv[1]}}/weights-{{PartialState().process_index}}.txt", "a") as out:
         out.write(f"{{checksum!r}}\\n")
     return stats
 
 
-agentic.training.rl.ppo_update = recorded_update
+agentic.training.rl.optimize = recorded_optimize
 sys.exit(main(sys.argv[2:]))
 """
 
@@ -296,9 +391,9 @@ def test_two_processes_with_gloo_train_like_one(toy_model, tmp_path):
         "32",
     ]
     flags += [
-        "--lr",
+        "--learning-rate",
         "3e-3",
-        "--value-lr",
+        "--value-learning-rate",
         "1e-2",
         "--epochs",
         "2",

@@ -7,13 +7,14 @@ import torch
 from peft import PeftModel
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from agentic.cli import main
 from agentic.policy import Policy
 from agentic.rollout import oracle_trajectories
 from agentic.training.bench_sft import bench_sft
 from agentic.training.sft import demo_dataset, run_sft, sft_trainer
 from agentic.training.sft_config import DEMO_SEED_START, SFTOptions
 from agentic.training.tiny_model import build_tiny_model
-from agentic.trajectory import read_jsonl
+from agentic.trajectory import read_trajectories
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -91,7 +92,7 @@ def test_the_run_directory_has_config_demos_metrics_report_plot_and_model(full_r
     run = full_run.run_dir
     config = json.loads((run / "config.json").read_text())
     assert config["n_demos"] == 32 and config["base_model"]
-    demos = read_jsonl(run / "demos.jsonl")
+    demos = read_trajectories(run / "demos.jsonl")
     assert len(demos) == 32 and all(d.success for d in demos)
     assert [d.seed for d in demos] == list(range(DEMO_SEED_START, DEMO_SEED_START + 32)), (
         "demo seeds never meet evaluation seeds"
@@ -124,7 +125,7 @@ def test_the_same_seed_gives_the_same_run_and_another_seed_does_not(model_dir, f
 
 
 def test_lora_writes_an_adapter_that_policy_loads(model_dir, tmp_path):
-    result = run_sft(options(model_dir, tmp_path, lora=True, lora_rank=4, lora_alpha=8, max_steps=4))
+    result = run_sft(options(model_dir, tmp_path, lora_rank=4, lora_alpha=8, max_steps=4))
     assert (result.model_dir / "adapter_config.json").is_file()
     assert not (result.model_dir / "model.safetensors").exists(), "only the adapter is saved"
     assert result.report["trainable_parameters"] < result.report["parameters"]
@@ -140,11 +141,40 @@ def test_a_time_limit_stops_training_early(model_dir, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "bad", [dict(n_demos=0), dict(learning_rate=-1.0), dict(max_steps=0, epochs=0), dict(warmup_ratio=1.0)]
+    "bad, message",
+    [
+        (dict(n_demos=0), "n_demos must be positive"),
+        (dict(learning_rate=-1.0), "learning_rate must be positive"),
+        (dict(max_steps=0, epochs=0.0), "epochs must be positive when max_steps is 0"),
+        (dict(warmup_ratio=1.0), "warmup_ratio must be below 1"),
+        (dict(weight_decay=float("nan")), "weight_decay must be a finite number"),
+    ],
 )
-def test_bad_options_are_refused_with_a_clear_message(bad):
-    with pytest.raises(ValueError, match="bad SFT options"):
+def test_bad_options_are_refused_with_a_clear_message(bad, message):
+    with pytest.raises(ValueError, match=f"bad SFTOptions: .*{message}"):
         SFTOptions(**bad)
+
+
+@pytest.mark.parametrize(
+    "flag, value",
+    [("--weight-decay", "nan"), ("--epochs", "nan"), ("--learning-rate", "inf"), ("--max-seconds", "nan")],
+)
+def test_the_cli_refuses_non_finite_numbers_before_any_work(tmp_path, capsys, flag, value):
+    """NaN and infinities are refused when the command line is read: no demonstrations, no run directory."""
+    out_dir = tmp_path / "sft"
+    assert main(["sft", "--out-dir", str(out_dir), flag, value]) == 2
+    error = capsys.readouterr().err
+    assert f"argument {flag}: {value} is not a finite number" in error and len(error.strip().splitlines()) == 1
+    assert not out_dir.exists()
+
+
+def test_the_old_lora_switch_still_works_and_says_what_replaced_it(model_dir, tmp_path, capsys):
+    out_dir = tmp_path / "lora"
+    flags = ["--model", model_dir, "--out-dir", str(out_dir), "--n-demos", "8", "--max-steps", "1", "--no-progress"]
+    assert main(["sft", *flags, "--lora"]) == 0
+    assert "--lora is deprecated: use --lora-rank 8" in capsys.readouterr().err
+    assert json.loads((out_dir / "config.json").read_text())["lora_rank"] == 8
+    assert (out_dir / "model" / "adapter_config.json").is_file()
 
 
 def test_bench_compares_the_trainer_with_a_bare_loop_on_the_same_batches(model_dir):

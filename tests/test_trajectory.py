@@ -8,6 +8,7 @@ import torch
 
 from agentic.policy import Policy
 from agentic.rollout import oracle_trajectories, rollout
+from agentic.run_dir import write_jsonl
 from agentic.sampling import Sampling
 from agentic.training.tiny_model import build_tiny_model
 from agentic.trajectory import (
@@ -16,11 +17,10 @@ from agentic.trajectory import (
     Trajectory,
     TurnRecord,
     from_dataset,
-    read_jsonl,
+    read_trajectories,
     render_trajectory,
     to_dataset,
     visible,
-    write_jsonl,
 )
 
 
@@ -52,7 +52,7 @@ def test_round_trip_through_jsonl_is_exact_and_strict_json(trajectories, tmp_pat
     assert len(lines) == len(trajectories)
     assert all("NaN" not in line for line in lines)
     assert json.loads(lines[-1])["logprobs"][0] is None
-    assert read_jsonl(path) == trajectories
+    assert read_trajectories(path) == trajectories
 
 
 def test_equality_sees_every_field(trajectories):

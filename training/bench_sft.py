@@ -66,42 +66,41 @@ def bench_sft(
             lr_scheduler_type="constant",
         )
         device = trainer.args.device
-        _synchronize(device)
-        start = time.perf_counter()
-        trl_loss = trainer.train().training_loss
-        _synchronize(device)
-        trl_seconds = time.perf_counter() - start
-        tokens = trainer.state.num_input_tokens_seen
+        trl = _measured(*_trainer_run(trainer))
 
         set_seed(seed)
         bare_model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).to(device).train()
-        bare_seconds, bare_loss, bare_tokens = _bare_loop(
-            bare_model,
-            trainer.get_train_dataloader(),
-            steps,
-            learning_rate,
-            trainer.args.max_grad_norm,
-            trainer.args.bf16,
-        )
-    trl = {"seconds": trl_seconds, "tokens_per_s": tokens / trl_seconds, "mean_loss": trl_loss}
-    bare = {"seconds": bare_seconds, "tokens_per_s": bare_tokens / bare_seconds, "mean_loss": bare_loss}
+        bare = _measured(*_bare_loop(bare_model, trainer, steps, learning_rate))
     return {
         "task": task,
         "model": str(model_dir),
         "device": str(device),
         "steps": steps,
         "batch_size": batch_size,
-        "tokens": tokens,
+        "tokens": trl["tokens"],
         "trl": trl,
         "bare": bare,
-        "overhead": trl_seconds / bare_seconds,
+        "overhead": trl["seconds"] / bare["seconds"],
     }
 
 
-def _bare_loop(
-    model, batches, steps: int, learning_rate: float, max_grad_norm: float, bf16: bool
-) -> tuple[float, float, int]:
-    """(seconds, mean loss, non-padding tokens) of ``steps`` plain AdamW steps over ``batches``."""
+def _measured(seconds: float, loss: float, tokens: int) -> dict[str, float]:
+    return {"seconds": seconds, "tokens_per_s": tokens / seconds, "mean_loss": loss, "tokens": tokens}
+
+
+def _trainer_run(trainer: Any) -> tuple[float, float, int]:
+    """(seconds, mean loss, non-padding tokens) of the trainer's whole run."""
+    _synchronize(trainer.args.device)
+    start = time.perf_counter()
+    loss = trainer.train().training_loss
+    _synchronize(trainer.args.device)
+    return time.perf_counter() - start, loss, trainer.state.num_input_tokens_seen
+
+
+def _bare_loop(model: Any, trainer: Any, steps: int, learning_rate: float) -> tuple[float, float, int]:
+    """(seconds, mean loss, non-padding tokens) of ``steps`` plain AdamW steps over the trainer's own batches, with its
+    gradient clipping and precision."""
+    batches, max_grad_norm, bf16 = trainer.get_train_dataloader(), trainer.args.max_grad_norm, trainer.args.bf16
     device = next(model.parameters()).device
     optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=0.0)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()

@@ -15,7 +15,6 @@ the policy finds out that episodes which call it succeed and ones that give up f
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -48,14 +47,7 @@ def run_demo(options: DemoOptions) -> dict[str, Any]:
         untrained, make_task(options.task), seeds, Sampling(temperature=0.0, max_new_tokens=64)
     )
 
-    sft_options = replace(
-        options.sft,
-        model=str(model_dir),
-        task=options.task,
-        out_dir=str(run.path / "sft"),
-        seed=options.seed,
-        progress=options.progress,
-    )
+    sft_options = options.sft_options(model_dir, run.path / "sft")
     sft = run_sft(sft_options)
     rl = run_rl(options.rl_options(sft.model_dir, run.path / options.algorithm))
     start, end = rl.evaluations[0], rl.evaluations[max(rl.evaluations)]

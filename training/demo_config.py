@@ -1,54 +1,79 @@
 """The options of `agentic demo`, kept apart from the demo so that reading them (e.g. to build its flags)
-imports nothing heavy, as the SFT and RL options are."""
+imports nothing heavy, as the SFT and RL options are. Why the demo's settings are what they are: CHANGELOG.md."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any, ClassVar
 
-from agentic.training.rl_config import ALGORITHMS, RLOptions
+from agentic.options import Options, option
+from agentic.training.rl_config import OPTIONS_BY_ALGORITHM, RLOptions
 from agentic.training.sft_config import SFTOptions
 
-# The demo's warm-up: half of 8000 demonstrations give up at once, so greedy decoding after SFT mostly
-# gives up too, while sampling calls the tool often enough for RL to find out it pays. Twice SFT's default
-# demonstrations keep as many that try, to learn copying from; 1250 steps (SFT's default is 625) so that the
-# copying is learnt although half the loss goes to giving up. With fewer it is learnt or not depending on the
-# seed (875 steps: seed 0 learnt it, seed 1 did not), and where it is not, every sampled tool call fails and
-# RL learns to give up always.
-DEMO_SFT = SFTOptions(sloppy_demos=0.5, n_demos=8000, epochs=5)
-# RL settings for a model of about a million parameters on 2 CPU cores (see `RLOptions` for each field).
-DEMO_RL = {
-    "ppo": {"episodes": 32, "lr": 3e-4, "value_lr": 1e-3, "epochs": 2, "minibatch_size": 16, "kl_coef": 0.02},
-    "grpo": {"groups": 8, "group_size": 4, "lr": 3e-4, "epochs": 2, "minibatch_size": 16, "kl_coef": 0.02},
+# The demo's warm-up: half of 8000 demonstrations give up at once (1250 steps), so that greedy decoding after SFT
+# mostly gives up too while sampling calls the tool often enough for RL to find out that it pays.
+DEMO_SFT = SFTOptions(sloppy_demos=0.5, n_demos=8000, epochs=5.0)
+# RL settings for a model of about a million parameters on 2 CPU cores (see `PPOOptions` / `GRPOOptions`).
+DEMO_RL: dict[str, dict[str, Any]] = {
+    "ppo": {
+        "episodes": 32,
+        "learning_rate": 3e-4,
+        "value_learning_rate": 1e-3,
+        "epochs": 2,
+        "minibatch_size": 16,
+        "kl_coef": 0.02,
+    },
+    "grpo": {"groups": 8, "group_size": 4, "learning_rate": 3e-4, "epochs": 2, "minibatch_size": 16, "kl_coef": 0.02},
 }
 
 
 @dataclass(frozen=True)
-class DemoOptions:
-    """What `agentic demo` runs: the SFT warm-up's options, then ``rl_iterations`` updates of ``algorithm``
-    (stopping early after ``rl_seconds``, 0 for no limit), evaluated on held-out seeds ``0 .. n_eval-1``."""
+class DemoOptions(Options):
+    """What `agentic demo` runs: SFT on sloppy demonstrations, then ``rl_iterations`` updates of ``algorithm``,
+    evaluated on held-out seeds ``0 .. n_eval-1``. ``renamed_flags``: old flags that still work."""
 
-    task: str = "Arithmetic"
-    out_dir: str = "runs/demo"
-    n_eval: int = 200
-    seed: int = 0
-    sft: SFTOptions = DEMO_SFT
-    algorithm: str = "ppo"
-    rl_iterations: int = 80
-    rl_seconds: float = 240.0
-    progress: bool = True
+    renamed_flags: ClassVar[dict[str, Any]] = {"--out": "out_dir"}
+
+    task: str = option("Arithmetic", "registered task (see `agentic tasks`)")
+    out_dir: str = option("runs/demo", "run directory")
+    n_eval: int = option(200, "held-out evaluation seeds 0 .. n_eval-1", bounds="positive")
+    seed: int = option(0, "seed of every stage", bounds="non-negative")
+    n_demos: int = option(DEMO_SFT.n_demos, "SFT demonstrations", bounds="positive")
+    epochs: float = option(DEMO_SFT.epochs, "SFT epochs", bounds="positive")
+    sft_seconds: float = option(0.0, "stop SFT training after this long; 0: no limit", unit="s", bounds="non-negative")
+    sloppy_demos: float = option(
+        DEMO_SFT.sloppy_demos, "fraction of demonstrations that give up at once", bounds="fraction"
+    )
+    algorithm: str = option("ppo", "the RL stage", choices=tuple(OPTIONS_BY_ALGORITHM))
+    rl_iterations: int = option(80, "RL updates", bounds="positive")
+    rl_seconds: float = option(
+        240.0, "start no RL update after this long; 0: no limit", unit="s", bounds="non-negative"
+    )
+    progress: bool = option(True, "show progress bars")
 
     def __post_init__(self) -> None:
-        if self.algorithm not in ALGORITHMS:
-            raise ValueError(
-                f"bad demo options: algorithm must be one of {', '.join(ALGORITHMS)}, got {self.algorithm!r}"
-            )
-        self.rl_options("model")  # check the RL options now, not after minutes of SFT
+        super().__post_init__()
+        self.sft_options("model")  # check the stages' options now, not after minutes of work
+        self.rl_options("model")
+
+    def sft_options(self, model: str | Path, out_dir: str | Path = "runs/demo/sft") -> SFTOptions:
+        return replace(
+            DEMO_SFT,
+            model=str(model),
+            task=self.task,
+            out_dir=str(out_dir),
+            n_demos=self.n_demos,
+            epochs=self.epochs,
+            max_seconds=self.sft_seconds,
+            sloppy_demos=self.sloppy_demos,
+            seed=self.seed,
+            progress=self.progress,
+        )
 
     def rl_options(self, model: str | Path, out_dir: str | Path = "runs/demo/rl") -> RLOptions:
-        return RLOptions(
+        return OPTIONS_BY_ALGORITHM[self.algorithm](
             model=str(model),
-            algorithm=self.algorithm,
             task=self.task,
             out_dir=str(out_dir),
             iterations=self.rl_iterations,

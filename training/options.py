@@ -1,31 +1,50 @@
-"""What the SFT and RL option dataclasses share: their sign checks, and the LoRA adapters their
-``lora_rank`` / ``lora_alpha`` / ``lora_target_modules`` fields describe. Imports nothing heavy."""
+"""What the trainers share beyond their options: the one LoRA configuration, and the TRL trainer arguments every
+TRL-based trainer here starts from (agentic SFT, the corpus pipeline's tiny base, SFT and reward model)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 
-def sign_problems(options: Any, positive: Iterable[str] = (), non_negative: Iterable[str] = ()) -> list[str]:
-    """One message per named field of ``options`` that is not > 0 (``positive``) or is < 0 (``non_negative``)."""
-    problems = [
-        f"{name} must be positive, got {getattr(options, name)}" for name in positive if not getattr(options, name) > 0
-    ]
-    return problems + [
-        f"{name} must be >= 0, got {getattr(options, name)}" for name in non_negative if getattr(options, name) < 0
-    ]
-
-
-def lora_config(options: Any) -> Any:
-    """A causal-LM `peft.LoraConfig` from the options' LoRA fields (no dropout: on a CPU its masks cost as much as the adapters)."""
+def lora_config(rank: int, alpha: int = 0, target_modules: str = "all-linear", dropout: float = 0.0) -> Any:
+    """A causal-LM `peft.LoraConfig`: ``alpha`` 0 is twice the rank; ``target_modules`` is ``all-linear`` or
+    comma-separated module names. Dropout defaults to 0: on a CPU its masks cost as much as the adapters."""
     from peft import LoraConfig
 
-    modules = options.lora_target_modules
     return LoraConfig(
-        r=options.lora_rank,
-        lora_alpha=options.lora_alpha,
-        lora_dropout=0.0,
-        target_modules=modules if modules == "all-linear" else modules.split(","),
+        r=rank,
+        lora_alpha=alpha or 2 * rank,
+        lora_dropout=dropout,
+        target_modules=target_modules if target_modules == "all-linear" else target_modules.split(","),
         task_type="CAUSAL_LM",
     )
+
+
+def trainer_arguments(
+    out_dir: str | Path, *, epochs: float, learning_rate: float, batch_size: int, seed: int, **overrides: Any
+) -> dict[str, Any]:
+    """Keyword arguments for a TRL config (``SFTConfig``, ``RewardConfig``): CUDA with bf16 where available, CPU float32
+    otherwise; cosine schedule with 5% warm-up; no activation checkpointing (TRL turns it on by default; on small
+    models it only costs time); no checkpoints, reports or progress bars unless ``overrides`` say otherwise."""
+    import torch
+
+    cuda = torch.cuda.is_available()
+    arguments = dict(
+        output_dir=str(out_dir),
+        num_train_epochs=epochs,
+        learning_rate=learning_rate,
+        per_device_train_batch_size=batch_size,
+        seed=seed,
+        data_seed=seed,
+        bf16=cuda and torch.cuda.is_bf16_supported(),
+        use_cpu=not cuda,
+        activation_checkpointing=False,
+        lr_scheduler_type="cosine",
+        warmup_steps=0.05,
+        logging_steps=10,
+        save_strategy="no",
+        report_to="none",
+        disable_tqdm=True,
+    )
+    return arguments | overrides

@@ -1,17 +1,22 @@
-"""The options of a PPO or GRPO run, kept apart from the trainer so that reading them (e.g. to build the
-`agentic ppo` / `agentic grpo` flags) imports nothing heavy, as TRL keeps its configs beside its trainers."""
+"""The options of a PPO or GRPO run: one class per algorithm (`PPOOptions`, `GRPOOptions`) over a base of what they
+share (`RLOptions`). Kept apart from the trainer so that reading them (e.g. to build the `agentic ppo` / `agentic grpo`
+flags) imports nothing heavy, as TRL keeps its configs beside its trainers.
+
+Seeds: evaluation uses the fixed held-out seeds ``0 .. n_eval-1`` (greedy); SFT demonstrations use 10 000 and up;
+update ``i`` (0-based) plays the task instances ``TRAIN_SEED_START + i * instances_per_update + j``, so a resumed run
+draws exactly the batch the uninterrupted run would have.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, ClassVar
 
-from agentic.training.options import sign_problems
-from agentic.training.sft_config import DEMO_SEED_START
+from agentic.options import Options, option
+from agentic.training.sft_config import DEMO_SEED_START, LORA_SWITCH
 
 TRAIN_SEED_START = 1_000_000
-ALGORITHMS = ("ppo", "grpo")
-CRITICS = ("shared", "separate")
+NORMALIZATIONS = ("none", "batch", "running")
 # Options that may change when a run is resumed; every other option must match the checkpointed run's.
 RESUMABLE_CHANGES = (
     "iterations",
@@ -25,114 +30,92 @@ RESUMABLE_CHANGES = (
 
 
 @dataclass(frozen=True)
-class RLOptions:
-    """What a PPO or GRPO run does; ``agentic ppo`` / ``agentic grpo`` have one flag per field.
+class RLOptions(Options):
+    """What a PPO or GRPO run does, whichever the algorithm; ``agentic ppo`` / ``agentic grpo`` have one flag per field
+    (``renamed_flags``: old flags that still work)."""
 
-    Seeds: evaluation uses the fixed held-out seeds ``0 .. n_eval-1`` (greedy); SFT demonstrations use
-    10 000 and up; training update ``i`` (0-based) samples the task instances
-    ``TRAIN_SEED_START + i * instances_per_update + j``, so a resumed run draws exactly the batch the
-    uninterrupted run would have. ``episodes`` is PPO's episodes per update; GRPO draws ``groups``
-    instances with ``group_size`` rollouts each.
+    name: ClassVar[str] = ""
+    renamed_flags: ClassVar[dict[str, Any]] = {"--lr": "learning_rate", **LORA_SWITCH}
 
-    Zero switches off: ``epochs`` 0 takes the algorithm's default (PPO 4, GRPO 1), ``kl_target`` 0 keeps the
-    KL coefficient fixed (PPO only; GRPO's KL is a fixed loss term), ``value_clip_range`` 0 disables value
-    clipping, ``eval_every`` / ``checkpoint_every`` 0 evaluate / checkpoint at the end only, ``n_eval`` 0
-    skips evaluation, ``max_seconds`` 0 means no time limit (otherwise no update starts once that many seconds
-    have passed since this invocation began; the final evaluation and save still run).
+    model: str = option("", "the starting model: a directory (full model or PEFT adapter) or a hub id")
+    task: str = option("Arithmetic", "registered task to train on (see `agentic tasks`)")
+    out_dir: str = option("runs/rl", "run directory")
+    iterations: int = option(100, "updates", bounds="positive")
+    temperature: float = option(
+        1.0,
+        "sampling temperature of the rollouts; 1 keeps the recorded log-probs the policy's own, as the ratio assumes",
+        bounds="positive",
+    )
+    max_new_tokens: int = option(64, "longest action sampled", unit="tokens", bounds="positive")
+    learning_rate: float = option(
+        1e-5,
+        "policy learning rate; 0: by model size (1e-5 from 50M parameters, 5e-5 below; ten times that with LoRA)",
+        bounds="non-negative",
+    )
+    epochs: int = option(4, "passes over each update's episodes", bounds="positive")
+    minibatch_size: int = option(8, "episodes per gradient step", bounds="positive")
+    clip_range: float = option(0.2, "the probability ratio is clipped to 1 +- this", bounds="positive")
+    max_grad_norm: float = option(1.0, "gradients are clipped to this norm", bounds="positive")
+    entropy_coef: float = option(0.0, "weight of the entropy bonus in the loss", bounds="non-negative")
+    kl_coef: float = option(
+        0.05, "weight of the KL to the frozen reference (starting weight, when adaptive)", bounds="non-negative"
+    )
+    reward_normalization: str = option(
+        "none",
+        "how each episode's last reward (its score) is normalised: none, over this batch, or with running statistics",
+        choices=NORMALIZATIONS,
+    )
+    reward_clip: float = option(
+        0.0, "rewards are clipped to +-this after normalisation; 0: no clipping", bounds="non-negative"
+    )
+    lora_rank: int = option(
+        0,
+        "0: train every weight against a frozen copy; > 0: fresh LoRA adapters of this rank, the reference being the "
+        "model under them",
+        bounds="non-negative",
+    )
+    lora_alpha: int = option(0, "LoRA scaling alpha; 0: twice the rank", bounds="non-negative")
+    lora_target_modules: str = option("all-linear", "modules LoRA adapts: all-linear or comma-separated names")
+    eval_every: int = option(
+        10, "greedy held-out evaluation every this many updates; 0: at the start and end only", bounds="non-negative"
+    )
+    n_eval: int = option(100, "held-out evaluation seeds 0 .. n_eval-1; 0: no evaluation", bounds="non-negative")
+    checkpoint_every: int = option(10, "checkpoint every this many updates; 0: at the end only", bounds="non-negative")
+    samples_per_update: int = option(4, "transcripts saved per update (samples/update-N.jsonl)", bounds="non-negative")
+    resume: bool = option(False, "continue the run in out_dir from its newest checkpoint")
+    seed: int = option(0, "seed of the initialisation, sampling and minibatch order", bounds="non-negative")
+    max_seconds: float = option(
+        0.0,
+        "start no update after this long (the final evaluation and save still run); 0: no limit",
+        unit="s",
+        bounds="non-negative",
+    )
+    max_failures: int = option(
+        3, "consecutive non-finite updates (each rolled back) that stop the run", bounds="positive"
+    )
+    progress: bool = option(True, "show a progress bar")
 
-    ``temperature`` 1 keeps the recorded sampling log-probs the policy's own, which the PPO ratio assumes;
-    another value trains on a tempered behaviour policy. ``lora``: the starting model (merged, if it is
-    itself an adapter) gets fresh LoRA adapters and the KL reference is that model with the adapters
-    disabled; without it the whole model trains against a frozen copy.
-    """
-
-    model: str = ""
-    algorithm: str = "ppo"
-    task: str = "Arithmetic"
-    out_dir: str = "runs/rl"
-    iterations: int = 100
-    episodes: int = 32
-    groups: int = 8
-    group_size: int = 4
-    temperature: float = 1.0
-    max_new_tokens: int = 64
-    lr: float = 1e-5
-    value_lr: float = 1e-4
-    critic: str = "shared"
-    epochs: int = 0
-    minibatch_size: int = 8
-    clip_range: float = 0.2
-    max_grad_norm: float = 1.0
-    gamma: float = 1.0
-    lam: float = 0.95
-    value_coef: float = 0.5
-    value_clip_range: float = 0.2
-    entropy_coef: float = 0.0
-    whiten_advantages: bool = True
-    kl_coef: float = 0.05
-    kl_target: float = 0.0
-    kl_horizon: int = 10_000
-    lora: bool = False
-    lora_rank: int = 8
-    lora_alpha: int = 16
-    lora_target_modules: str = "all-linear"
-    eval_every: int = 10
-    n_eval: int = 100
-    checkpoint_every: int = 10
-    samples_per_update: int = 4
-    resume: bool = False
-    seed: int = 0
-    max_seconds: float = 0.0
-    max_failures: int = 3
-    progress: bool = True
-
-    def __post_init__(self) -> None:
-        problems = []
-        if not self.model:
-            problems.append("model must be given (a model directory or hub id)")
-        if self.algorithm not in ALGORITHMS:
-            problems.append(f"algorithm must be one of {', '.join(ALGORITHMS)}, got {self.algorithm!r}")
-        if self.critic not in CRITICS:
-            problems.append(f"critic must be one of {', '.join(CRITICS)}, got {self.critic!r}")
-        problems += sign_problems(
-            self,
-            positive=(
-                "iterations",
-                "episodes",
-                "groups",
-                "group_size",
-                "temperature",
-                "max_new_tokens",
-                "lr",
-                "value_lr",
-            )
-            + ("kl_horizon", "lora_rank", "lora_alpha", "max_failures"),
-            non_negative=("epochs", "value_clip_range", "kl_coef", "kl_target", "eval_every", "n_eval")
-            + ("checkpoint_every", "samples_per_update", "seed", "max_seconds"),
-        )
+    def problems(self) -> list[str]:
+        problems = [] if self.model else ["model must be given (a model directory or hub id)"]
         if self.n_eval > DEMO_SEED_START:
             problems.append(
                 f"n_eval must be at most {DEMO_SEED_START}: evaluation seeds must not reach the SFT demonstration seeds"
             )
-        if self.algorithm == "grpo" and self.kl_target > 0:
-            problems.append("kl_target (an adaptive KL coefficient) is PPO's; GRPO's KL term has a fixed kl_coef")
-        if self.algorithm == "grpo" and self.group_size < 2:
-            problems.append("group_size must be at least 2: GRPO's advantages compare rollouts of the same instance")
-        if problems:
-            raise ValueError("bad RL options: " + "; ".join(problems))
-        try:
-            self.update_config()
-        except ValueError as error:
-            raise ValueError(f"bad RL options: {error}") from None
+        return problems
 
     @property
     def instances_per_update(self) -> int:
-        """Task instances (seeds) per update: PPO's episodes, GRPO's groups."""
-        return self.episodes if self.algorithm == "ppo" else self.groups
+        """Task instances (seeds) per update."""
+        raise NotImplementedError
+
+    @property
+    def instances_name(self) -> str:
+        """The option that sets `instances_per_update`."""
+        raise NotImplementedError
 
     @property
     def episodes_per_update(self) -> int:
-        return self.episodes if self.algorithm == "ppo" else self.groups * self.group_size
+        return self.instances_per_update
 
     @property
     def eval_seeds(self) -> range:
@@ -143,35 +126,112 @@ class RLOptions:
         start = TRAIN_SEED_START + iteration * self.instances_per_update
         return range(start, start + self.instances_per_update)
 
-    def update_config(self) -> Any:
-        """The algorithm's update settings: a `agentic.training.ppo.PPOConfig` or `agentic.training.grpo.GRPOConfig` (imports torch)."""
-        shared: dict[str, Any] = {
-            "minibatch_size": self.minibatch_size,
-            "clip_range": self.clip_range,
-            "max_grad_norm": self.max_grad_norm,
-        }
-        if self.epochs:
-            shared["epochs"] = self.epochs
-        if self.algorithm == "grpo":
-            from agentic.training.grpo import GRPOConfig
-
-            return GRPOConfig(**shared, kl_coef=self.kl_coef)
-        from agentic.training.ppo import PPOConfig
-
-        return PPOConfig(
-            **shared,
-            gamma=self.gamma,
-            lam=self.lam,
-            value_coef=self.value_coef,
-            value_clip_range=self.value_clip_range or None,
-            entropy_coef=self.entropy_coef,
-            whiten_advantages=self.whiten_advantages,
-        )
+    def process_seeds(self, iteration: int, process: int, n_processes: int) -> list[int]:
+        """The seeds this process plays in update ``iteration``: its contiguous share of the update's instances."""
+        seeds = self.train_seeds(iteration)
+        share = len(seeds) // n_processes
+        return list(seeds[process * share : (process + 1) * share])
 
     def differences(self, other: RLOptions) -> list[str]:
         """The options, beyond those a resume may change, on which ``other`` differs from these."""
+        if type(other) is not type(self):
+            return [f"algorithm ({other.name} here, {self.name} in the run)"]
         return [
             f"{f.name} ({getattr(other, f.name)!r} here, {getattr(self, f.name)!r} in the run)"
             for f in fields(self)
             if f.name not in RESUMABLE_CHANGES and getattr(self, f.name) != getattr(other, f.name)
         ]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The options as config.json records them, the algorithm's name included."""
+        return {"algorithm": self.name} | {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(frozen=True)
+class PPOOptions(RLOptions):
+    """Turn-level PPO: a critic estimates a value at each turn's decision point, GAE runs over turns, the KL to the
+    reference is charged to each turn's reward."""
+
+    name: ClassVar[str] = "ppo"
+    renamed_flags: ClassVar[dict[str, Any]] = RLOptions.renamed_flags | {"--value-lr": "value_learning_rate"}
+
+    episodes: int = option(32, "episodes per update (one instance each)", bounds="positive")
+    value_learning_rate: float = option(
+        1e-4, "the critic's learning rate (a fresh head needs larger steps)", bounds="positive"
+    )
+    critic: str = option(
+        "shared",
+        "shared: a value head on the policy's last hidden state; separate: a head on its own copy of the trunk",
+        choices=("shared", "separate"),
+    )
+    gamma: float = option(1.0, "discount per turn", bounds="fraction")
+    lam: float = option(0.95, "GAE's lambda", bounds="fraction")
+    value_coef: float = option(0.5, "weight of the value loss", bounds="non-negative")
+    value_clip_range: float = option(
+        0.2, "new values are kept within this of the rollout's; 0: no value clipping", bounds="non-negative"
+    )
+    whiten_advantages: bool = option(True, "shift and scale the batch's advantages to mean 0, variance 1")
+    kl_target: float = option(
+        0.0,
+        "per-episode KL the coefficient adapts towards (Ziegler et al.); 0: kl_coef stays fixed",
+        bounds="non-negative",
+    )
+    kl_horizon: int = option(
+        10_000, "episodes over which the adaptive coefficient moves by its full step", bounds="positive"
+    )
+
+    @property
+    def instances_per_update(self) -> int:
+        return self.episodes
+
+    @property
+    def instances_name(self) -> str:
+        return "episodes"
+
+
+@dataclass(frozen=True)
+class GRPOOptions(RLOptions):
+    """GRPO: ``group_size`` rollouts of each of ``groups`` instances per update, each episode's advantage its return
+    normalised within its group; no critic; the KL to the reference is a loss term (k3 estimate)."""
+
+    name: ClassVar[str] = "grpo"
+
+    epochs: int = option(
+        1, "passes over each update's episodes (1: the ratio is 1, as in the paper's usual setting)", bounds="positive"
+    )
+    groups: int = option(8, "task instances per update", bounds="positive")
+    group_size: int = option(4, "rollouts of each instance (at least 2: advantages compare them)", bounds="positive")
+
+    def problems(self) -> list[str]:
+        if self.group_size < 2:
+            return [
+                *super().problems(),
+                "group_size must be at least 2: GRPO's advantages compare rollouts of the same instance",
+            ]
+        return super().problems()
+
+    @property
+    def instances_per_update(self) -> int:
+        return self.groups
+
+    @property
+    def instances_name(self) -> str:
+        return "groups"
+
+    @property
+    def episodes_per_update(self) -> int:
+        return self.groups * self.group_size
+
+    def process_seeds(self, iteration: int, process: int, n_processes: int) -> list[int]:
+        """Each of this process's instances ``group_size`` times in a row: a group never straddles processes."""
+        return [seed for seed in super().process_seeds(iteration, process, n_processes) for _ in range(self.group_size)]
+
+
+OPTIONS_BY_ALGORITHM: dict[str, type[RLOptions]] = {options.name: options for options in (PPOOptions, GRPOOptions)}
+
+
+def options_from_config(config: dict[str, Any]) -> RLOptions:
+    """The options a run's config.json records."""
+    options_class = OPTIONS_BY_ALGORITHM[config["algorithm"]]
+    names = {f.name for f in fields(options_class)}
+    return options_class(**{k: v for k, v in config.items() if k in names})

@@ -39,12 +39,12 @@ from transformers import (
 )
 from trl import SFTConfig, SFTTrainer
 
-from agentic.run_dir import RunDir
+from agentic.run_dir import RunDir, write_jsonl
 from agentic.training.demos import demonstrations
-from agentic.training.options import lora_config
+from agentic.training.options import lora_config, trainer_arguments
 from agentic.training.sft_config import TINY_MODEL, TOKENIZER_DEMOS, SFTOptions
 from agentic.training.tiny_model import build_tiny_model
-from agentic.trajectory import Trajectory, write_jsonl
+from agentic.trajectory import Trajectory
 
 
 @dataclass(frozen=True)
@@ -81,40 +81,32 @@ def sft_trainer(
     **config_overrides: Any,
 ) -> SFTTrainer:
     """TRL's `SFTTrainer` configured from ``options`` (``config_overrides`` go to `SFTConfig`): padded batches,
-    labels from ``assistant_masks``, bf16 on CUDA, no activation checkpointing (TRL turns it on by default; on
-    small models it only costs time), checkpoints in ``<out_dir>/checkpoints``."""
-    cuda = torch.cuda.is_available()
-    settings: dict[str, Any] = dict(
-        output_dir=str(Path(options.out_dir) / "checkpoints"),
-        num_train_epochs=options.epochs,
-        max_steps=options.max_steps or -1,
+    labels from ``assistant_masks``, the shared trainer arguments (`trainer_arguments`), checkpoints in
+    ``<out_dir>/checkpoints``."""
+    arguments = trainer_arguments(
+        Path(options.out_dir) / "checkpoints",
+        epochs=options.epochs,
         learning_rate=options.learning_rate,
-        lr_scheduler_type="cosine",
+        batch_size=options.batch_size,
+        seed=options.seed,
+        max_steps=options.max_steps or -1,
         warmup_steps=options.warmup_ratio,
         weight_decay=options.weight_decay,
-        per_device_train_batch_size=options.batch_size,
         max_length=options.max_length,
-        seed=options.seed,
-        data_seed=options.seed,
-        bf16=cuda and torch.cuda.is_bf16_supported(),
-        use_cpu=not cuda,
         logging_steps=options.log_every,
         save_strategy="steps" if options.checkpoint_every else "no",
         save_steps=options.checkpoint_every or 500,
         save_total_limit=2,
-        report_to="none",
         disable_tqdm=not options.progress,
         include_num_input_tokens_seen="non_padding",
-        activation_checkpointing=False,
     )
-    config = SFTConfig(**settings | config_overrides)
-    peft_config = lora_config(options) if options.lora else None
+    lora = options.lora_rank and lora_config(options.lora_rank, options.lora_alpha, options.lora_target_modules)
     trainer = SFTTrainer(
         model=model,
-        args=config,
+        args=SFTConfig(**arguments | config_overrides),
         train_dataset=dataset,
         processing_class=tokenizer,
-        peft_config=peft_config,
+        peft_config=lora or None,
         callbacks=list(callbacks),
     )
     if not options.progress:  # without a progress bar the trainer prints every log dict; the run directory keeps them
@@ -188,23 +180,59 @@ def run_sft(options: SFTOptions) -> SFTResult:
     output = trainer.train()
     train_seconds = time.perf_counter() - train_started
 
-    model_dir = run.path / "model"
-    trainer.save_model(str(model_dir))
-    tokenizer.save_pretrained(model_dir)
+    trainer.save_model(str(run.model_dir))
+    tokenizer.save_pretrained(run.model_dir)
     run.plot(["loss", "learning_rate", "grad_norm", "mean_token_accuracy"])
     run.close()
 
-    loss_curve = [(entry["step"], entry["loss"]) for entry in trainer.state.log_history if "loss" in entry]
-    if not loss_curve or loss_curve[-1][0] != output.global_step:
-        loss_curve.append((output.global_step, output.training_loss))
+    curve = loss_curve(trainer.state.log_history, output.global_step, output.training_loss)
+    timing = {"train_seconds": train_seconds, "wall_seconds": time.perf_counter() - started}
+    report = sft_report(
+        options,
+        model_name,
+        run.model_dir,
+        trainer,
+        demos,
+        curve,
+        timing | {"stopped_by_time_limit": time_limit.reached, "mean_train_loss": output.training_loss},
+    )
+    run.write_report(report, _markdown(report))
+    return SFTResult(
+        run.path,
+        run.model_dir,
+        curve,
+        output.global_step,
+        report["wall_seconds"],
+        train_seconds,
+        report["tokens_per_second"],
+        report,
+    )
+
+
+def loss_curve(log_history: list[dict[str, Any]], steps: int, mean_loss: float) -> list[tuple[int, float]]:
+    """(step, training loss) pairs from the trainer's log; the last step's own when it was not logged."""
+    curve = [(entry["step"], entry["loss"]) for entry in log_history if "loss" in entry]
+    if not curve or curve[-1][0] != steps:
+        curve.append((steps, mean_loss))
+    return curve
+
+
+def sft_report(
+    options: SFTOptions,
+    model_name: str,
+    model_dir: Path,
+    trainer: SFTTrainer,
+    demos: list[Trajectory],
+    curve: list[tuple[int, float]],
+    extra: dict[str, Any],
+) -> dict[str, Any]:
+    """What report.json holds: the model, the demonstrations, the training and its speed."""
     tokens_seen = trainer.state.num_input_tokens_seen
-    agent_tokens = sum(sum(t.loss_mask) for t in demos)
-    wall_seconds = time.perf_counter() - started
-    report = {
+    return {
         "task": options.task,
         "base_model": model_name,
         "model_dir": str(model_dir),
-        "lora": options.lora,
+        "lora_rank": options.lora_rank,
         "device": str(trainer.args.device),
         "parameters": sum(p.numel() for p in trainer.model.parameters()),
         "trainable_parameters": sum(p.numel() for p in trainer.model.parameters() if p.requires_grad),
@@ -212,32 +240,17 @@ def run_sft(options: SFTOptions) -> SFTResult:
         "demo_success_rate": sum(t.success for t in demos) / len(demos),
         "demo_seeds": [options.demo_seeds.start, options.demo_seeds.stop - 1],
         "demo_tokens": sum(len(t.token_ids) for t in demos),
-        "demo_agent_tokens": agent_tokens,
-        "steps": output.global_step,
+        "demo_agent_tokens": sum(sum(t.loss_mask) for t in demos),
+        "steps": trainer.state.global_step,
         "epochs": trainer.state.epoch,
-        "stopped_by_time_limit": time_limit.reached,
-        "final_loss": loss_curve[-1][1],
-        "mean_train_loss": output.training_loss,
+        "final_loss": curve[-1][1],
         "tokens_seen": tokens_seen,
-        "tokens_per_second": tokens_seen / train_seconds,
-        "train_seconds": train_seconds,
-        "wall_seconds": wall_seconds,
-    }
-    run.write_report(report, _markdown(report))
-    return SFTResult(
-        run.path,
-        model_dir,
-        loss_curve,
-        output.global_step,
-        wall_seconds,
-        train_seconds,
-        report["tokens_per_second"],
-        report,
-    )
+        "tokens_per_second": tokens_seen / extra["train_seconds"],
+    } | extra
 
 
 def _markdown(report: dict[str, Any]) -> str:
-    mode = "LoRA" if report["lora"] else "full fine-tuning"
+    mode = f"LoRA rank {report['lora_rank']}" if report["lora_rank"] else "full fine-tuning"
     return f"""# Agentic SFT: {report["task"]}
 
 - base model: `{report["base_model"]}` ({report["parameters"]:,} parameters, {report["trainable_parameters"]:,} trained, {mode}) on {report["device"]}

@@ -1,66 +1,73 @@
-"""The options of an agentic SFT run, kept apart from the trainer so that reading them (e.g. to build
-the `agentic sft` flags) imports nothing heavy, as TRL keeps its configs beside its trainers."""
+"""The options of an agentic SFT run, kept apart from the trainer so that reading them (e.g. to build the
+`agentic sft` flags) imports nothing heavy, as TRL keeps its configs beside its trainers."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
-from agentic.training.options import sign_problems
+from agentic.options import Options, option
 
 TINY_MODEL = "tiny"
 DEMO_SEED_START = 10_000
 TOKENIZER_DEMOS = 200
+# `--lora` / `--no-lora` from before LoRA was switched by its rank (0: off).
+LORA_SWITCH: dict[str, Any] = {"--lora": ("lora_rank", 8), "--no-lora": ("lora_rank", 0)}
 
 
 @dataclass(frozen=True)
-class SFTOptions:
-    """What an SFT run does; ``agentic sft`` has one flag per field.
+class SFTOptions(Options):
+    """What an SFT run does; ``agentic sft`` has one flag per field (``renamed_flags``: old flags that still work)."""
 
-    ``max_steps`` (when > 0) overrides ``epochs``; ``max_seconds`` stops training early once
-    that much training time has passed (the learning-rate schedule is then cut short).
-    ``checkpoint_every`` > 0 saves a resumable Trainer checkpoint every that many steps.
-    ``lora_target_modules`` is ``all-linear`` or comma-separated module names (e.g. ``query_key_value,dense``).
-    ``sloppy_demos`` is the fraction of demonstrations that give up at once, without trying the tools
-    (`agentic.training.demos`): imperfect demonstrations that leave reinforcement learning something to fix.
-    """
+    renamed_flags: ClassVar[dict[str, Any]] = LORA_SWITCH
 
-    model: str = TINY_MODEL
-    task: str = "Arithmetic"
-    out_dir: str = "runs/sft"
-    n_demos: int = 4000
-    demo_seed_start: int = DEMO_SEED_START
-    sloppy_demos: float = 0.0
-    epochs: float = 5.0
-    max_steps: int = 0
-    learning_rate: float = 3e-3
-    warmup_ratio: float = 0.05
-    weight_decay: float = 0.0
-    batch_size: int = 32
-    max_length: int = 1024
-    lora: bool = False
-    lora_rank: int = 8
-    lora_alpha: int = 16
-    lora_target_modules: str = "all-linear"
-    seed: int = 0
-    max_seconds: float = 0.0
-    checkpoint_every: int = 0
-    log_every: int = 10
-    progress: bool = True
+    model: str = option(TINY_MODEL, "model to fine-tune: a directory, a hub id, or `tiny` (built from the task's text)")
+    task: str = option("Arithmetic", "registered task whose oracle demonstrates (see `agentic tasks`)")
+    out_dir: str = option("runs/sft", "run directory")
+    n_demos: int = option(4000, "oracle demonstrations to train on", bounds="positive")
+    demo_seed_start: int = option(
+        DEMO_SEED_START, "first demonstration seed (evaluation uses 0 and up)", bounds="non-negative"
+    )
+    sloppy_demos: float = option(
+        0.0,
+        "fraction of demonstrations that give up at once without trying the tools: imperfect demonstrations that "
+        "leave reinforcement learning something to fix",
+        bounds="fraction",
+    )
+    epochs: float = option(5.0, "passes over the demonstrations (when max_steps is 0)", bounds="non-negative")
+    max_steps: int = option(0, "optimizer steps; 0: as many as epochs make", bounds="non-negative")
+    learning_rate: float = option(3e-3, "peak learning rate (cosine schedule)", bounds="positive")
+    warmup_ratio: float = option(0.05, "share of the steps spent warming the learning rate up", bounds="fraction")
+    weight_decay: float = option(0.0, "AdamW weight decay", bounds="non-negative")
+    batch_size: int = option(32, "demonstrations per step", bounds="positive")
+    max_length: int = option(1024, "longest demonstration kept", unit="tokens", bounds="positive")
+    lora_rank: int = option(0, "0: full fine-tuning; > 0: LoRA adapters of this rank", bounds="non-negative")
+    lora_alpha: int = option(0, "LoRA scaling alpha; 0: twice the rank", bounds="non-negative")
+    lora_target_modules: str = option(
+        "all-linear", "modules LoRA adapts: all-linear or comma-separated names (e.g. query_key_value,dense)"
+    )
+    seed: int = option(
+        0, "seed of the demonstrations' sloppiness, the initialisation and the batches", bounds="non-negative"
+    )
+    max_seconds: float = option(
+        0.0,
+        "stop training after this much training time (the schedule is cut short); 0: no limit",
+        unit="s",
+        bounds="non-negative",
+    )
+    checkpoint_every: int = option(
+        0, "save a resumable trainer checkpoint every this many steps; 0: none", bounds="non-negative"
+    )
+    log_every: int = option(10, "log the loss every this many steps", bounds="positive")
+    progress: bool = option(True, "show progress bars")
 
-    def __post_init__(self) -> None:
-        problems = sign_problems(
-            self,
-            positive=("n_demos", "learning_rate", "batch_size", "max_length", "lora_rank", "lora_alpha", "log_every"),
-            non_negative=("demo_seed_start", "max_steps", "max_seconds", "checkpoint_every", "weight_decay"),
-        )
-        if self.max_steps == 0 and self.epochs <= 0:
+    def problems(self) -> list[str]:
+        problems = []
+        if self.max_steps == 0 and not self.epochs > 0:
             problems.append(f"epochs must be positive when max_steps is 0, got {self.epochs}")
-        if not 0 <= self.sloppy_demos <= 1:
-            problems.append(f"sloppy_demos must lie in [0, 1], got {self.sloppy_demos}")
-        if not 0 <= self.warmup_ratio < 1:
-            problems.append(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
-        if problems:
-            raise ValueError("bad SFT options: " + "; ".join(problems))
+        if self.warmup_ratio == 1:
+            problems.append("warmup_ratio must be below 1")
+        return problems
 
     @property
     def demo_seeds(self) -> range:

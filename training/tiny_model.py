@@ -26,7 +26,7 @@ import torch
 from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import GPTNeoXConfig, GPTNeoXForCausalLM, PreTrainedTokenizerFast
 
-from agentic.env import AgenticEnvironment
+from agentic.env import AgenticEnvironment, oracle_action, run_episode
 
 EOS_TOKEN = "<|endoftext|>"
 PAD_TOKEN = "<|pad|>"
@@ -54,11 +54,7 @@ def task_corpus(task_names: Iterable[str], seeds: Iterable[int]) -> list[str]:
     for name in task_names:
         env = AgenticEnvironment(name)
         for seed in seeds:
-            env.reset(seed=seed)
-            done = False
-            while not done:
-                _, _, terminated, truncated, _ = env.step(env.task.oracle(env.instance, env.history))
-                done = terminated or truncated
+            run_episode(env, oracle_action, seed)
             texts.append(env.context)
     return texts
 

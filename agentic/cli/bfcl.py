@@ -61,9 +61,8 @@ def _refuse_contaminated(model: str, categories: list[str]) -> list[str]:
 
 
 def _run(args: argparse.Namespace, console: Console) -> None:
-    from agentic.run_dir import RunDir
+    from agentic.run_dir import RunDir, write_jsonl
     from agentic.tasks.bfcl.benchmark import report_markdown, run_category, summarize
-    from agentic.trajectory import write_jsonl
 
     if args.limit < 0 or args.batch_size < 1:
         raise UsageError("agentic bfcl: --limit must be >= 0 and --batch-size >= 1")

@@ -1,164 +1,89 @@
 """`agentic corpus prepare | sft | reward | ppo | evaluate | run`: the single-turn pipeline's stages from the command line.
 
-Every subcommand takes the run's identity (``--model``, ``--corpus``, ``--standin``, ``--seed``) and its
-directory ``--out`` (default ``runs/corpus/MODEL-CORPUS``), plus the settings of its stage(s), each a
-flag over one field of the stage's settings dataclass (a flag not given keeps the dataclass default).
-A stage run before the stages it reads is refused in one line; ``run`` chains them all and writes the
-results table over every run beside it (``runs/corpus/results.{json,md}`` by default).
+Every subcommand takes the run's identity (`CorpusRunOptions`: ``--model``, ``--corpus``, ``--standin``,
+``--out-dir``, ``--seed``) and the options of its stage(s), each stage's fields as flags under its prefix
+(``--sft-epochs``, ``--ppo-kl-coef``; the split's flags have none). A stage run before the stages it reads is refused
+in one line; ``run`` chains them all and writes the results table over every run beside it
+(``runs/corpus/results.{json,md}`` by default). Flags from before the stages' options were generated still work,
+with a deprecation warning.
 
-`CORPUS` is the ``agentic corpus`` command; its stages' settings import trl, transformers and datasets, so they
-are read only when ``corpus`` is the command given.
+`CORPUS` is the ``agentic corpus`` command; the stages themselves import trl, transformers and datasets, so they are
+imported only when a stage runs.
 """
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
-from agentic.cli.command import Command, UsageError
-
-LOCAL_SUFFIXES = (".txt", ".jsonl", ".json", ".csv", ".parquet")
+from agentic.cli.command import Command, UsageError, add_option_flags, options_from
 
 
 @dataclass(frozen=True)
-class Flag:
-    """``--flag`` setting ``field`` of one stage's settings; ``type`` parses the value."""
+class StageFlags:
+    """How one stage's options class becomes flags: under ``prefix``, with ``defaults`` for this pipeline, old
+    ``deprecated`` flag names, and the fields the run sets (``from_run`` gives their values)."""
 
-    flag: str
-    field: str
-    type: Callable[[str], Any]
-    help: str
-    choices: tuple[str, ...] | None = None
+    options: type
+    prefix: str
+    set_by_run: tuple[str, ...] = ("seed",)
+    deprecated: Mapping[str, Any] = field(default_factory=dict)
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    from_run: Callable[[Any], dict[str, Any]] | None = None
 
-    @property
-    def dest(self) -> str:
-        return self.flag[2:].replace("-", "_")
+    def add_to(self, parser: argparse.ArgumentParser) -> None:
+        add_option_flags(
+            parser,
+            self.options,
+            prefix=self.prefix,
+            defaults=self.defaults,
+            set_by_command=self.set_by_run,
+            deprecated=self.deprecated,
+        )
 
-
-def kl_target(value: str) -> float | None:
-    """A positive KL target, or 0 for a fixed coefficient (None)."""
-    return float(value) or None
+    def options_of(self, args: argparse.Namespace, run: Any) -> Any:
+        fixed = self.from_run(run) if self.from_run else {name: getattr(run, name) for name in self.set_by_run}
+        return options_from(self.options, args, prefix=self.prefix, **fixed)
 
 
 @cache
-def groups() -> dict[str, tuple[Any, tuple[Flag, ...]]]:
-    """Each group: the settings' defaults and the flags over them. PPOConfig ("update") sits inside PpoSettings, TinySettings inside SftSettings."""
-    from agentic.training.corpus.evaluate import EvalSettings
-    from agentic.training.corpus.ppo import NORMALIZATIONS, PpoSettings
-    from agentic.training.corpus.prepare import PrepareSettings
-    from agentic.training.corpus.reward import RewardSettings
-    from agentic.training.corpus.sft import SftSettings
+def stages() -> dict[str, StageFlags]:
+    """Each stage's flags. The PPO stage's flags from before it ran on the agentic loop are deprecated names."""
+    from agentic.training.corpus import options as corpus
+    from agentic.training.rl_config import PPOOptions
 
+    ppo_renamed = {
+        "--ppo-prompts": "episodes",
+        "--kl-coef": "kl_coef",
+        "--kl-target": "kl_target",
+        "--reward-normalization": "reward_normalization",
+        "--reward-clip": "reward_clip",
+        "--clip-range": "clip_range",
+    }
     return {
-        "prepare": (
-            PrepareSettings("tinystories"),
-            (
-                Flag("--eval-size", "eval_size", int, "evaluation examples, split off first"),
-                Flag("--heldout-size", "heldout_size", int, "examples whose pairs measure the reward model"),
-                Flag("--train-size", "train_size", int, "train examples (default: all that is left)"),
-                Flag("--max-rows", "max_rows", int, "read at most this many corpus rows (default: all)"),
-                Flag("--max-prompt-words", "max_prompt_words", int, "prompt length cap in words"),
-                Flag("--max-reference-words", "max_reference_words", int, "reference length cap in words"),
-            ),
+        "prepare": StageFlags(corpus.PrepareOptions, "", ("corpus", "standin", "seed")),
+        "tiny": StageFlags(corpus.TinyBaseOptions, "tiny-"),
+        "sft": StageFlags(corpus.CorpusSFTOptions, "sft-", ("model", "seed"), {"--lora-rank": "lora_rank"}),
+        "reward": StageFlags(corpus.RewardOptions, "reward-"),
+        "ppo": StageFlags(
+            PPOOptions,
+            "ppo-",
+            corpus.PPO_SET_BY_STAGE,
+            ppo_renamed,
+            corpus.CORPUS_PPO,
+            lambda run: corpus.ppo_fields_of_run(run.run_dir, run.seed),
         ),
-        "tiny": (
-            SftSettings().tiny,
-            (Flag("--tiny-epochs", "epochs", float, "pretraining epochs of the embedded tiny model (--model tiny)"),),
-        ),
-        "sft": (
-            SftSettings(),
-            (
-                Flag("--sft-epochs", "epochs", float, "SFT epochs"),
-                Flag(
-                    "--sft-learning-rate",
-                    "learning_rate",
-                    float,
-                    "SFT learning rate (default: 1e-3 tiny, 2e-4 otherwise)",
-                ),
-                Flag("--sft-batch-size", "batch_size", int, "SFT batch size"),
-                Flag("--lora-rank", "lora_rank", int, "SFT LoRA rank (default: 8 / 16 / 32 by model size)"),
-            ),
-        ),
-        "reward": (
-            RewardSettings(),
-            (
-                Flag(
-                    "--reward-model",
-                    "pretrained",
-                    str,
-                    "a pretrained reward model (hub id or path) instead of training one",
-                ),
-                Flag("--reward-epochs", "epochs", float, "reward-model epochs"),
-                Flag(
-                    "--reward-learning-rate",
-                    "learning_rate",
-                    float,
-                    "reward-model learning rate (default: 1e-3 tiny, 1e-5 otherwise)",
-                ),
-                Flag("--reward-batch-size", "batch_size", int, "reward-model batch size"),
-            ),
-        ),
-        "ppo": (
-            PpoSettings(),
-            (
-                Flag("--ppo-iterations", "iterations", int, "PPO updates"),
-                Flag("--ppo-prompts", "prompts_per_update", int, "train prompts (one-turn episodes) per update"),
-                Flag("--ppo-max-new-tokens", "max_new_tokens", int, "completion length cap while training"),
-                Flag(
-                    "--ppo-learning-rate",
-                    "learning_rate",
-                    float,
-                    "policy learning rate (default: by model size and LoRA)",
-                ),
-                Flag("--kl-coef", "kl_coef", float, "KL penalty coefficient (initial one when adaptive)"),
-                Flag(
-                    "--kl-target",
-                    "kl_target",
-                    kl_target,
-                    "per-completion KL the coefficient adapts to; 0 keeps it fixed",
-                ),
-                Flag(
-                    "--reward-normalization",
-                    "reward_normalization",
-                    str,
-                    "over all rewards so far, per batch, or none",
-                    NORMALIZATIONS,
-                ),
-                Flag("--reward-clip", "reward_clip", float, "normalised rewards are clipped to +-this"),
-                Flag(
-                    "--ppo-lora-rank",
-                    "lora_rank",
-                    int,
-                    "0: train every weight (reference: a frozen copy); > 0: LoRA adapters",
-                ),
-            ),
-        ),
-        "update": (
-            PpoSettings().update,
-            (
-                Flag("--ppo-epochs", "epochs", int, "passes over each rollout batch"),
-                Flag("--ppo-minibatch-size", "minibatch_size", int, "episodes per gradient step"),
-                Flag("--clip-range", "clip_range", float, "PPO ratio clip"),
-            ),
-        ),
-        "eval": (
-            EvalSettings(),
-            (
-                Flag("--eval-max-new-tokens", "max_new_tokens", int, "completion length cap in evaluation"),
-                Flag("--eval-temperature", "temperature", float, "evaluation sampling temperature"),
-                Flag("--eval-top-p", "top_p", float, "evaluation nucleus mass"),
-            ),
-        ),
+        "eval": StageFlags(corpus.CorpusEvalOptions, "eval-"),
     }
 
 
-# What each subcommand configures, and the stages whose output it reads.
+# What each subcommand does, the stages whose options it takes, and the stages whose output it reads.
 COMMANDS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
     "prepare": ("split the corpus (eval / held-out / train) and build preference pairs", ("prepare",), ()),
     "sft": (
@@ -172,8 +97,8 @@ COMMANDS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
         ("prepare", "sft"),
     ),
     "ppo": (
-        "PPO from the SFT model against the reward model, on the shared turn-level core",
-        ("ppo", "update"),
+        "PPO from the SFT model against the reward model: the agentic training loop on one-turn episodes",
+        ("ppo",),
         ("sft", "reward"),
     ),
     "evaluate": (
@@ -183,134 +108,71 @@ COMMANDS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
     ),
     "run": (
         "the whole chain: prepare, (tiny base,) SFT, reward model, PPO, evaluation, results table",
-        ("prepare", "tiny", "sft", "reward", "ppo", "update", "eval"),
+        ("prepare", "tiny", "sft", "reward", "ppo", "eval"),
         (),
     ),
 }
 
 
-def corpus_argument(value: str) -> str:
-    """A named corpus, or a local file of a type `datasets` reads."""
-    from agentic.training.corpus.specs import CORPORA
+def identity(command: str) -> type:
+    """The options every subcommand takes; ``run`` adds whether PPO is part of it."""
+    from agentic.training.corpus.options import CorpusRunOptions, PipelineOptions
 
-    if value in CORPORA:
-        return value
-    if Path(value).suffix in LOCAL_SUFFIXES:
-        if not Path(value).is_file():
-            raise argparse.ArgumentTypeError(f"corpus file {value} does not exist")
-        return value
-    raise argparse.ArgumentTypeError(
-        f"unknown corpus {value!r}: use one of {', '.join(sorted(CORPORA))} or a local {'/'.join(LOCAL_SUFFIXES)} file"
-    )
+    return PipelineOptions if command == "run" else CorpusRunOptions
 
 
 def add_corpus_commands(corpus: argparse.ArgumentParser) -> None:
     """Add the stages' subcommands to ``agentic``'s ``corpus`` parser (its parser class, so errors stay one line)."""
-    from agentic.training.corpus.specs import CORPORA
-
-    stages = corpus.add_subparsers(dest="stage", required=True, parser_class=type(corpus))
-    for command, (help_text, stage_groups, _) in COMMANDS.items():
-        parser = stages.add_parser(command, help=help_text, description=help_text)
-        parser.add_argument(
-            "--model",
-            default="tiny",
-            help="hub id, local path, or `tiny` (the embedded model built from the corpus; default)",
-        )
-        parser.add_argument(
-            "--corpus",
-            type=corpus_argument,
-            default="tinystories",
-            help=f"{', '.join(sorted(CORPORA))} or a local file (default tinystories)",
-        )
-        parser.add_argument(
-            "--standin", action="store_true", help="use the named corpus's shipped offline stand-in instead of the hub"
-        )
-        parser.add_argument("--out", help="run directory (default runs/corpus/MODEL-CORPUS)")
-        parser.add_argument("--seed", type=int, default=0, help="seed of every stage (default 0)")
-        if command == "run":
-            parser.add_argument("--no-ppo", action="store_true", help="skip PPO: SFT is the final policy")
-        for group in stage_groups:
-            defaults, flags = groups()[group]
-            for flag in flags:
-                default = getattr(defaults, flag.field)
-                shown = "" if default is None or "default" in flag.help else f" (default {default})"
-                metavar = None if flag.choices else {int: "N", str: "NAME"}.get(flag.type, "X")
-                parser.add_argument(
-                    flag.flag,
-                    dest=flag.dest,
-                    type=flag.type,
-                    choices=flag.choices,
-                    metavar=metavar,
-                    default=argparse.SUPPRESS,
-                    help=flag.help + shown,
-                )
+    subcommands = corpus.add_subparsers(dest="stage", required=True, parser_class=type(corpus))
+    for command, (help_text, stage_names, _) in COMMANDS.items():
+        parser = subcommands.add_parser(command, help=help_text, description=help_text)
+        add_option_flags(parser, identity(command), deprecated={"--out": "out_dir"})
+        for name in stage_names:
+            stages()[name].add_to(parser)
         parser.set_defaults(run=_handle)
-
-
-def run_dir(args: argparse.Namespace) -> Path:
-    """``--out``, or ``runs/corpus/MODEL-CORPUS`` from the model's and corpus's last path parts."""
-    return Path(args.out) if args.out else Path("runs") / "corpus" / f"{Path(args.model).name}-{Path(args.corpus).stem}"
-
-
-def settings(group: str, args: argparse.Namespace, **fixed: Any) -> Any:
-    """The group's settings: its defaults, overridden by the flags given and by ``fixed``."""
-    defaults, flags = groups()[group]
-    given = {flag.field: getattr(args, flag.dest) for flag in flags if hasattr(args, flag.dest)}
-    return replace(defaults, **given, **fixed)
-
-
-def stage_settings(args: argparse.Namespace) -> dict[str, Any]:
-    """Every stage's settings from the flags (those a subcommand lacks keep their defaults)."""
-    return {
-        "prepare": settings("prepare", args, corpus=args.corpus, standin=args.standin, seed=args.seed),
-        "sft": settings("sft", args, model=args.model, seed=args.seed, tiny=settings("tiny", args, seed=args.seed)),
-        "reward": settings("reward", args, seed=args.seed),
-        "ppo": settings("ppo", args, update=settings("update", args)),
-        "eval": settings("eval", args, seed=args.seed),
-    }
 
 
 def _handle(args: argparse.Namespace, console: Console) -> None:
     from agentic.training.ppo import TrainingDiverged
 
-    out = run_dir(args)
-    needs = ("prepare",) if args.stage == "reward" and hasattr(args, "reward_model") else COMMANDS[args.stage][2]
+    run = options_from(identity(args.stage), args)
+    options = {name: stages()[name].options_of(args, run) for name in COMMANDS[args.stage][1]}
+    needs = ("prepare",) if args.stage == "reward" and options["reward"].model else COMMANDS[args.stage][2]
     for stage in needs:
-        if not (out / stage / "summary.json").is_file():
+        if not (run.run_dir / stage / "summary.json").is_file():
             raise UsageError(
-                f"agentic corpus {args.stage}: {out} has no `{stage}` stage output: run `agentic corpus {stage} --out {out}` first"
+                f"agentic corpus {args.stage}: {run.run_dir} has no `{stage}` stage output: "
+                f"run `agentic corpus {stage} --out-dir {run.run_dir}` first"
             )
-    if args.model.startswith((".", "/", "~")) and not Path(args.model).expanduser().exists():
-        raise UsageError(f"agentic corpus {args.stage}: model directory {args.model} does not exist")
     try:
-        STAGES[args.stage](args, out, stage_settings(args), console)
+        RUNNERS[args.stage](run, options, console)
     except TrainingDiverged as err:
         raise UsageError(f"agentic corpus {args.stage}: {err}") from err
 
 
-def _prepare(args: argparse.Namespace, out: Path, stages: dict[str, Any], console: Console) -> None:
+def _prepare(run: Any, options: dict[str, Any], console: Console) -> None:
     from agentic.training.corpus.prepare import prepare
 
-    summary = prepare(out, stages["prepare"])
+    summary = prepare(run.run_dir, options["prepare"])
     parts = ", ".join(f"{summary[f'{part}_examples']} {part}" for part in ("train", "heldout", "eval"))
     console.print(
-        f"prepare: {parts} examples; {summary['train_pairs']} train and {summary['heldout_pairs']} held-out pairs in {out / 'prepare'}"
+        f"prepare: {parts} examples; {summary['train_pairs']} train and {summary['heldout_pairs']} held-out pairs in {run.run_dir / 'prepare'}"
     )
 
 
-def _sft(args: argparse.Namespace, out: Path, stages: dict[str, Any], console: Console) -> None:
+def _sft(run: Any, options: dict[str, Any], console: Console) -> None:
     from agentic.training.corpus.sft import train_sft
 
-    summary = train_sft(out, stages["sft"])
+    summary = train_sft(run.run_dir, options["sft"], options["tiny"])
     console.print(
-        f"sft: LoRA rank {summary['lora_rank']}, train loss {summary['train_loss']:.3f}, {summary['seconds']:.0f} s; model {out / 'sft' / 'model'}"
+        f"sft: LoRA rank {summary['lora_rank']}, train loss {summary['train_loss']:.3f}, {summary['seconds']:.0f} s; model {run.run_dir / 'sft' / 'model'}"
     )
 
 
-def _reward(args: argparse.Namespace, out: Path, stages: dict[str, Any], console: Console) -> None:
+def _reward(run: Any, options: dict[str, Any], console: Console) -> None:
     from agentic.training.corpus.reward import reward_stage
 
-    summary = reward_stage(out, stages["reward"])
+    summary = reward_stage(run.run_dir, options["reward"])
     accuracy = summary["heldout"]["accuracy"]
     console.print(
         f"reward: held-out pairwise accuracy {accuracy['value']:.3f} [{accuracy['low']:.3f}, {accuracy['high']:.3f}] "
@@ -318,47 +180,47 @@ def _reward(args: argparse.Namespace, out: Path, stages: dict[str, Any], console
     )
 
 
-def _ppo(args: argparse.Namespace, out: Path, stages: dict[str, Any], console: Console) -> None:
-    from agentic.training.corpus.pipeline import run_ppo
-    from agentic.training.corpus.ppo import corpus_ppo
+def _ppo(run: Any, options: dict[str, Any], console: Console) -> None:
+    from agentic.training.corpus.ppo import ppo_stage
 
-    summary = run_ppo(out, corpus_ppo(stages["ppo"]), args.seed)
+    summary = ppo_stage(run.run_dir, options["ppo"])
     console.print(
-        f"ppo: {summary['iterations']} updates, raw reward {summary['reward_raw_first']:.3f} -> {summary['reward_raw_last']:.3f}, "
-        f"{summary['seconds']:.0f} s; metrics {summary['metrics']}; model {out / 'ppo' / 'model'}"
+        f"ppo: {summary['iterations']} updates, reward-model score {summary['score_first']:.3f} -> {summary['score_last']:.3f}, "
+        f"{summary['seconds']:.0f} s; metrics {summary['metrics']}; model {run.run_dir / 'ppo' / 'model'}"
     )
 
 
-def _evaluate(args: argparse.Namespace, out: Path, stages: dict[str, Any], console: Console) -> None:
-    from agentic.training.corpus.evaluate import evaluate, write_results_table
+def _evaluate(run: Any, options: dict[str, Any], console: Console) -> None:
+    from agentic.training.corpus.evaluate import evaluate_run, write_results_table
 
-    evaluate(out, stages["eval"])
-    write_results_table(out.parent)
-    _print_results(out, console)
+    evaluate_run(run.run_dir, options["eval"])
+    write_results_table(run.run_dir.parent)
+    _print_results(run.run_dir, console)
 
 
-def _run(args: argparse.Namespace, out: Path, stages: dict[str, Any], console: Console) -> None:
+def _run(run: Any, options: dict[str, Any], console: Console) -> None:
     from agentic.training.corpus.pipeline import run_pipeline
-    from agentic.training.corpus.ppo import corpus_ppo
 
     summaries = run_pipeline(
-        args.model,
-        args.corpus,
-        out,
-        standin=args.standin,
-        seed=args.seed,
-        prepare_settings=stages["prepare"],
-        sft_settings=stages["sft"],
-        reward_settings=stages["reward"],
-        eval_settings=stages["eval"],
-        ppo=None if args.no_ppo else corpus_ppo(stages["ppo"]),
+        run.model,
+        run.corpus,
+        run.run_dir,
+        standin=run.standin,
+        seed=run.seed,
+        prepare_options=options["prepare"],
+        tiny_options=options["tiny"],
+        sft_options=options["sft"],
+        reward_options=options["reward"],
+        ppo_options=options["ppo"],
+        eval_options=options["eval"],
+        skip_ppo=not run.ppo,
     )
     accuracy = summaries["reward"]["heldout"]["accuracy"]
     seconds = ", ".join(f"{stage} {summary['seconds']:.0f} s" for stage, summary in summaries.items())
     console.print(
         f"stages: {seconds}\nreward model held-out pairwise accuracy {accuracy['value']:.3f} [{accuracy['low']:.3f}, {accuracy['high']:.3f}]"
     )
-    _print_results(out, console)
+    _print_results(run.run_dir, console)
 
 
 def _print_results(out: Path, console: Console) -> None:
@@ -366,7 +228,7 @@ def _print_results(out: Path, console: Console) -> None:
     console.print(f"results: {out / 'eval' / 'results.json'}; table over runs: {out.parent / 'results.md'}")
 
 
-STAGES = {"prepare": _prepare, "sft": _sft, "reward": _reward, "ppo": _ppo, "evaluate": _evaluate, "run": _run}
+RUNNERS = {"prepare": _prepare, "sft": _sft, "reward": _reward, "ppo": _ppo, "evaluate": _evaluate, "run": _run}
 
 
 CORPUS = Command(

@@ -46,9 +46,9 @@ def _show_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _show(args: argparse.Namespace, console: Console) -> None:
-    from agentic.trajectory import read_jsonl, render_trajectory
+    from agentic.trajectory import read_trajectories, render_trajectory
 
-    trajectories = read_jsonl(args.file)
+    trajectories = read_trajectories(args.file)
     if not trajectories:
         raise UsageError(f"agentic show: {args.file} holds no trajectories")
     indices = range(len(trajectories)) if args.all else [args.index]

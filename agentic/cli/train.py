@@ -1,33 +1,20 @@
-"""`agentic sft`, `agentic ppo`, `agentic grpo` and `agentic demo`: the training commands, one flag per option."""
+"""`agentic sft`, `agentic ppo`, `agentic grpo` and `agentic demo`: the training commands, one flag per option field
+(the options classes say what each does); flags that were renamed still work, with a deprecation warning."""
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 
 from rich.console import Console
 from rich.table import Table
 
 from agentic.cli.command import Command, add_option_flags, options_from
 
-_PPO_ONLY_FLAGS = (
-    "episodes",
-    "critic",
-    "value_lr",
-    "gamma",
-    "lam",
-    "value_coef",
-    "value_clip_range",
-    "whiten_advantages",
-    "kl_target",
-    "kl_horizon",
-)
-
 
 def _sft_arguments(parser: argparse.ArgumentParser) -> None:
     from agentic.training.sft_config import SFTOptions
 
-    add_option_flags(parser, SFTOptions)
+    add_option_flags(parser, SFTOptions, deprecated=SFTOptions.renamed_flags)
 
 
 def _sft(args: argparse.Namespace, console: Console) -> None:
@@ -40,11 +27,12 @@ def _sft(args: argparse.Namespace, console: Console) -> None:
     )
 
 
-def _rl_arguments(not_for_it: tuple[str, ...]):
+def _rl_arguments(algorithm: str):
     def add(parser: argparse.ArgumentParser) -> None:
-        from agentic.training.rl_config import RLOptions
+        from agentic.training.rl_config import OPTIONS_BY_ALGORITHM
 
-        add_option_flags(parser, RLOptions, skip=("algorithm", *not_for_it))
+        options_class = OPTIONS_BY_ALGORITHM[algorithm]
+        add_option_flags(parser, options_class, deprecated=options_class.renamed_flags)
 
     return add
 
@@ -54,10 +42,10 @@ def _rl(args: argparse.Namespace, console: Console) -> None:
 
     from agentic.training.ppo import TrainingDiverged
     from agentic.training.rl import run_rl
-    from agentic.training.rl_config import RLOptions
+    from agentic.training.rl_config import OPTIONS_BY_ALGORITHM
 
     try:
-        result = run_rl(options_from(RLOptions, args, algorithm=args.command))
+        result = run_rl(options_from(OPTIONS_BY_ALGORITHM[args.command], args))
     except TrainingDiverged as err:
         raise SystemExit(f"agentic {args.command}: {err}") from None
     if not PartialState().is_main_process:
@@ -76,63 +64,27 @@ def _rl(args: argparse.Namespace, console: Console) -> None:
 
 
 def _demo_arguments(parser: argparse.ArgumentParser) -> None:
-    from agentic.training.demo_config import DEMO_SFT, DemoOptions
+    from agentic.training.demo_config import DemoOptions
 
-    parser.add_argument("--task", default="Arithmetic", help="registered task (default Arithmetic)")
-    parser.add_argument("--out", default="runs/demo", help="run directory (default runs/demo)")
-    parser.add_argument("--n-eval", type=int, default=200, help="held-out evaluation seeds 0..N-1 (default 200)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--n-demos", type=int, help=f"SFT demonstrations (default {DEMO_SFT.n_demos})")
-    parser.add_argument("--epochs", type=float, help=f"SFT epochs (default {DEMO_SFT.epochs:g})")
-    parser.add_argument("--sft-seconds", type=float, help="stop SFT training after this many seconds")
-    parser.add_argument(
-        "--sloppy-demos", type=float, help="fraction of demonstrations that give up at once (default 0.5)"
-    )
-    parser.add_argument("--algorithm", choices=["ppo", "grpo"], default="ppo", help="the RL stage (default ppo)")
-    parser.add_argument(
-        "--rl-iterations",
-        type=int,
-        default=DemoOptions.rl_iterations,
-        help=f"RL updates (default {DemoOptions.rl_iterations})",
-    )
-    parser.add_argument(
-        "--rl-seconds",
-        type=float,
-        default=DemoOptions.rl_seconds,
-        help=f"start no RL update after this many seconds (default {DemoOptions.rl_seconds:g}; 0: no limit)",
-    )
+    add_option_flags(parser, DemoOptions, deprecated=DemoOptions.renamed_flags)
 
 
 def _demo(args: argparse.Namespace, console: Console) -> None:
     from agentic.training.demo import column_names, run_demo, summary_rows
-    from agentic.training.demo_config import DEMO_SFT, DemoOptions
+    from agentic.training.demo_config import DemoOptions
 
-    sft_flags = {
-        "n_demos": args.n_demos,
-        "epochs": args.epochs,
-        "max_seconds": args.sft_seconds,
-        "sloppy_demos": args.sloppy_demos,
-    }
-    options = DemoOptions(
-        task=args.task,
-        out_dir=args.out,
-        n_eval=args.n_eval,
-        seed=args.seed,
-        sft=dataclasses.replace(DEMO_SFT, **{k: v for k, v in sft_flags.items() if v is not None}),
-        algorithm=args.algorithm,
-        rl_iterations=args.rl_iterations,
-        rl_seconds=args.rl_seconds,
-    )
+    options = options_from(DemoOptions, args)
     report = run_demo(options)
     table = Table(
-        *column_names(report), title=f"agentic demo: {args.task} on {args.n_eval} held-out seeds, greedy (Wilson 95%)"
+        *column_names(report),
+        title=f"agentic demo: {options.task} on {options.n_eval} held-out seeds, greedy (Wilson 95%)",
     )
     for row in summary_rows(report):
         table.add_row(*row)
     console.print(table)
     console.print(
-        f"SFT {report['sft_train_seconds']:.0f} s of training, {args.algorithm.upper()} {report['rl_updates']} updates in "
-        f"{report['rl_train_seconds']:.0f} s; whole demo {report['total_seconds']:.0f} s. Report: {args.out}/report.md; model: {report['model_dir']}"
+        f"SFT {report['sft_train_seconds']:.0f} s of training, {options.algorithm.upper()} {report['rl_updates']} updates in "
+        f"{report['rl_train_seconds']:.0f} s; whole demo {report['total_seconds']:.0f} s. Report: {options.out_dir}/report.md; model: {report['model_dir']}"
     )
 
 
@@ -147,8 +99,8 @@ _PPO_HELP = "turn-level PPO from a warm-up model (critic, GAE over turns, KL to 
 _GRPO_HELP = "GRPO from a warm-up model (group-relative advantages, no critic)"
 
 SFT = Command("sft", "agentic SFT warm-up on oracle demonstrations (loss on agent tokens only)", _sft_arguments, _sft)
-PPO = Command("ppo", _PPO_HELP, _rl_arguments(("groups", "group_size")), _rl, _launch_note("ppo", _PPO_HELP))
-GRPO = Command("grpo", _GRPO_HELP, _rl_arguments(_PPO_ONLY_FLAGS), _rl, _launch_note("grpo", _GRPO_HELP))
+PPO = Command("ppo", _PPO_HELP, _rl_arguments("ppo"), _rl, _launch_note("ppo", _PPO_HELP))
+GRPO = Command("grpo", _GRPO_HELP, _rl_arguments("grpo"), _rl, _launch_note("grpo", _GRPO_HELP))
 DEMO = Command(
     "demo",
     "the whole loop on the embedded tiny model: build, SFT on sloppy demonstrations, PPO, before/after report",

@@ -55,9 +55,10 @@ from typing import Any
 import datasets
 import numpy as np
 
-from agentic.policy import Policy, Sampling
+from agentic.policy import Policy
 from agentic.registry import make_task
 from agentic.rollout import rollout
+from agentic.sampling import Sampling
 from agentic.task import Task
 from agentic.trajectory import Trajectory
 

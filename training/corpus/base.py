@@ -8,46 +8,40 @@ evaluation's perplexity is measured on text the tiny model never saw.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import datasets
 from transformers import GPTNeoXForCausalLM, set_seed
 from trl import SFTConfig, SFTTrainer
 
-from agentic.training.corpus.hardware import trainer_arguments
-from agentic.training.corpus.rundir import CorpusRun, read_jsonl, timed
+from agentic.run_dir import RunDir, read_jsonl, timed
+from agentic.training.corpus.options import TinyBaseOptions
+from agentic.training.corpus.prepare import examples_file
+from agentic.training.options import trainer_arguments
 from agentic.training.tiny_model import tiny_config, train_tokenizer
 
-TINY = "tiny"
 
-
-@dataclass(frozen=True)
-class TinySettings:
-    vocab_size: int = 1024
-    hidden_size: int = 128
-    num_hidden_layers: int = 4
-    epochs: float = 8
-    learning_rate: float = 1e-3
-    batch_size: int = 16
-    seed: int = 0
-
-
-def build_tiny_base(run_dir: str | Path, settings: TinySettings = TinySettings()) -> dict:
+def build_tiny_base(run_dir: str | Path, options: TinyBaseOptions) -> dict:
     """Learn the tokenizer on the train part, pretrain the tiny model on it and save both to ``RUN/base/model``."""
-    run = CorpusRun(run_dir)
-    texts = [row["prompt"] + row["reference"] for row in read_jsonl(run.examples("train"))]
+    stage = RunDir(run_dir).stage("base")
+    texts = [row["prompt"] + row["reference"] for row in read_jsonl(examples_file(run_dir, "train"))]
     with timed({}) as summary:
-        set_seed(settings.seed)
-        tokenizer = train_tokenizer(texts, vocab_size=settings.vocab_size)
+        set_seed(options.seed)
+        tokenizer = train_tokenizer(texts, vocab_size=options.vocab_size)
         config = tiny_config(
             tokenizer,
-            hidden_size=settings.hidden_size,
-            num_hidden_layers=settings.num_hidden_layers,
-            intermediate_size=4 * settings.hidden_size,
+            hidden_size=options.hidden_size,
+            num_hidden_layers=options.num_hidden_layers,
+            intermediate_size=4 * options.hidden_size,
         )
         model = GPTNeoXForCausalLM(config)
-        arguments = trainer_arguments(run.stage("base"), settings, settings.learning_rate)
+        arguments = trainer_arguments(
+            stage.path / "trainer",
+            epochs=options.epochs,
+            learning_rate=options.learning_rate,
+            batch_size=options.batch_size,
+            seed=options.seed,
+        )
         trainer = SFTTrainer(
             model=model,
             args=SFTConfig(**arguments, max_length=config.max_position_embeddings),
@@ -55,9 +49,9 @@ def build_tiny_base(run_dir: str | Path, settings: TinySettings = TinySettings()
             processing_class=tokenizer,
         )
         summary["train_loss"] = trainer.train().training_loss
-        trainer.model.save_pretrained(run.model("base"))
-        tokenizer.save_pretrained(run.model("base"))
+        trainer.model.save_pretrained(stage.model_dir)
+        tokenizer.save_pretrained(stage.model_dir)
         summary["parameters"] = sum(p.numel() for p in model.parameters())
-    run.write("base", "config", settings)
-    run.write("base", "summary", summary)
+    stage.write_config(options)
+    stage.write_json("summary.json", summary)
     return summary

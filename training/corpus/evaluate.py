@@ -9,27 +9,20 @@ Rewards come from the run's reward model. Writes ``RUN/eval/{generations.jsonl,r
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 
 import agentic.training.corpus.metrics as metrics
 from agentic.policy import Policy
+from agentic.run_dir import RunDir, read_jsonl, timed, write_jsonl
 from agentic.sampling import Sampling
+from agentic.training.corpus.options import CorpusEvalOptions
+from agentic.training.corpus.ppo import RewardModelTask
+from agentic.training.corpus.prepare import examples_file
 from agentic.training.corpus.reward import RewardScorer, reward_model_of
-from agentic.training.corpus.rundir import CorpusRun, read_jsonl, timed, write_jsonl
-
-
-@dataclass(frozen=True)
-class EvalSettings:
-    max_new_tokens: int = 48
-    temperature: float = 0.7
-    top_p: float = 0.9
-    batch_size: int = 16
-    seed: int = 0
+from agentic.training.rl import sampling_policy
 
 
 def _fit(prompt_ids: list[int], keep: int) -> list[int]:
@@ -37,8 +30,10 @@ def _fit(prompt_ids: list[int], keep: int) -> list[int]:
     return prompt_ids[-keep:] if keep > 0 else []
 
 
-def generate(policy: Policy, prompts: Sequence[str], settings: EvalSettings) -> list[str]:
-    """One sampled completion per prompt, stopped at eos or ``max_new_tokens``, decoded without special tokens."""
+def generate(policy: Policy, prompts: Sequence[str], settings: CorpusEvalOptions) -> list[str]:
+    """One sampled completion per prompt, stopped at eos or ``max_new_tokens`` (as PPO samples them: free text, see
+    `RewardModelTask`), decoded without special tokens."""
+    policy = sampling_policy(policy, RewardModelTask)
     room = (policy.context_length or 2048) - settings.max_new_tokens
     completions: list[str] = []
     for start in range(0, len(prompts), settings.batch_size):
@@ -51,10 +46,11 @@ def generate(policy: Policy, prompts: Sequence[str], settings: EvalSettings) -> 
 
 
 @torch.inference_mode()
-def reference_logprobs(
+def continuation_logprobs(
     policy: Policy, prompts: Sequence[str], references: Sequence[str], batch_size: int = 16
 ) -> list[list[float]]:
-    """log p(token | prompt, earlier reference tokens) for every token of each reference (prompt and reference encoded apart)."""
+    """log p(token | prompt, earlier reference tokens) for every token of each reference continuation (prompt and
+    reference encoded apart): what perplexity is measured on."""
     context = policy.context_length or 2048
     out: list[list[float]] = []
     for start in range(0, len(prompts), batch_size):
@@ -77,24 +73,26 @@ def reference_logprobs(
 
 
 def stage_models(run_dir: str | Path) -> dict[str, str]:
-    """The models a run has, by stage, in pipeline order."""
-    run = CorpusRun(run_dir)
-    found = {"base": run.read("sft", "config")["base_model"], "sft": str(run.model("sft"))}
-    if (run.model("ppo") / "config.json").is_file():
-        found["ppo"] = str(run.model("ppo"))
+    """The models a run has, by stage, in pipeline order (PPO's with LoRA: an adapter over the SFT model)."""
+    run = RunDir(run_dir)
+    found = {"base": run.stage("sft").read_json("config.json")["base_model"], "sft": str(run.stage("sft").model_dir)}
+    ppo = run.stage("ppo").model_dir
+    if (ppo / "config.json").is_file() or (ppo / "adapter_config.json").is_file():
+        found["ppo"] = str(ppo)
     return found
 
 
-def evaluate(run_dir: str | Path, settings: EvalSettings = EvalSettings()) -> dict:
+def evaluate_run(run_dir: str | Path, settings: CorpusEvalOptions) -> dict:
     """Generate, score and measure every stage of the run on ``RUN/prepare/eval.jsonl``; write the reports."""
-    run = CorpusRun(run_dir)
-    examples = read_jsonl(run.examples("eval"))
+    run = RunDir(run_dir)
+    examples = read_jsonl(examples_file(run_dir, "eval"))
     prompts, references = [row["prompt"] for row in examples], [row["reference"] for row in examples]
     targets = [reference.strip() for reference in references]
     reward_model = reward_model_of(run_dir)
     scorer = RewardScorer(reward_model, batch_size=settings.batch_size)
     results: dict = {
-        "run": run.read("prepare", "config") | {"model": run.read("sft", "config")["model"]},
+        "run": run.stage("prepare").read_json("config.json")
+        | {"model": run.stage("sft").read_json("config.json")["model"]},
         "reward_model": reward_model,
     }
     generations, rewards, stages = [], {}, {}
@@ -106,7 +104,9 @@ def evaluate(run_dir: str | Path, settings: EvalSettings = EvalSettings()) -> di
             texts = [c.strip() for c in completions]
             stages[stage] = {
                 "checkpoint": model,
-                "perplexity": metrics.perplexity(reference_logprobs(policy, prompts, references, settings.batch_size)),
+                "perplexity": metrics.perplexity(
+                    continuation_logprobs(policy, prompts, references, settings.batch_size)
+                ),
                 "reward": metrics.mean_std(rewards[stage]),
                 **metrics.rouge(texts, targets),
                 "bleu": metrics.bleu(texts, targets),
@@ -122,10 +122,11 @@ def evaluate(run_dir: str | Path, settings: EvalSettings = EvalSettings()) -> di
             stages[later]["win_rate"] = metrics.paired_win_rate(rewards[later], rewards[earlier]) | {"against": earlier}
         results["stages"] = stages
         results["ppo"] = "ran" if "ppo" in stages else "not run: SFT is the final policy"
-    write_jsonl(generations, run.stage("eval") / "generations.jsonl")
-    run.write("eval", "config", asdict(settings))
-    run.write("eval", "results", results)
-    (run.stage("eval") / "results.md").write_text(markdown_table(table_rows([results])))
+    stage = run.stage("eval")
+    write_jsonl(generations, stage.path / "generations.jsonl")
+    stage.write_config(settings)
+    stage.write_json("results.json", results)
+    (stage.path / "results.md").write_text(markdown_table(table_rows([results])), encoding="utf-8")
     return results
 
 
@@ -175,8 +176,8 @@ def markdown_table(rows: Sequence[dict]) -> str:
 def write_results_table(root: str | Path) -> list[dict]:
     """Collect every ``*/eval/results.json`` under ``root`` into ``root/results.json`` and ``root/results.md``."""
     root = Path(root)
-    results = [json.loads(path.read_text()) for path in sorted(root.rglob("eval/results.json"))]
+    results = [RunDir(path.parent).read_json(path.name) for path in sorted(root.rglob("eval/results.json"))]
     rows = table_rows(results)
-    (root / "results.json").write_text(json.dumps(rows, indent=2) + "\n")
-    (root / "results.md").write_text(markdown_table(rows))
+    RunDir(root).write_json("results.json", rows)
+    (root / "results.md").write_text(markdown_table(rows), encoding="utf-8")
     return rows

@@ -13,9 +13,8 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
+from agentic.training.corpus.options import REJECTION_KINDS
 from agentic.training.corpus.specs import Example, words
-
-REJECTION_KINDS = ("mismatch", "shuffle", "dropout")
 
 
 def shuffled(text: str, rng: random.Random) -> str | None:

@@ -10,31 +10,26 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from agentic.training.corpus.pairs import REJECTION_KINDS, preference_pairs
-from agentic.training.corpus.rundir import CorpusRun, timed, write_jsonl
+from agentic.run_dir import RunDir, timed, write_jsonl
+from agentic.training.corpus.options import PrepareOptions
+from agentic.training.corpus.pairs import preference_pairs
 from agentic.training.corpus.specs import Example, Limits, load_examples
 
 
-@dataclass(frozen=True)
-class PrepareSettings:
-    corpus: str
-    standin: bool = False
-    seed: int = 0
-    eval_size: int = 32
-    heldout_size: int = 32
-    train_size: int | None = None
-    max_rows: int | None = None
-    max_prompt_words: int = 128
-    max_reference_words: int = 64
-    rejection_kinds: tuple[str, ...] = REJECTION_KINDS
-    dropout: float = 0.3
+def examples_file(run_dir: str | Path, part: str) -> Path:
+    """``train``, ``heldout`` or ``eval`` examples (prompt, reference, group) of a run."""
+    return Path(run_dir) / "prepare" / f"{part}.jsonl"
 
 
-def split_by_group(examples: Sequence[Example], sizes: Sequence[int | None], seed: int) -> list[list[Example]]:
-    """Parts of the given sizes (None: all that is left), made of whole groups in a seeded random order.
+def pairs_file(run_dir: str | Path, part: str) -> Path:
+    """``train`` or ``heldout`` preference pairs (prompt, chosen, rejected, kind) of a run."""
+    return Path(run_dir) / "prepare" / f"pairs_{part}.jsonl"
+
+
+def split_by_group(examples: Sequence[Example], sizes: Sequence[int], seed: int) -> list[list[Example]]:
+    """Parts of the given sizes (0: all that is left), made of whole groups in a seeded random order.
 
     A part takes groups until it has its size and is then cut to it; the examples cut off are
     dropped, never moved to a later part, so a group is never on two sides.
@@ -50,33 +45,31 @@ def split_by_group(examples: Sequence[Example], sizes: Sequence[int | None], see
         part: list[Example] = []
         for group in queue:
             part.extend(by_group[group])
-            if size is not None and len(part) >= size:
+            if size and len(part) >= size:
                 break
-        parts.append(part if size is None else part[:size])
+        parts.append(part[:size] if size else part)
     return parts
 
 
-def prepare(run_dir: str | Path, settings: PrepareSettings) -> dict:
+def prepare(run_dir: str | Path, options: PrepareOptions) -> dict:
     """Write the three example parts and the train / held-out preference pairs to ``RUN/prepare``."""
-    run = CorpusRun(run_dir)
+    stage = RunDir(run_dir).stage("prepare")
     with timed({}) as summary:
-        limits = Limits(settings.max_prompt_words, settings.max_reference_words)
-        examples = load_examples(settings.corpus, standin=settings.standin, max_rows=settings.max_rows, limits=limits)
-        sizes = (settings.eval_size, settings.heldout_size, settings.train_size)
-        evaluation, heldout, train = split_by_group(examples, sizes, settings.seed)
+        limits = Limits(options.max_prompt_words, options.max_reference_words)
+        examples = load_examples(options.corpus, standin=options.standin, max_rows=options.max_rows, limits=limits)
+        sizes = (options.eval_size, options.heldout_size, options.train_size)
+        evaluation, heldout, train = split_by_group(examples, sizes, options.seed)
         if not evaluation or not heldout or not train:
             raise ValueError(
-                f"{settings.corpus} gave {len(examples)} examples: too few for eval {settings.eval_size} + held-out {settings.heldout_size} + a train part"
+                f"{options.corpus} gave {len(examples)} examples: too few for eval {options.eval_size} + held-out {options.heldout_size} + a train part"
             )
         for name, part in (("eval", evaluation), ("heldout", heldout), ("train", train)):
-            write_jsonl([asdict(example) for example in part], run.examples(name))
+            write_jsonl(part, examples_file(run_dir, name))
             summary[f"{name}_examples"] = len(part)
         for name, part, offset in (("train", train, 1), ("heldout", heldout, 2)):
-            pairs = preference_pairs(
-                part, settings.seed + offset, kinds=settings.rejection_kinds, dropout=settings.dropout
-            )
-            write_jsonl(pairs, run.pairs(name))
+            pairs = preference_pairs(part, options.seed + offset, kinds=options.kinds, dropout=options.word_dropout)
+            write_jsonl(pairs, pairs_file(run_dir, name))
             summary[f"{name}_pairs"] = len(pairs)
-    run.write("prepare", "config", settings)
-    run.write("prepare", "summary", summary)
+    stage.write_config(options)
+    stage.write_json("summary.json", summary)
     return summary

@@ -2,7 +2,7 @@
 
 Trained: `AutoModelForSequenceClassification` (one label) initialised from the SFT model, fitted
 with the Bradley-Terry loss by TRL's `RewardTrainer` on ``RUN/prepare/pairs_train.jsonl``.
-Pretrained: a hub id or local path given as ``pretrained`` replaces training. Either way the
+Pretrained: a hub id or local path given as ``model`` replaces training. Either way the
 held-out pairwise accuracy is measured on ``pairs_heldout.jsonl`` (built from a held-out part of the
 train split, never from evaluation text) with the same `RewardScorer` the evaluation and PPO use.
 """
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import datasets
@@ -20,19 +19,10 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from trl import RewardConfig, RewardTrainer
 
 from agentic.metrics import wilson
-from agentic.training.corpus.base import TINY
-from agentic.training.corpus.hardware import on_cuda, trainer_arguments
-from agentic.training.corpus.rundir import CorpusRun, read_jsonl, timed
-
-
-@dataclass(frozen=True)
-class RewardSettings:
-    pretrained: str | None = None
-    epochs: float = 3
-    learning_rate: float | None = None
-    batch_size: int = 8
-    max_length: int = 512
-    seed: int = 0
+from agentic.run_dir import RunDir, read_jsonl, timed
+from agentic.training.corpus.options import TINY, RewardOptions
+from agentic.training.corpus.prepare import pairs_file
+from agentic.training.options import trainer_arguments
 
 
 class RewardScorer:
@@ -46,8 +36,9 @@ class RewardScorer:
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.tokenizer.truncation_side = "left"
-        device = torch.device("cuda" if on_cuda() else "cpu")
-        dtype = torch.bfloat16 if on_cuda() else torch.float32
+        cuda = torch.cuda.is_available()
+        device = torch.device("cuda" if cuda else "cpu")
+        dtype = torch.bfloat16 if cuda else torch.float32
         self.model = AutoModelForSequenceClassification.from_pretrained(name_or_path, dtype=dtype).to(device).eval()
         if self.model.config.num_labels != 1:
             raise ValueError(
@@ -89,37 +80,45 @@ def pairwise_accuracy(scorer: RewardScorer, pairs: Sequence[dict]) -> dict:
     }
 
 
-def reward_learning_rate(run: CorpusRun) -> float:
+def reward_learning_rate(run_dir: str | Path) -> float:
     """Full fine-tuning's usual 1e-5 for a pretrained model; 1e-3 when the run started from the tiny model."""
-    return 1e-3 if run.read("sft", "config")["model"] == TINY else 1e-5
+    return 1e-3 if RunDir(run_dir).stage("sft").read_json("config.json")["model"] == TINY else 1e-5
 
 
-def fit_reward_model(run_dir: str | Path, settings: RewardSettings) -> str:
-    """Bradley-Terry training from the SFT model (TRL adds the one-label head and sets its pad token); returns the saved model's path (``RUN/reward/model``)."""
-    run = CorpusRun(run_dir)
-    arguments = trainer_arguments(run.stage("reward"), settings, settings.learning_rate or reward_learning_rate(run))
+def fit_reward_model(run_dir: str | Path, options: RewardOptions) -> str:
+    """Bradley-Terry training from the SFT model (TRL adds the one-label head and sets its pad token); returns the
+    saved model's path (``RUN/reward/model``)."""
+    run = RunDir(run_dir)
+    stage = run.stage("reward")
+    arguments = trainer_arguments(
+        stage.path / "trainer",
+        epochs=options.epochs,
+        learning_rate=options.learning_rate or reward_learning_rate(run_dir),
+        batch_size=options.batch_size,
+        seed=options.seed,
+    )
     trainer = RewardTrainer(
-        model=str(run.model("sft")),
-        args=RewardConfig(**arguments, max_length=settings.max_length),
-        train_dataset=datasets.Dataset.from_list(read_jsonl(run.pairs("train"))),
+        model=str(run.stage("sft").model_dir),
+        args=RewardConfig(**arguments, max_length=options.max_length),
+        train_dataset=datasets.Dataset.from_list(read_jsonl(pairs_file(run_dir, "train"))),
     )
     trainer.train()
-    trainer.save_model(str(run.model("reward")))
-    return str(run.model("reward"))
+    trainer.save_model(str(stage.model_dir))
+    return str(stage.model_dir)
 
 
-def reward_stage(run_dir: str | Path, settings: RewardSettings = RewardSettings()) -> dict:
+def reward_stage(run_dir: str | Path, options: RewardOptions) -> dict:
     """Train (or take) the reward model, measure its held-out pairwise accuracy, record which model it is."""
-    run = CorpusRun(run_dir)
+    stage = RunDir(run_dir).stage("reward")
     with timed({}) as summary:
-        summary["reward_model"] = settings.pretrained or fit_reward_model(run_dir, settings)
-        scorer = RewardScorer(summary["reward_model"], batch_size=settings.batch_size, max_length=settings.max_length)
-        summary["heldout"] = pairwise_accuracy(scorer, read_jsonl(run.pairs("heldout")))
-    run.write("reward", "config", asdict(settings))
-    run.write("reward", "summary", summary)
+        summary["reward_model"] = options.model or fit_reward_model(run_dir, options)
+        scorer = RewardScorer(summary["reward_model"], batch_size=options.batch_size, max_length=options.max_length)
+        summary["heldout"] = pairwise_accuracy(scorer, read_jsonl(pairs_file(run_dir, "heldout")))
+    stage.write_config(options)
+    stage.write_json("summary.json", summary)
     return summary
 
 
 def reward_model_of(run_dir: str | Path) -> str:
     """The reward model a run uses (trained or pretrained), as its reward stage recorded it."""
-    return CorpusRun(run_dir).read("reward")["reward_model"]
+    return RunDir(run_dir).stage("reward").read_json("summary.json")["reward_model"]

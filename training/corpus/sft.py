@@ -9,30 +9,18 @@ the PPO policy, its KL reference, and the reward model's initialisation.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import datasets
-from peft import LoraConfig
 from transformers import AutoModelForCausalLM, AutoTokenizer, set_seed
 from trl import SFTConfig, SFTTrainer
 
-from agentic.training.corpus.base import TINY, TinySettings, build_tiny_base
-from agentic.training.corpus.hardware import trainer_arguments
-from agentic.training.corpus.rundir import CorpusRun, read_jsonl, timed
-
-
-@dataclass(frozen=True)
-class SftSettings:
-    model: str = TINY
-    epochs: float = 2
-    learning_rate: float | None = None
-    batch_size: int = 16
-    max_length: int = 512
-    lora_rank: int | None = None
-    lora_dropout: float = 0.0
-    seed: int = 0
-    tiny: TinySettings = TinySettings()
+from agentic.run_dir import RunDir, read_jsonl, timed
+from agentic.training.corpus.base import build_tiny_base
+from agentic.training.corpus.options import TINY, CorpusSFTOptions, TinyBaseOptions
+from agentic.training.corpus.prepare import examples_file
+from agentic.training.options import lora_config, trainer_arguments
 
 
 def lora_rank(parameters: int) -> int:
@@ -47,46 +35,47 @@ def sft_learning_rate(model: str) -> float:
     return 1e-3 if model == TINY else 2e-4
 
 
-def base_model(run_dir: str | Path, settings: SftSettings) -> str:
+def base_model(run_dir: str | Path, options: CorpusSFTOptions, tiny: TinyBaseOptions) -> str:
     """The model SFT starts from: the given hub id / path, or the tiny model (built into ``RUN/base`` if missing)."""
-    if settings.model != TINY:
-        return settings.model
-    run = CorpusRun(run_dir)
-    if not (run.model("base") / "config.json").is_file():
-        build_tiny_base(run_dir, settings.tiny)
-    return str(run.model("base"))
+    if options.model != TINY:
+        return options.model
+    base = RunDir(run_dir).stage("base").model_dir
+    if not (base / "config.json").is_file():
+        build_tiny_base(run_dir, tiny)
+    return str(base)
 
 
-def train_sft(run_dir: str | Path, settings: SftSettings = SftSettings()) -> dict:
-    """Fine-tune on ``RUN/prepare/train.jsonl`` with LoRA and save the merged model to ``RUN/sft/model``."""
-    run = CorpusRun(run_dir)
-    start = base_model(run_dir, settings)
-    train = datasets.Dataset.from_list(read_jsonl(run.examples("train"))).select_columns(["prompt", "reference"])
+def train_sft(run_dir: str | Path, options: CorpusSFTOptions, tiny: TinyBaseOptions | None = None) -> dict:
+    """Fine-tune on ``RUN/prepare/train.jsonl`` with LoRA and save the merged model to ``RUN/sft/model``
+    (``tiny``: the options of the tiny base, built first when ``options.model`` is ``tiny`` and it is missing)."""
+    stage = RunDir(run_dir).stage("sft")
+    start = base_model(run_dir, options, tiny or TinyBaseOptions(seed=options.seed))
+    train = datasets.Dataset.from_list(read_jsonl(examples_file(run_dir, "train"))).select_columns(
+        ["prompt", "reference"]
+    )
     with timed({"base_model": start}) as summary:
-        set_seed(settings.seed)
+        set_seed(options.seed)
         model = AutoModelForCausalLM.from_pretrained(start)
         tokenizer = AutoTokenizer.from_pretrained(start)
         summary["parameters"] = sum(p.numel() for p in model.parameters())
-        rank = settings.lora_rank or lora_rank(summary["parameters"])
+        rank = options.lora_rank or lora_rank(summary["parameters"])
         arguments = trainer_arguments(
-            run.stage("sft"), settings, settings.learning_rate or sft_learning_rate(settings.model)
+            stage.path / "trainer",
+            epochs=options.epochs,
+            learning_rate=options.learning_rate or sft_learning_rate(options.model),
+            batch_size=options.batch_size,
+            seed=options.seed,
         )
         trainer = SFTTrainer(
             model=model,
-            args=SFTConfig(**arguments, max_length=settings.max_length, completion_only_loss=True),
+            args=SFTConfig(**arguments, max_length=options.max_length, completion_only_loss=True),
             train_dataset=train.rename_column("reference", "completion"),
             processing_class=tokenizer,
-            peft_config=LoraConfig(
-                r=rank,
-                lora_alpha=2 * rank,
-                lora_dropout=settings.lora_dropout,
-                target_modules="all-linear",
-                task_type="CAUSAL_LM",
-            ),
+            peft_config=lora_config(rank, dropout=options.lora_dropout),
         )
         summary.update(lora_rank=rank, train_loss=trainer.train().training_loss)
-        trainer.model.merge_and_unload().save_pretrained(run.model("sft"))
-        trainer.processing_class.save_pretrained(run.model("sft"))
-    run.write("sft", "config", asdict(settings) | {"base_model": start})
-    run.write("sft", "summary", summary)
+        trainer.model.merge_and_unload().save_pretrained(stage.model_dir)
+        trainer.processing_class.save_pretrained(stage.model_dir)
+    stage.write_config(asdict(options) | {"base_model": start})
+    stage.write_json("summary.json", summary)
     return summary

@@ -22,6 +22,7 @@ from pathlib import Path
 import datasets
 
 from agentic.tasks.corpora import load_corpus, standin_path
+from agentic.training.corpus.options import CORPUS_NAMES
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=\S)")
 
@@ -115,17 +116,22 @@ def _local(rows: datasets.Dataset, limits: Limits) -> Iterator[Example]:
         )
 
 
-CORPORA = {
-    "tinystories": CorpusSpec("roneneldan/TinyStories", None, _stories),
-    "cnn_dailymail": CorpusSpec("abisee/cnn_dailymail", "3.0.0", _articles),
-    "wikitext103": CorpusSpec("Salesforce/wikitext", "wikitext-103-raw-v1", _wikitext),
-}
+CORPORA = dict(
+    zip(
+        CORPUS_NAMES,
+        (
+            CorpusSpec("roneneldan/TinyStories", None, _stories),
+            CorpusSpec("abisee/cnn_dailymail", "3.0.0", _articles),
+            CorpusSpec("Salesforce/wikitext", "wikitext-103-raw-v1", _wikitext),
+        ),
+        strict=True,
+    )
+)
 
 
-def load_examples(
-    corpus: str, *, standin: bool = False, max_rows: int | None = None, limits: Limits = Limits()
-) -> list[Example]:
-    """The examples of a named corpus (hub, or its stand-in) or of a local file, in source order, deduplicated.
+def load_examples(corpus: str, *, standin: bool = False, max_rows: int = 0, limits: Limits = Limits()) -> list[Example]:
+    """The examples of a named corpus (hub, or its stand-in) or of a local file, in source order, deduplicated;
+    ``max_rows`` 0 reads every row.
 
     A prompt or reference seen before drops the later example, so no text can be on both
     sides of a split by appearing twice in the source.
@@ -133,10 +139,10 @@ def load_examples(
     if corpus in CORPORA:
         spec = CORPORA[corpus]
         source, config = (standin_path(corpus), None) if standin else (spec.hub_id, spec.hub_config)
-        rows = load_corpus(source, split="train", config=config, limit=max_rows)
+        rows = load_corpus(source, split="train", config=config, limit=max_rows or None)
         to_examples = spec.to_examples
     elif Path(corpus).suffix:
-        rows = load_corpus(corpus, limit=max_rows)
+        rows = load_corpus(corpus, limit=max_rows or None)
         to_examples = _local
     else:
         raise ValueError(f"unknown corpus {corpus!r}: use one of {sorted(CORPORA)} or a local file path")

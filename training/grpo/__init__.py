@@ -1,5 +1,5 @@
 """GRPO for multi-turn agents: group-normalised trajectory advantages, PPO's token-level clipped loss, no critic."""
 
-from agentic.training.grpo.core import GRPOConfig, group_advantages, group_ids, grpo_update
+from agentic.training.grpo.core import GRPO, GRPOTargets, group_advantages
 
-__all__ = ["GRPOConfig", "group_advantages", "group_ids", "grpo_update"]
+__all__ = ["GRPO", "GRPOTargets", "group_advantages"]

@@ -4,11 +4,23 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
+from typing import TypeVar
 
 import torch
 from torch import Tensor
 
 from agentic.trajectory import Trajectory
+
+Rows = TypeVar("Rows")
+
+
+def select_rows(value: Rows, index: Tensor) -> Rows:
+    """A dataclass of per-trajectory tensors (a batch, an update's targets) cut down to the trajectories at ``index``;
+    fields that are not tensors stay as they are."""
+    return replace(
+        value,
+        **{f.name: getattr(value, f.name)[index] for f in fields(value) if isinstance(getattr(value, f.name), Tensor)},
+    )
 
 
 @dataclass(frozen=True)
@@ -27,6 +39,7 @@ class TurnBatch:
     decision_positions: Tensor  # [B, K] long, each turn's decision point (`TurnRecord.decision_index`), 0 on padding
     turn_rewards: Tensor  # [B, K] float, the environment's reward per turn (shaping, plus the score on the last)
     turn_mask: Tensor  # [B, K] bool, True on real turns
+    instances: Tensor  # [B] long, one id per task instance (task, seed), numbered in order of first appearance
 
     def __len__(self) -> int:
         return self.input_ids.shape[0]
@@ -38,7 +51,7 @@ class TurnBatch:
 
     def rows(self, index: Tensor) -> TurnBatch:
         """The trajectories at ``index``, a minibatch."""
-        return replace(self, **{f.name: getattr(self, f.name)[index] for f in fields(self)})
+        return select_rows(self, index)
 
     def to(self, device: torch.device | str) -> TurnBatch:
         return replace(self, **{f.name: getattr(self, f.name).to(device) for f in fields(self)})
@@ -63,6 +76,7 @@ def collate(trajectories: Sequence[Trajectory], pad_id: int) -> TurnBatch:
         "decision_positions": torch.zeros(len(trajectories), n_turns, dtype=torch.long),
         "turn_rewards": torch.zeros(len(trajectories), n_turns),
         "turn_mask": torch.zeros(len(trajectories), n_turns, dtype=torch.bool),
+        "instances": instance_ids(trajectories),
     }
     for row, trajectory in enumerate(trajectories):
         n = len(trajectory.token_ids)
@@ -87,3 +101,10 @@ def collate(trajectories: Sequence[Trajectory], pad_id: int) -> TurnBatch:
             batch["turn_rewards"][row, k] = turn.reward
             batch["turn_mask"][row, k] = True
     return TurnBatch(**batch)
+
+
+def instance_ids(trajectories: Sequence[Trajectory]) -> Tensor:
+    """``[B]``: one id per task instance, numbered in order of first appearance; an instance is a (task, seed) pair
+    (GRPO's groups are the rollouts of one instance)."""
+    ids: dict[tuple[str, int | None], int] = {}
+    return torch.tensor([ids.setdefault((t.task, t.seed), len(ids)) for t in trajectories], dtype=torch.long)

@@ -7,12 +7,13 @@ read at its decision point (the last context token before its action), its rewar
 reward for the step, and its advantage is broadcast to the turn's agent tokens.
 
 References: PPO (Schulman et al. 2017), GAE (Schulman et al. 2015), the KL penalty to a frozen
-reference and its adaptive coefficient (Ziegler et al. 2019; Ouyang et al. 2022).
+reference and its adaptive coefficient (Ziegler et al. 2019; Ouyang et al. 2022); reward normalisation with
+running statistics (as TRL's running moments).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
 
 import torch
 from torch import Tensor
@@ -114,13 +115,11 @@ def clipped_policy_loss(
     return loss, stats
 
 
-def clipped_value_loss(
-    values: Tensor, old_values: Tensor, returns: Tensor, mask: Tensor, clip_range: float | None
-) -> Tensor:
+def clipped_value_loss(values: Tensor, old_values: Tensor, returns: Tensor, mask: Tensor, clip_range: float) -> Tensor:
     """``0.5 * mean of max((V - R)^2, (V_clipped - R)^2)`` over masked turns, ``V_clipped`` kept within ``clip_range``
-    of the value at rollout time (PPO2 style); plain squared error when ``clip_range`` is None."""
+    of the value at rollout time (PPO2 style); plain squared error when ``clip_range`` is 0."""
     loss = (values - returns) ** 2
-    if clip_range is not None:
+    if clip_range:
         clipped = old_values + (values - old_values).clamp(-clip_range, clip_range)
         loss = torch.maximum(loss, (clipped - returns) ** 2)
     return 0.5 * masked_mean(loss, mask)
@@ -134,20 +133,65 @@ def explained_variance(values: Tensor, returns: Tensor, mask: Tensor) -> float:
     return float("nan") if returns_variance == 0 else (1 - error_variance / returns_variance).item()
 
 
-@dataclass
 class KLController:
     """The KL penalty coefficient beta: fixed, or adaptive when ``target`` is set (Ziegler et al. 2019).
 
     The adaptive rule moves beta by a proportional error clipped to +-20%, scaled by the samples seen
     over ``horizon``: ``beta *= 1 + clip(KL / target - 1, -0.2, 0.2) * n / horizon``, with ``KL`` the mean
-    per-trajectory KL of the last batch.
+    per-trajectory KL of the last batch. ``target`` 0 keeps beta fixed.
     """
 
-    coef: float
-    target: float | None = None
-    horizon: int = 10_000
+    def __init__(self, coef: float, target: float = 0.0, horizon: int = 10_000):
+        self.coef, self.target, self.horizon = coef, target, horizon
 
     def update(self, kl: float, n_samples: int) -> None:
-        if self.target is not None:
+        if self.target:
             error = min(max(kl / self.target - 1, -0.2), 0.2)
             self.coef *= 1 + error * n_samples / self.horizon
+
+    def state_dict(self) -> dict[str, float]:
+        return {"coef": self.coef}
+
+    def load_state_dict(self, state: dict[str, float]) -> None:
+        self.coef = state["coef"]
+
+
+class RewardNormalizer:
+    """Rewards shifted and scaled to mean 0 and std 1, then clipped to ``+-clip`` (0: not clipped).
+
+    ``running`` pools every batch seen so far, this one included (Chan et al.'s parallel mean and variance,
+    as TRL's running moments); ``batch`` whitens each batch alone; ``none`` leaves the rewards as they are.
+    """
+
+    def __init__(self, mode: str = "none", clip: float = 0.0, eps: float = 1e-8):
+        self.mode, self.clip, self.eps = mode, clip, eps
+        self.count, self.mean, self.variance = 0, 0.0, 0.0
+
+    @property
+    def changes_rewards(self) -> bool:
+        return self.mode != "none" or self.clip > 0
+
+    def __call__(self, rewards: list[float]) -> list[float]:
+        values = torch.tensor(rewards, dtype=torch.float64)
+        if not torch.isfinite(values).all():
+            raise ValueError("rewards to normalise must be finite")
+        if self.mode == "running":
+            self._pool(values)
+            values = (values - self.mean) / math.sqrt(self.variance + self.eps)
+        elif self.mode == "batch":
+            values = (values - values.mean()) / math.sqrt(values.var(unbiased=False).item() + self.eps)
+        return (values.clamp(-self.clip, self.clip) if self.clip else values).tolist()
+
+    def _pool(self, values: Tensor) -> None:
+        n, mean, variance = len(values), values.mean().item(), values.var(unbiased=False).item()
+        total = self.count + n
+        delta = mean - self.mean
+        self.variance = (self.count * self.variance + n * variance + delta**2 * self.count * n / total) / total
+        self.mean += delta * n / total
+        self.count = total
+
+    def state_dict(self) -> dict[str, float]:
+        return {"count": self.count, "mean": self.mean, "variance": self.variance}
+
+    def load_state_dict(self, state: dict[str, float]) -> None:
+        self.count, self.mean, self.variance = int(state["count"]), state["mean"], state["variance"]

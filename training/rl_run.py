@@ -1,0 +1,282 @@
+"""The run directory of a PPO / GRPO run, as `agentic.training.rl.run_rl` fills it (the main process writes; every
+process takes part in evaluations and checkpoints, which wait for each other):
+
+    config.json            the options (with the algorithm's name), device and number of processes
+    metrics.jsonl          one row per update (and eval/... rows); the same under tensorboard/
+    samples/update-N.jsonl the first transcripts of each update (``agentic show`` renders them)
+    eval/update-N.json     held-out evaluations (update 0 is the starting model)
+    checkpoints/update-N/  see `agentic.training.rl_checkpoint` (the last two are kept)
+    plots/training.png, plots/eval.png
+    model/                 the final policy
+    report.json, report.md
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from accelerate import Accelerator
+from tqdm.auto import tqdm
+
+from agentic.evaluation import evaluate, report_rows
+from agentic.policy import Policy
+from agentic.run_dir import RunDir, write_jsonl
+from agentic.sampling import Sampling
+from agentic.training.ppo import TrainingDiverged
+from agentic.training.rl_checkpoint import CheckpointError, checkpoint_name, latest_checkpoint, save_checkpoint
+from agentic.training.rl_config import RLOptions, options_from_config
+from agentic.trajectory import Trajectory
+
+TRAINING_PLOT = (
+    "reward",
+    "success",
+    "kl",
+    "entropy",
+    "clip_fraction",
+    "value_loss",
+    "explained_variance",
+    "invalid_action_rate",
+)
+EVAL_PLOT = ("eval/success", "eval/tool_call_accuracy", "eval/mean_return")
+_UPDATE_FILE = re.compile(r"update-(\d+)\.jsonl?")
+
+
+@dataclass(frozen=True)
+class RLResult:
+    """Where the run went and what it measured; ``evaluations`` maps an update number (0: the starting model) to its evaluation."""
+
+    run_dir: Path
+    model_dir: Path
+    iterations: int
+    stop_reason: str
+    evaluations: dict[int, dict[str, Any]]
+    report: dict[str, Any]
+
+
+class RLRunDir:
+    """One run's directory and its progress bar, and which update was last evaluated and saved."""
+
+    def __init__(self, options: RLOptions, accelerator: Accelerator):
+        self.options, self.accelerator = options, accelerator
+        self.path = Path(options.out_dir)
+        self.main = accelerator.is_main_process
+        self.run = RunDir(self.path) if self.main else None
+        self.evaluated_at = self.saved_at = 0
+        self.learning_rate = options.learning_rate
+        self.bar: Any = None
+
+    def checkpoint_to_resume(self) -> Path | None:
+        """The checkpoint to resume from (``resume``), after checking that the saved run's options agree; else None,
+        after checking that ``out_dir`` holds no run that starting afresh would overwrite."""
+        checkpoint = None
+        if not self.options.resume:
+            if (self.path / "metrics.jsonl").exists() or (self.path / "checkpoints").exists():
+                raise ValueError(
+                    f"{self.path} already holds a run: pass --resume to continue it, or choose another --out-dir"
+                )
+        else:
+            checkpoint = latest_checkpoint(self.path / "checkpoints")
+            differences = self.saved_options().differences(self.options)
+            if differences:
+                raise ValueError(f"cannot resume {self.path} with different options: {'; '.join(differences)}")
+        self.accelerator.wait_for_everyone()  # every process has looked at out_dir before the main one writes to it
+        return checkpoint
+
+    def saved_options(self) -> RLOptions:
+        try:
+            return options_from_config(json.loads((self.path / "config.json").read_text(encoding="utf-8")))
+        except (OSError, ValueError, TypeError, KeyError) as error:
+            raise CheckpointError(
+                f"cannot resume {self.path}: its config.json is missing or unreadable ({error})"
+            ) from None
+
+    def begin(self, start: int, checkpoint: Path | None, learning_rate: float) -> None:
+        """Record the options; when resuming, make the directory hold what ``checkpoint`` knew (its metrics, and no
+        evaluations or samples of later updates, which the resumed run repeats)."""
+        self.evaluated_at = self.saved_at = start
+        self.learning_rate = learning_rate
+        if self.run is not None:
+            if checkpoint is not None:
+                forget_after(self.path, checkpoint, start)
+            extra = {"device": str(self.accelerator.device), "processes": self.accelerator.num_processes}
+            self.run.write_config(self.options.to_dict() | extra)
+        self.bar = tqdm(
+            total=self.options.iterations,
+            initial=start,
+            desc=self.options.name,
+            unit="update",
+            disable=not (self.options.progress and self.main),
+        )
+
+    def evaluation_due(self, done: int) -> bool:
+        return bool(self.options.n_eval and self.options.eval_every and done % self.options.eval_every == 0)
+
+    def checkpoint_due(self, done: int) -> bool:
+        return bool(self.options.checkpoint_every and done % self.options.checkpoint_every == 0)
+
+    def log_update(self, done: int, record: dict[str, Any], trajectories: list[Trajectory]) -> None:
+        """Update ``done``'s metrics, and its first transcripts under samples/."""
+        if self.run is not None:
+            self.run.log(done, record | {"first_seed": self.options.train_seeds(done - 1).start})
+            if self.options.samples_per_update:
+                samples = trajectories[: self.options.samples_per_update]
+                write_jsonl(samples, self.path / "samples" / f"{checkpoint_name(done)}.jsonl")
+            self.bar.update()
+            self.bar.set_postfix(reward=f"{record['reward']:.3f}", success=f"{record['success']:.2f}")
+
+    def evaluate(self, policy: Policy, step: int) -> None:
+        """The greedy evaluation on the held-out seeds, as ``eval/update-N.json`` and ``eval/...`` metrics."""
+        if self.run is not None:
+            greedy = Sampling(temperature=0.0, max_new_tokens=self.options.max_new_tokens)
+            with self.accelerator.autocast():
+                report = evaluate(policy, self.options.task, list(self.options.eval_seeds), greedy)
+            self.run.write_json(f"eval/{checkpoint_name(step)}.json", report)
+            self.run.log(step, eval_metrics(report), prefix="eval/")
+        self.evaluated_at = step
+        self.accelerator.wait_for_everyone()
+
+    def save(self, step: int, state: Any, tokenizer: Any) -> None:
+        """Checkpoint ``step``: the model and tokenizer, and ``state`` (`agentic.training.rl.TrainingState`)."""
+        if self.run is not None:
+            metrics = self.path / "metrics.jsonl"
+            save_checkpoint(self.path / "checkpoints", step, state.model, tokenizer, state.state_dict(), metrics)
+        self.saved_at = step
+        self.accelerator.wait_for_everyone()
+
+    def time_limit_reached(self, started: float) -> str:
+        """The stop reason once ``max_seconds`` have passed on any process ("" before); every process must ask."""
+        if self.options.max_seconds and time.perf_counter() - started >= self.options.max_seconds:
+            self.accelerator.set_trigger()
+        return f"time limit of {self.options.max_seconds:g} s" if self.accelerator.check_trigger() else ""
+
+    def finish(self, done: int, policy: Policy, state: Any, failure: str, stop_reason: str, started: float) -> RLResult:
+        """The final evaluation, checkpoint, model, plots and report; a ``failure`` skips the evaluation and the model,
+        keeps the last good state in a checkpoint and raises `TrainingDiverged` with it."""
+        self.bar.close()
+        if not failure and self.options.n_eval and self.evaluated_at != done:
+            self.evaluate(policy, done)
+        if self.saved_at != done:
+            self.save(done, state, policy.tokenizer)
+        model_dir = self.path / "model"
+        report: dict[str, Any] = {}
+        if self.run is not None:
+            if not failure:
+                policy.model.save_pretrained(model_dir)
+                policy.tokenizer.save_pretrained(model_dir)
+            report = self.write_report(done, failure or stop_reason, started)
+        self.accelerator.wait_for_everyone()
+        if failure:
+            raise TrainingDiverged(failure)
+        return RLResult(self.path, model_dir, done, stop_reason, saved_evaluations(self.path, done), report)
+
+    def write_report(self, done: int, stop_reason: str, started: float) -> dict[str, Any]:
+        """Plots, report.json and report.md, from the metrics and evaluations on disk (so a resumed run reports its
+        whole history)."""
+        run, options, accelerator = self.run, self.options, self.accelerator
+        run.plot(TRAINING_PLOT, "training.png")
+        run.plot(EVAL_PLOT, "eval.png")
+        rows = [r for r in run.metrics() if "seconds" in r and r["step"] <= done]
+        evaluations = saved_evaluations(run.path, done)
+        episodes = sum(r["episodes"] for r in rows)
+        rollout_seconds = sum(r["rollout_seconds"] for r in rows)
+        report = {
+            "algorithm": options.name,
+            "task": options.task,
+            "start_model": options.model,
+            "model_dir": str(run.path / "model"),
+            "lora_rank": options.lora_rank,
+            "learning_rate": self.learning_rate,
+            "device": str(accelerator.device),
+            "processes": accelerator.num_processes,
+            "mixed_precision": accelerator.mixed_precision,
+            "updates": done,
+            "stop_reason": stop_reason,
+            "episodes": episodes,
+            "skipped_updates": sum(r.get("skipped", 0) for r in rows),
+            "train_seconds": sum(r["seconds"] for r in rows),
+            "seconds_per_update": sum(r["seconds"] for r in rows) / max(len(rows), 1),
+            "episodes_per_second": episodes / rollout_seconds if rollout_seconds else float("nan"),
+            "wall_seconds_this_session": time.perf_counter() - started,
+            "final_reward": rows[-1]["reward"] if rows else float("nan"),
+            "eval_seeds": [0, options.n_eval - 1] if options.n_eval else [],
+            "evaluations": {step: eval_metrics(report) for step, report in evaluations.items()},
+            "first_evaluation": evaluations[min(evaluations)] if evaluations else None,
+            "last_evaluation": evaluations[max(evaluations)] if evaluations else None,
+            "options": options.to_dict(),
+        }
+        run.write_report(report, report_markdown(report))
+        run.close()
+        return report
+
+
+def forget_after(run_path: Path, checkpoint: Path, iteration: int) -> None:
+    """Make ``run_path`` hold what ``checkpoint`` knew: its metrics, and no evaluations or samples of later updates."""
+    (run_path / "metrics.jsonl").write_bytes((checkpoint / "metrics.jsonl").read_bytes())
+    for path in [*(run_path / "eval").glob("update-*.json"), *(run_path / "samples").glob("update-*.jsonl")]:
+        if int(_UPDATE_FILE.fullmatch(path.name).group(1)) > iteration:
+            path.unlink()
+
+
+def eval_metrics(report: dict[str, Any]) -> dict[str, float]:
+    """The numbers of an `agentic.evaluation.evaluate` report that go on the training curves."""
+    calls, episodes = report["tool_calls"], report["episodes"]
+    return {
+        "tool_call_accuracy": calls["tool_call_accuracy"]["value"],
+        "tool_call_validity": calls["tool_call_validity"]["value"],
+        "success": episodes["success"]["value"],
+        "mean_return": episodes["mean_return"],
+        "mean_turns": episodes["mean_turns"],
+        "invalid_action_rate": episodes["invalid_action_rate"]["value"],
+    }
+
+
+def saved_evaluations(run_path: Path, last: int) -> dict[int, dict[str, Any]]:
+    """The evaluation reports in ``run_path/eval`` up to update ``last``, by update number (with NaN back where
+    the JSON holds null, e.g. the tool-call accuracy of a task without tools)."""
+    found = {int(_UPDATE_FILE.fullmatch(p.name).group(1)): p for p in (run_path / "eval").glob("update-*.json")}
+
+    def nan_for_null(record: dict[str, Any]) -> dict[str, Any]:
+        return {k: math.nan if v is None else v for k, v in record.items()}
+
+    return {
+        step: json.loads(found[step].read_text(encoding="utf-8"), object_hook=nan_for_null)
+        for step in sorted(found)
+        if step <= last
+    }
+
+
+def report_markdown(report: dict[str, Any]) -> str:
+    name = report["algorithm"].upper()
+    mode = f"LoRA rank {report['lora_rank']}" if report["lora_rank"] else "full fine-tuning"
+    lines = [
+        f"# {name} on {report['task']}",
+        "",
+        f"- start model: `{report['start_model']}` ({mode}, learning rate {report['learning_rate']:g}); final model: `{report['model_dir']}`",
+        f"- {report['updates']} updates ({report['stop_reason']}), {report['episodes']:,} episodes, {report['skipped_updates']:g} updates rolled back",
+        (
+            f"- {report['train_seconds']:.0f} s of training, {report['seconds_per_update']:.1f} s per update, "
+            f"{report['episodes_per_second']:.1f} episodes/s in rollouts; {report['processes']} process(es) on {report['device']}, "
+            f"mixed precision {report['mixed_precision']}"
+        ),
+        "- curves: `plots/training.png`, `plots/eval.png`; transcripts: `agentic show samples/update-N.jsonl`",
+    ]
+    first, last = report["first_evaluation"], report["last_evaluation"]
+    if first is not None:
+        steps = sorted(report["evaluations"])
+        lines += [
+            "",
+            f"Greedy evaluation on held-out seeds {report['eval_seeds'][0]}–{report['eval_seeds'][1]} (Wilson 95% intervals):",
+            "",
+        ]
+        lines += [f"| metric | update {steps[0]} | update {steps[-1]} |", "|---|---|---|"]
+        lines += [
+            f"| {metric} | {before} | {after} |"
+            for (metric, before), (_, after) in zip(report_rows(first), report_rows(last))
+        ]
+    return "\n".join(lines)
