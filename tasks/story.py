@@ -161,7 +161,9 @@ class InteractiveStory(Task):
         return {"story": story, "hero": hero, "name": name, "min_words": low, "max_words": high, "max_grade": max_grade}
 
     def question(self, instance: dict[str, Any]) -> str:
-        return "Task: write a short story for the user. Ask what they want, check your draft, then finish with the story."
+        return (
+            "Task: write a short story for the user. Ask what they want, check your draft, then finish with the story."
+        )
 
     def initial_state(self, instance: dict[str, Any]) -> dict[str, Any]:
         return {"revealed": []}
