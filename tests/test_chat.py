@@ -17,7 +17,8 @@ import torch
 from chat_model import CHAT_TEMPLATE, chat_llama, chat_tokenizer
 from rich.console import Console
 
-from agentic import AgenticEnvironment, Score, Task, make_task, tool_call
+from agentic import AgenticEnvironment, Score, Task, make_task, oracle_action, tool_call
+from agentic.bench.rollout import bench_rollout, render_context
 from agentic.cli import main
 from agentic.decoding import RaggedBatch
 from agentic.encoding import ChatTemplateError, episode_encoding, episode_mode, prompt_messages
@@ -26,7 +27,7 @@ from agentic.kv_cache import RaggedCache
 from agentic.metrics import judge_tool_call
 from agentic.play import model_actor, play
 from agentic.policy import Policy
-from agentic.rollout import oracle_trajectories, rollout
+from agentic.rollout import oracle_trajectories, rollout, scripted_trajectories
 from agentic.sampling import Sampling
 from agentic.stopping import StopRule, turn_is_over
 from agentic.tooling import ToolRegistry
@@ -273,8 +274,18 @@ def test_chat_rollouts_on_a_grouped_query_llama_keep_every_invariant(tokenizer, 
 
 def test_decision_points_and_the_judge_read_actions_split_over_tokens(tokenizer):
     task = make_task("TwoHop")
+    contexts: list[str] = []
     policy = Policy(chat_llama(tokenizer), tokenizer)
-    demos = oracle_trajectories(task, range(4), tokenizer)
+
+    def oracle_seen_by_a_re_rendering_loop(env):
+        contexts.append(render_context(policy, env))
+        return oracle_action(env)
+
+    demos = scripted_trajectories(task, range(4), tokenizer, oracle_seen_by_a_re_rendering_loop)
+    assert demos == oracle_trajectories(task, range(4), tokenizer)
+    starts = [turn.start for demo in demos for turn in demo.turns]
+    tokens = [demo.token_ids for demo in demos for _ in demo.turns]
+    assert [tokenizer.decode(ids[:start]) for ids, start in zip(tokens, starts)] == contexts
     points = decision_points(demos)
     assert len(points) == 8 and all(tokenizer.decode(p.context_ids).endswith("<|im_start|>assistant\n") for p in points)
     actions = {
@@ -345,3 +356,9 @@ def test_eval_takes_a_token_limit_skips_episodes_and_reports_the_mode_and_progre
     assert main([*argv, "--mode", "raw", "--max-new-tokens", "3"]) == 0
     report = json.loads((out / "report.json").read_text())
     assert report["mode"] == "raw" and report["episodes"]["episodes"] == 3
+
+
+def test_bench_rollout_compares_the_engine_with_loops_that_re_render_the_chat(llama_dir):
+    result = bench_rollout(str(llama_dir), "Arithmetic", n_episodes=3, max_new_tokens=4, repeats=1)
+    assert result["mode"] == "chat" and set(result["speedup"]) == {"batched_generate", "sequential"}
+    assert all(result[side]["agent_tokens_per_s"] > 0 for side in ("engine", "batched_generate", "sequential"))
