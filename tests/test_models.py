@@ -262,6 +262,13 @@ def test_model_accepts_a_known_name_and_passes_anything_else_through(tiny_catalo
     assert policy.tokenizer.chat_template == CHAT_TEMPLATE and policy.model.config.num_hidden_layers == LAYERS
 
 
+def test_bench_rollout_takes_a_known_name_for_the_engine_and_the_stock_model(tiny_catalog):
+    from agentic.bench.rollout import bench_rollout
+
+    result = bench_rollout(NAME, n_episodes=2, max_new_tokens=3, repeats=1, baselines=["batched_generate"])
+    assert result["model"] == str(tiny_catalog) and result["mode"] == "chat"
+
+
 def test_unknown_names_missing_gguf_and_failed_downloads_are_one_line_errors_that_leave_nothing(
     registry, tiny_catalog, monkeypatch, tmp_path, capsys
 ):

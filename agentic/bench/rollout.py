@@ -28,6 +28,7 @@ from transformers import AutoModelForCausalLM, PreTrainedModel
 
 from agentic.encoding import prompt_messages
 from agentic.env import AgenticEnvironment
+from agentic.models import resolve_model
 from agentic.policy import Policy
 from agentic.rollout import rollout
 from agentic.sampling import Sampling
@@ -146,6 +147,8 @@ def bench_rollout(
 ) -> dict[str, Any]:
     """Episodes/s (and agent tokens/s) of `rollout` on all episodes at once versus each of ``baselines``, and the ratios.
 
+    ``model_dir`` is what ``--model`` takes: a directory, a hub id or a name `agentic.models` knows.
+
     After a warm-up, the sides run ``repeats`` times each, taking turns, on the same episodes
     every time. Each ratio is of the best times (a busy machine only ever adds time); the median
     ratios and every time are reported beside them.
@@ -155,6 +158,7 @@ def bench_rollout(
     unknown = set(baselines) - set(BASELINES)
     if unknown or not baselines:
         raise ValueError(f"baselines must be some of {', '.join(BASELINES)}, got {', '.join(baselines) or 'none'}")
+    model_dir = resolve_model(model_dir)
     policy = Policy.from_pretrained(model_dir, device=device, mode=mode)
     stock_model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=policy.model.dtype).to(policy.device).eval()
     seeds = list(range(seed, seed + n_episodes))
