@@ -3,8 +3,12 @@
 Decision points come from oracle episodes run through the real environment on the
 evaluation seeds: wherever the oracle calls a tool, the policy continues the exact token
 context the oracle had (token-in, never re-tokenized) and its action is judged against the
-oracle's call (see `agentic.metrics`). Episode metrics come from the policy acting alone on
-the same seeds. Proportions carry Wilson 95% intervals.
+oracle's call (see `agentic.metrics`). The oracle's episodes are encoded in the policy's mode
+(`agentic.encoding`), so in chat mode each context is the chat up to the generation prompt of the
+assistant message the oracle's call fills, and the judge reads the action as the environment would,
+without the end-of-turn token. Episode metrics come from the policy acting alone on the same seeds
+(optional: a model that rambles to its token limit makes them the expensive part). Proportions carry
+Wilson 95% intervals.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from tqdm.auto import tqdm
 
 from agentic.actions import ActionKind
 from agentic.metrics import judge_tool_call, wilson
@@ -96,14 +102,23 @@ def episode_metrics(trajectories: Sequence[Trajectory]) -> dict[str, Any]:
 
 
 def evaluate_tool_calls(
-    policy: Policy, task: Task, seeds: Sequence[int], sampling: Sampling = GREEDY, batch_size: int = 64
+    policy: Policy,
+    task: Task,
+    seeds: Sequence[int],
+    sampling: Sampling = GREEDY,
+    batch_size: int = 64,
+    progress: bool = False,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Tool-call metrics at the oracle's decision points on ``seeds``, and a few judged samples."""
-    points = decision_points(oracle_trajectories(task, seeds, policy.tokenizer))
+    demonstrations = oracle_trajectories(task, seeds, policy.tokenizer, mode=policy.mode, progress=progress)
+    points = decision_points(demonstrations)
     actions: list[str] = []
-    for start in range(0, len(points), batch_size):
-        chunk = points[start : start + batch_size]
-        actions += [g.text for g in policy.generate([p.context_ids for p in chunk], sampling)]
+    with tqdm(total=len(points), desc="decision points", unit="point", disable=not progress) as bar:
+        for start in range(0, len(points), batch_size):
+            chunk = points[start : start + batch_size]
+            generations = policy.generate([p.context_ids for p in chunk], sampling)
+            actions += [policy.encoding.environment_text(g.text, g.token_ids) for g in generations]
+            bar.update(len(chunk))
     samples = [
         {"seed": p.seed, "expected": {"tool": p.tool, "arguments": p.arguments}, "action": a}
         for p, a in list(zip(points, actions))[:5]
@@ -118,19 +133,28 @@ def evaluate(
     sampling: Sampling = GREEDY,
     batch_size: int = 64,
     progress: bool = False,
+    episodes: bool = True,
 ) -> dict[str, Any]:
-    """The whole evaluation of ``policy`` on ``task_name`` over ``seeds`` (held out from training)."""
+    """The whole evaluation of ``policy`` on ``task_name`` over ``seeds`` (held out from training).
+
+    ``episodes=False`` leaves out the free-running episodes (the report's ``episodes`` is then None).
+    """
     task = make_task(task_name)
-    tool_calls, samples = evaluate_tool_calls(policy, task, seeds, sampling, batch_size)
-    episodes: list[Trajectory] = []
-    for start in range(0, len(seeds), batch_size):
-        episodes += rollout(policy, task, list(seeds[start : start + batch_size]), sampling, progress=progress)
+    tool_calls, samples = evaluate_tool_calls(policy, task, seeds, sampling, batch_size, progress)
+    played: list[Trajectory] = []
+    for start in range(0, len(seeds), batch_size) if episodes else ():
+        played += rollout(policy, task, list(seeds[start : start + batch_size]), sampling, progress=progress)
     return {
         "task": task_name,
         "seeds": [min(seeds), max(seeds)] if seeds else [],
-        "sampling": {"temperature": sampling.temperature, "top_p": sampling.top_p},
+        "mode": policy.mode,
+        "sampling": {
+            "temperature": sampling.temperature,
+            "top_p": sampling.top_p,
+            "max_new_tokens": sampling.max_new_tokens,
+        },
         "tool_calls": tool_calls,
-        "episodes": episode_metrics(episodes),
+        "episodes": episode_metrics(played) if episodes else None,
         "samples": samples,
     }
 
@@ -153,6 +177,8 @@ def report_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
         for tool, per in calls["per_tool"].items()
         for name in ("tool_call_validity", "tool_call_accuracy")
     ]
+    if episodes is None:
+        return rows
     rows += [
         ("success", _interval(episodes["success"])),
         ("mean return", f"{episodes['mean_return']:.3f} ± {episodes['std_return']:.3f}"),
@@ -167,7 +193,8 @@ def report_markdown(report: dict[str, Any], title: str = "Evaluation") -> str:
     lines = [
         f"# {title}: {report['task']}",
         "",
-        f"Seeds {report['seeds'][0]}–{report['seeds'][-1]}, sampling {report['sampling']}.",
+        f"Seeds {report['seeds'][0]}–{report['seeds'][-1]}, {report.get('mode', 'raw')} mode, sampling {report['sampling']}."
+        + ("" if report["episodes"] is not None else " Episodes not run."),
         "",
     ]
     lines += ["| metric | value [Wilson 95%] |", "|---|---|"] + [f"| {m} | {v} |" for m, v in report_rows(report)]

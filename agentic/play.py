@@ -23,17 +23,20 @@ def environment_text(delta: str) -> Text:
 
 
 def model_actor(policy: Any, sampling: Any) -> Actor:
-    """A language model acting token-in/token-out: the context's ids are extended, never re-encoded."""
+    """A language model acting token-in/token-out, its context encoded as the rollout engine encodes an episode
+    (the policy's `agentic.encoding`, raw text or chat): the ids are extended, never re-encoded."""
     ids: list[int] = []
+    last_action: list[int] = []
 
     def act(env: AgenticEnvironment) -> str:
         if not env.history:
-            ids[:] = policy.encode(env.context)
+            ids[:] = policy.encoding.prompt(env).ids
         else:
-            ids.extend(policy.encode(env.history[-1].observation))
+            ids.extend(policy.encoding.reply(env.history[-1].observation, last_action).ids)
         generation = policy.generate([ids], sampling)[0]
         ids.extend(generation.token_ids)
-        return generation.text
+        last_action[:] = generation.token_ids
+        return policy.encoding.environment_text(generation.text, generation.token_ids)
 
     return act
 

@@ -3,7 +3,8 @@
 A policy loads the model and its tokenizer and opens decoding batches (`agentic.decoding`) over
 them: the rollout engine keeps one batch of episodes across turns; `Policy.generate` samples one
 action per context in a single batch. How tokens are drawn is `agentic.sampling`; when an action
-is over, `agentic.stopping`.
+is over, `agentic.stopping`; how episodes become tokens (raw text or the chat template),
+`agentic.encoding`.
 """
 
 from __future__ import annotations
@@ -20,33 +21,37 @@ from transformers import (
 )
 
 from agentic.decoding import DecodingBatch, Generation, decoding_batch
+from agentic.encoding import encode, episode_encoding
 from agentic.kv_cache import use_cpu_attention
 from agentic.sampling import Sampling
 from agentic.stopping import StopRule
-
-
-def encode(tokenizer: PreTrainedTokenizerBase, text: str) -> list[int]:
-    """Token ids of ``text`` alone, without special tokens: every segment of an episode is encoded this way."""
-    return tokenizer(text, add_special_tokens=False)["input_ids"]
 
 
 class Policy:
     """A causal LM and its tokenizer on one device (CUDA with bf16 when available, else CPU float32).
 
     On CPU the model attends with `agentic.kv_cache.cpu_attention` in inference (same results as SDPA, faster).
+    ``mode`` is how its episodes are encoded (`agentic.encoding.episode_mode`): ``auto`` (chat when the
+    tokenizer has a chat template), ``chat`` or ``raw``; ``policy.mode`` is the one chosen.
     """
 
-    def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase):
+    def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, mode: str = "auto"):
         self.model = model.eval()
         use_cpu_attention(model)
         self.tokenizer = tokenizer
+        self.encoding = episode_encoding(tokenizer, mode)
+        self.mode = self.encoding.mode
         self.device = next(model.parameters()).device
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         self.eos_id = tokenizer.eos_token_id
-        self.stop_rule = StopRule(tokenizer, model.get_output_embeddings().weight.shape[0])
+        self.stop_rule = StopRule(
+            tokenizer, model.get_output_embeddings().weight.shape[0], end_of_turn_id=self.encoding.end_of_turn_id
+        )
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str | Path, device: str | torch.device | None = None) -> Policy:
+    def from_pretrained(
+        cls, name_or_path: str | Path, device: str | torch.device | None = None, mode: str = "auto"
+    ) -> Policy:
         """A hub id, a local directory or a known model's name (`agentic.models.resolve_model`); a directory with
         ``adapter_config.json`` is a PEFT adapter over its base model."""
         from agentic.models import resolve_model
@@ -66,7 +71,7 @@ class Policy:
         else:
             model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype=dtype)
             tokenizer = AutoTokenizer.from_pretrained(name_or_path)
-        return cls(model.to(device), tokenizer)
+        return cls(model.to(device), tokenizer, mode)
 
     @property
     def context_length(self) -> int | None:

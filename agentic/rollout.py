@@ -3,8 +3,9 @@
 `rollout` runs many episodes of one task at once: each turn samples an action for every
 live episode in one batch (`agentic.decoding.DecodingBatch`, whose KV cache persists across turns), decodes
 each action's new tokens to text, steps the real `AgenticEnvironment` with it, encodes only
-the text the environment appended (``info["delta"]``) and appends those ids. The transcript
-is never re-encoded, so the trajectory holds exactly the tokens the policy saw.
+the reply to what the environment appended (``info["delta"]``) and appends those ids. The transcript
+is never re-encoded, so the trajectory holds exactly the tokens the policy saw. What the prompt and
+the replies are, raw text or chat messages, is the policy's `agentic.encoding` (the trajectory's ``mode``).
 
 One caveat for tokenizers whose sentinels are several tokens: the last token of an action may
 carry text past the closing tag. The environment discards that text from its own context, but
@@ -20,6 +21,7 @@ from dataclasses import replace
 from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase
 
+from agentic.encoding import EpisodeEncoding, episode_encoding
 from agentic.env import AgenticEnvironment, oracle_action
 from agentic.policy import Policy, encode
 from agentic.sampling import Sampling
@@ -30,33 +32,40 @@ from agentic.trajectory import Trajectory, TurnRecord
 class Episode:
     """One environment episode recorded token by token: the prompt, then each action's tokens and the reply's."""
 
-    def __init__(self, env: AgenticEnvironment, seed: int, tokenizer: PreTrainedTokenizerBase):
+    def __init__(self, env: AgenticEnvironment, seed: int, encoding: EpisodeEncoding):
         self.env = env
-        self.tokenizer = tokenizer
-        prompt, _ = env.reset(seed=seed)
-        ids = encode(tokenizer, prompt)
+        self.encoding = encoding
+        env.reset(seed=seed)
+        prompt = encoding.prompt(env)
         self.trajectory = Trajectory(
-            env.task.name, seed, env.instance, prompt, ids, [0] * len(ids), [math.nan] * len(ids)
+            env.task.name,
+            seed,
+            env.instance,
+            prompt.text,
+            prompt.ids,
+            [0] * len(prompt.ids),
+            [math.nan] * len(prompt.ids),
+            mode=encoding.mode,
         )
         self.done = False
 
     def step(self, action: str, action_ids: Sequence[int], logprobs: Sequence[float] | None = None) -> list[int]:
         """Play ``action`` (whose tokens are ``action_ids``); returns the reply's token ids. ``logprobs`` None: not sampled."""
         trajectory = self.trajectory
-        _, reward, terminated, truncated, info = self.env.step(action)
-        reply_ids = encode(self.tokenizer, info["delta"])
+        _, reward, terminated, truncated, info = self.env.step(self.encoding.environment_text(action, action_ids))
+        reply = self.encoding.reply(info["delta"], action_ids)
         start = len(trajectory.token_ids)
-        trajectory.token_ids += [*action_ids, *reply_ids]
-        trajectory.loss_mask += [1] * len(action_ids) + [0] * len(reply_ids)
+        trajectory.token_ids += [*action_ids, *reply.ids]
+        trajectory.loss_mask += [1] * len(action_ids) + [0] * len(reply.ids)
         sampled = list(logprobs) if logprobs is not None else [math.nan] * len(action_ids)
-        trajectory.logprobs += sampled + [math.nan] * len(reply_ids)
+        trajectory.logprobs += sampled + [math.nan] * len(reply.ids)
         turn = TurnRecord(
-            start, start + len(action_ids), action, info["action"].kind.value, info["event"], reward, info["delta"]
+            start, start + len(action_ids), action, info["action"].kind.value, info["event"], reward, reply.text
         )
         trajectory.turns.append(turn)
         if terminated or truncated:
             self._end(terminated, truncated, info["score"], info["truncation_reason"])
-        return reply_ids
+        return reply.ids
 
     def end_context_full(self, context_length: int) -> None:
         """End the episode because the model's context is full: truncated, scored as if no answer came."""
@@ -90,7 +99,7 @@ def rollout(
     same device and batch.
     """
     episodes = [
-        Episode(AgenticEnvironment(task, count_tokens=policy.count_tokens), seed, policy.tokenizer) for seed in seeds
+        Episode(AgenticEnvironment(task, count_tokens=policy.count_tokens), seed, policy.encoding) for seed in seeds
     ]
     batch = policy.decoding_batch([e.trajectory.token_ids for e in episodes], sampling)
     context_length = policy.context_length or math.inf
@@ -113,10 +122,15 @@ def rollout(
 
 
 def oracle_trajectories(
-    task: str | Task, seeds: Sequence[int], tokenizer: PreTrainedTokenizerBase, *, progress: bool = False
+    task: str | Task,
+    seeds: Sequence[int],
+    tokenizer: PreTrainedTokenizerBase,
+    *,
+    mode: str = "auto",
+    progress: bool = False,
 ) -> list[Trajectory]:
     """The task oracle's episodes through the real environment, one per seed: the SFT demonstrations."""
-    return scripted_trajectories(task, seeds, tokenizer, oracle_action, progress=progress)
+    return scripted_trajectories(task, seeds, tokenizer, oracle_action, mode=mode, progress=progress)
 
 
 def scripted_trajectories(
@@ -125,19 +139,24 @@ def scripted_trajectories(
     tokenizer: PreTrainedTokenizerBase,
     act: Callable[[AgenticEnvironment], str],
     *,
+    mode: str = "auto",
     progress: bool = False,
 ) -> list[Trajectory]:
     """One episode per seed through the real environment, each action chosen by ``act(env)`` (a script, not a model).
 
-    Each action text is encoded on its own, like every other segment; log-probs are NaN (nothing was sampled).
+    Episodes are encoded in ``mode`` (`agentic.encoding.episode_mode`: by default chat when the tokenizer
+    has a chat template, as `Policy` does), so demonstrations match the episodes the model will play.
+    Each action is encoded on its own, like every other segment, and in chat mode ends with the
+    end-of-turn token, an agent token like the action's own; log-probs are NaN (nothing was sampled).
     """
+    encoding = episode_encoding(tokenizer, mode)
     trajectories = []
     for seed in tqdm(seeds, desc="demonstrations", unit="episode", disable=not progress):
         episode = Episode(
-            AgenticEnvironment(task, count_tokens=lambda text: len(encode(tokenizer, text))), seed, tokenizer
+            AgenticEnvironment(task, count_tokens=lambda text: len(encode(tokenizer, text))), seed, encoding
         )
         while not episode.done:
-            action = act(episode.env)
-            episode.step(action, encode(tokenizer, action))
+            action = encoding.action(act(episode.env))
+            episode.step(action.text, action.ids)
         trajectories.append(episode.trajectory)
     return trajectories

@@ -4,7 +4,8 @@ A turn is over when the text so far is a complete action: the grammar has read a
 sentinel (``</tool>``, ``</ask>``, ``</finish>``; a ``</tool>`` inside a JSON string does not
 count) or a malformed tag that nothing after it can repair (`turn_is_over`). Sentinels may span
 several tokens, so this is judged on the decoded text, and only after a token containing ``<`` or
-``>`` (`StopRule`); ``eos`` also ends a turn, and so does the turn's token limit.
+``>`` (`StopRule`); ``eos`` also ends a turn (the end-of-sequence token, or in chat mode the token that
+closes an assistant message), and so does the turn's token limit.
 """
 
 from __future__ import annotations
@@ -38,12 +39,13 @@ class StopRule:
     """Why an action of one tokenizer's tokens stops: ``eos``, a complete ``action``, or its ``length`` limit.
 
     ``vocabulary_size`` is the model's (its output embedding may have more rows than the
-    tokenizer has tokens; those never end an action).
+    tokenizer has tokens; those never end an action). ``end_of_turn_id``, the token that closes an
+    assistant message in chat mode, stops an action as the end-of-sequence token does.
     """
 
-    def __init__(self, tokenizer: PreTrainedTokenizerBase, vocabulary_size: int):
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, vocabulary_size: int, end_of_turn_id: int | None = None):
         self.tokenizer = tokenizer
-        self.eos_id = tokenizer.eos_token_id
+        self.stop_ids = {tokenizer.eos_token_id, end_of_turn_id} - {None}
         pieces = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
         self.may_end = [any(c in (piece or "") for c in "<>") for piece in pieces]  # can this token end an action?
         self.may_end += [False] * (vocabulary_size - len(pieces))
@@ -54,7 +56,7 @@ class StopRule:
 
     def reason(self, tokens: list[int], limit: int) -> str | None:
         """Why an action of these ``tokens`` (the last one just sampled) stops, at most ``limit`` long; None: it goes on."""
-        if tokens[-1] == self.eos_id:
+        if tokens[-1] in self.stop_ids:
             return "eos"
         if self.may_end[tokens[-1]] and turn_is_over(self.decode(tokens)):
             return "action"

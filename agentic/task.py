@@ -48,7 +48,13 @@ class Turn:
 
 class Task:
     """Base class of a task. Subclasses set ``name`` and ``tools`` and implement `sample`,
-    `prompt`, `score` and `oracle`; the other methods have sensible defaults.
+    `question` (or `prompt`), `score` and `oracle`; the other methods have sensible defaults.
+
+    The prompt comes in two parts, so that a chat model can get them as its template's system and
+    user messages (`agentic.encoding`): `instructions`, shared by every episode of the task (how to
+    act, the tools), and `question`, this instance's task. In raw text `prompt` joins them. A task
+    that overrides only `prompt` still works: a chat model then gets the whole prompt as one user
+    message.
 
     Instances should be JSON-friendly (dicts or dataclasses of plain values) so that
     trajectories can be saved with them.
@@ -84,9 +90,17 @@ class Task:
         each bring their own functions (BFCL) returns those; the environment builds its registry from them."""
         return self.tools
 
+    def instructions(self) -> str:
+        """What every episode of the task starts with: how to act and the tools (a chat model's system message)."""
+        return self.tool_manual()
+
+    def question(self, instance: Any) -> str:
+        """This instance's task, one or more lines without a final newline (a chat model's user message)."""
+        raise NotImplementedError(f"{type(self).__name__} implements neither question() nor prompt()")
+
     def prompt(self, instance: Any) -> str:
-        """The text the agent starts from."""
-        raise NotImplementedError
+        """The raw-text prompt the agent starts from: the instructions, then the question, each ending a line."""
+        return f"{self.instructions()}\n{self.question(instance)}\n"
 
     def initial_state(self, instance: Any) -> dict[str, Any]:
         """Mutable per-episode state, passed to tools that take a ``state`` parameter."""

@@ -6,6 +6,10 @@ re-encoded. ``loss_mask`` is 1 on agent tokens and 0 on prompt and environment t
 ``logprobs`` holds the sampling log-prob of each agent token (see `agentic.sampling.Sampling`)
 and NaN wherever no token was sampled: prompt and environment tokens, and every token of an
 oracle demonstration. In JSON and in a Dataset NaN is written as null.
+
+``mode`` says how the episode was encoded (`agentic.encoding`): ``"raw"`` (the environment's text as it
+is) or ``"chat"`` (the model's chat template). Files and datasets written before the field existed
+load as raw text, which is what they hold.
 """
 
 from __future__ import annotations
@@ -23,6 +27,9 @@ from rich.text import Text
 
 from agentic.limits import ERROR_CHARS, cap
 from agentic.run_dir import read_jsonl
+
+MODES = ("chat", "raw")
+"""How an episode's text became tokens (`agentic.encoding`): the model's chat template, or raw text."""
 
 
 @dataclass(frozen=True)
@@ -65,6 +72,7 @@ class Trajectory:
     score: float = 0.0
     breakdown: dict[str, float] = field(default_factory=dict)
     truncation_reason: str | None = None
+    mode: str = "raw"
 
     @property
     def transcript(self) -> str:
@@ -121,6 +129,7 @@ FEATURES = datasets.Features(
         "score": datasets.Value("float64"),
         "breakdown": datasets.Value("string"),
         "truncation_reason": datasets.Value("string"),
+        "mode": datasets.Value("string"),
         "transcript": datasets.Value("string"),
     }
 )
@@ -177,6 +186,7 @@ RECORD_SCHEMA = {
         "score": {"type": "number"},
         "breakdown": {"type": "object", "additionalProperties": {"type": "number"}},
         "truncation_reason": {"type": ["string", "null"]},
+        "mode": {"enum": list(MODES)},
         "transcript": {"type": "string"},
     },
     "additionalProperties": False,

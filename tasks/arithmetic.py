@@ -30,8 +30,8 @@ class Arithmetic(Task):
         expression = terms[0] + "".join(f" {op} {term}" for op, term in zip(operators, terms[1:]))
         return asdict(Problem(expression, format_number(evaluate(expression))))
 
-    def prompt(self, instance: dict[str, Any]) -> str:
-        return f"{self.tool_manual()}\nTask: compute {instance['expression']}.\n"
+    def question(self, instance: dict[str, Any]) -> str:
+        return f"Task: compute {instance['expression']}."
 
     def score(self, instance: dict[str, Any], answer: str | None, history: Sequence[Turn]) -> Score:
         correct = answer is not None and _same_number(answer, instance["answer"])

@@ -124,8 +124,8 @@ class MissingQuantity(Arithmetic):
             )
         )
 
-    def prompt(self, instance: dict[str, Any]) -> str:
-        return f"{self.tool_manual()}\nTask: {instance['story']} Ask for the missing number.\n"
+    def question(self, instance: dict[str, Any]) -> str:
+        return f"Task: {instance['story']} Ask for the missing number."
 
     def user(self, instance: dict[str, Any], question: str, state: dict[str, Any]) -> str:
         """The missing value when the question names it (its noun, or "missing"/"unknown"); a shrug otherwise."""

@@ -83,8 +83,8 @@ class MultiHopKnowledge(Task):
         answer = format_number(evaluate(f"{first[2]} {operator} {second[2]}"))
         return {"question": question, "facts": [list(first), list(second)], "operator": operator, "answer": answer}
 
-    def prompt(self, instance: dict[str, Any]) -> str:
-        return f"{self.tool_manual()}\nQuestion: {instance['question']}\n"
+    def question(self, instance: dict[str, Any]) -> str:
+        return f"Question: {instance['question']}"
 
     def user(self, instance: dict[str, Any], question: str, state: dict[str, Any]) -> str:
         needed = " and ".join(f"the {attribute} of {entity}" for entity, attribute, _ in instance["facts"])

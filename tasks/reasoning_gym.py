@@ -192,8 +192,8 @@ class ReasoningGym(Task):
             "answer": entry["answer"],
         }
 
-    def prompt(self, instance: dict[str, Any]) -> str:
-        return f"{self.tool_manual()}\nTask: {instance['question']}\n"
+    def question(self, instance: dict[str, Any]) -> str:
+        return f"Task: {instance['question']}"
 
     def score(self, instance: dict[str, Any], answer: str | None, history: Sequence[Turn]) -> Score:
         """The dataset's `score_answer`, run in the sandbox; 0 for a refused, timed-out or failed score

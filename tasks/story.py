@@ -160,11 +160,10 @@ class InteractiveStory(Task):
         max_grade = max(1, math.ceil(grade)) + rng.randint(0, 1)
         return {"story": story, "hero": hero, "name": name, "min_words": low, "max_words": high, "max_grade": max_grade}
 
-    def prompt(self, instance: dict[str, Any]) -> str:
-        task = (
+    def question(self, instance: dict[str, Any]) -> str:
+        return (
             "Task: write a short story for the user. Ask what they want, check your draft, then finish with the story."
         )
-        return f"{self.tool_manual()}\n{task}\n"
 
     def initial_state(self, instance: dict[str, Any]) -> dict[str, Any]:
         return {"revealed": []}

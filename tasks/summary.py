@@ -89,12 +89,14 @@ class GroundedSummary(Task):
             return None
         return {"id": str(row.get("id") or index), "sentences": sentences, "highlights": highlights}
 
-    def prompt(self, instance: dict[str, Any]) -> str:
+    def instructions(self) -> str:
         return (
             f"{self.tool_manual()}\n"
-            f"Task: summarise the article in {self.min_words}-{self.max_words} words; end each sentence with its source, like [2].\n"
-            f"The article has {len(instance['sentences'])} sentences. [1] {instance['sentences'][0]}\n"
+            f"Task: summarise the article in {self.min_words}-{self.max_words} words; end each sentence with its source, like [2]."
         )
+
+    def question(self, instance: dict[str, Any]) -> str:
+        return f"The article has {len(instance['sentences'])} sentences. [1] {instance['sentences'][0]}"
 
     def user(self, instance: dict[str, Any], question: str, state: dict[str, Any]) -> str:
         return f"Use retrieve to read the article, then write {self.min_words}-{self.max_words} words citing sentences like [2]."

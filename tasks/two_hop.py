@@ -107,8 +107,11 @@ class TwoHop(Task):
             "answer": answer,
         }
 
-    def prompt(self, instance: dict[str, Any]) -> str:
-        return f"{self.tool_manual()}\nRelations: {', '.join(RELATIONS)}.\nQuestion: {instance['question']}\n"
+    def instructions(self) -> str:
+        return f"{self.tool_manual()}\nRelations: {', '.join(RELATIONS)}."
+
+    def question(self, instance: dict[str, Any]) -> str:
+        return f"Question: {instance['question']}"
 
     def score(self, instance: dict[str, Any], answer: str | None, history: Sequence[Turn]) -> Score:
         correct = answer is not None and " ".join(answer.split()).casefold() == instance["answer"].casefold()

@@ -21,7 +21,7 @@ class Attention(torch.nn.Module):
         self.num_key_value_groups = num_key_value_groups
 
 
-@pytest.mark.parametrize("heads, key_heads", [(4, 4), (8, 2)])
+@pytest.mark.parametrize("heads, key_heads", [(4, 4), (8, 2), (9, 3)])
 @pytest.mark.parametrize("queries, mask_kind", [(1, "bool"), (1, "additive"), (1, None), (5, "bool"), (5, "additive")])
 def test_cpu_attention_matches_sdpa(heads, key_heads, queries, mask_kind, monkeypatch):
     """(Several queries without a mask mean SDPA's causal flag: those go to SDPA itself.)"""

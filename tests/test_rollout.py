@@ -338,12 +338,20 @@ def test_a_peft_adapter_directory_loads_with_its_base_model(model_dir, policy, t
     assert rollout(loaded, "Arithmetic", [0], Sampling(max_new_tokens=4))[0].turns
 
 
-def test_bench_compares_the_engine_with_a_sequential_loop_on_the_same_seeds(model_dir):
+def test_bench_compares_the_engine_with_both_re_tokenizing_loops_on_the_same_seeds(model_dir):
     result = bench_rollout(str(model_dir), "Arithmetic", n_episodes=3, max_new_tokens=4, repeats=2)
-    batched, sequential = result["batched"], result["sequential"]
-    assert result["episodes"] == 3 and len(batched["all_seconds"]) == len(sequential["all_seconds"]) == 2
-    assert batched["seconds"] == min(batched["all_seconds"]) and sequential["seconds"] == min(sequential["all_seconds"])
-    assert batched["episodes_per_s"] == pytest.approx(3 / batched["seconds"])
-    assert result["speedup"] == pytest.approx(sequential["seconds"] / batched["seconds"])
+    assert result["episodes"] == 3 and result["mode"] == "raw"
+    for side in ("engine", "batched_generate", "sequential"):
+        timing = result[side]
+        assert len(timing["all_seconds"]) == 2 and timing["seconds"] == min(timing["all_seconds"])
+        assert timing["episodes_per_s"] == pytest.approx(3 / timing["seconds"]) and timing["agent_tokens_per_s"] > 0
+    for baseline in ("batched_generate", "sequential"):
+        assert result["speedup"][baseline] == pytest.approx(result[baseline]["seconds"] / result["engine"]["seconds"])
+    only = bench_rollout(
+        str(model_dir), "Arithmetic", n_episodes=2, max_new_tokens=4, repeats=1, baselines=["sequential"]
+    )
+    assert "batched_generate" not in only and set(only["speedup"]) == {"sequential"}
     with pytest.raises(ValueError, match="repeats"):
         bench_rollout(str(model_dir), repeats=0)
+    with pytest.raises(ValueError, match="baselines must be some of batched_generate, sequential, got nope"):
+        bench_rollout(str(model_dir), baselines=["nope"])

@@ -9,7 +9,7 @@ from rich.console import Console
 
 from agentic.cli.command import Command
 from agentic.cli.flags import non_negative_int, positive_int
-from agentic.cli.model_args import default_model_dir
+from agentic.cli.model_args import add_mode_flag, default_model_dir
 
 
 def _arguments(parser: argparse.ArgumentParser) -> None:
@@ -17,7 +17,8 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
         "what",
         choices=["parse", "rollout", "sft", "fuzz"],
         help="parse: parse_action vs a paper-style regex parser, and env steps/s; "
-        "rollout: the batched engine vs a sequential re-tokenizing loop; sft: SFTTrainer vs a bare PyTorch loop; "
+        "rollout: the batched engine vs re-tokenizing model.generate loops (batched and sequential); "
+        "sft: SFTTrainer vs a bare PyTorch loop; "
         "fuzz: hostile actions against every task, counting exceptions (0 expected)",
     )
     parser.add_argument(
@@ -33,14 +34,26 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
         help="oracle episodes per task (parse, default 20), episodes (rollout, default 64), training steps "
         "(sft, default 30) or hostile episodes per task (fuzz, default 1000)",
     )
-    parser.add_argument("--model", help="rollout, sft: model directory (default: a fresh embedded tiny model)")
+    parser.add_argument(
+        "--model",
+        help="rollout, sft: model directory, hub id or a name `agentic models list` shows "
+        "(default: a fresh embedded tiny model)",
+    )
     parser.add_argument("--max-new-tokens", type=positive_int, default=64, help="rollout: per-turn token limit")
+    parser.add_argument(
+        "--baseline",
+        action="append",
+        choices=["batched_generate", "sequential"],
+        help="rollout: the loop(s) the engine is compared with (default both): batched_generate, every live episode "
+        "in one left-padded model.generate call per turn; sequential, one episode at a time",
+    )
     parser.add_argument(
         "--repeats",
         type=positive_int,
         default=3,
         help="rollout: timed runs of each side, taking turns (the best of each is compared)",
     )
+    add_mode_flag(parser)
     parser.add_argument("--seed", type=non_negative_int, default=0)
     parser.add_argument("--json", action="store_true", help="also print the result as JSON")
 
@@ -59,8 +72,15 @@ def _parse(args: argparse.Namespace, console: Console) -> dict:
     return result
 
 
+ROLLOUT_SIDES = {
+    "engine": "batched token-in/token-out engine",
+    "batched_generate": "batched model.generate loop, re-tokenizing",
+    "sequential": "sequential model.generate loop, re-tokenizing",
+}
+
+
 def _rollout(args: argparse.Namespace, console: Console) -> dict:
-    from agentic.bench.rollout import bench_rollout
+    from agentic.bench.rollout import BASELINES, bench_rollout
 
     task = args.task[0] if args.task else "Arithmetic"
     result = bench_rollout(
@@ -70,13 +90,22 @@ def _rollout(args: argparse.Namespace, console: Console) -> dict:
         max_new_tokens=args.max_new_tokens,
         seed=args.seed,
         repeats=args.repeats,
+        mode=args.mode,
+        baselines=list(dict.fromkeys(args.baseline or BASELINES)),
     )
-    batched, sequential = result["batched"], result["sequential"]
+    for side, name in ROLLOUT_SIDES.items():
+        if side in result:
+            row = result[side]
+            console.print(
+                f"{name}: {row['episodes_per_s']:.2f} episodes/s ({row['agent_tokens_per_s']:,.0f} agent tokens/s)"
+            )
+    for side, ratio in result["speedup"].items():
+        console.print(
+            f"engine / {side}: {ratio:.1f}x  (best of {result['repeats']} runs each, "
+            f"median ratio {result['median_speedup'][side]:.1f}x)"
+        )
     console.print(
-        f"batched token-in/token-out: {batched['episodes_per_s']:.2f} episodes/s ({batched['agent_tokens_per_s']:,.0f} agent tokens/s)\n"
-        f"sequential re-tokenizing loop: {sequential['episodes_per_s']:.2f} episodes/s ({sequential['agent_tokens_per_s']:,.0f} agent tokens/s)\n"
-        f"ratio: {result['speedup']:.1f}x  (best of {result['repeats']} runs each, median ratio {result['median_speedup']:.1f}x; "
-        f"{result['episodes']} episodes of {task}, same model and seeds, device {result['device']})"
+        f"{result['episodes']} episodes of {task}, {result['mode']} mode, same model and seeds, device {result['device']}"
     )
     return result
 

@@ -8,7 +8,7 @@ from rich.console import Console
 
 from agentic.cli.command import Command, UsageError
 from agentic.cli.flags import non_negative_int
-from agentic.cli.model_args import add_sampling_flags, load_policy, sampling_from
+from agentic.cli.model_args import add_mode_flag, add_sampling_flags, load_policy, sampling_from
 
 
 def _play_arguments(parser: argparse.ArgumentParser) -> None:
@@ -17,6 +17,7 @@ def _play_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--user", choices=["simulator", "human"], default="simulator", help="who answers <ask>")
     parser.add_argument("--model", help="a model directory or hub id that acts instead (full model or PEFT adapter)")
     parser.add_argument("--seed", type=non_negative_int, default=None, help="instance seed")
+    add_mode_flag(parser)
     add_sampling_flags(parser, temperature=0.0)
 
 
@@ -26,7 +27,7 @@ def _play(args: argparse.Namespace, console: Console) -> None:
 
     user = play.human_user(console) if args.user == "human" else None
     if args.model:
-        policy = load_policy(args.model)
+        policy = load_policy(args.model, args.mode)
         env = AgenticEnvironment(args.task, user=user, count_tokens=policy.count_tokens)
         actor = play.model_actor(policy, sampling_from(args))
     else:
