@@ -8,7 +8,6 @@ fetch them from a local folder (``PIP_NO_INDEX`` + ``PIP_FIND_LINKS``). The conv
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import sys
 import zipfile
@@ -18,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from byte_level import SPECIALS, byte_level_vocabulary
 
 from agentic import models
 from agentic.cli import main
@@ -27,25 +27,8 @@ CHAT_TEMPLATE = (
     "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}"
     "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
 )
-SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 HIDDEN, LAYERS, FFN, HEADS, KV_HEADS = 64, 2, 128, 4, 2
 NAME = "tiny-chat"
-
-
-def byte_level_vocabulary() -> tuple[list[str], list[str]]:
-    """Tokens (specials first) and merges of a small byte-level BPE trained on arithmetic chatter."""
-    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
-
-    tokenizer = Tokenizer(models.BPE())
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    text = ["What is 12 + 30? The answer is 42.", '<tool name="calculator">{"expression": "2+2"}</tool>'] * 50
-    trainer = trainers.BpeTrainer(
-        vocab_size=320, special_tokens=SPECIALS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
-    )
-    tokenizer.train_from_iterator(text, trainer)
-    vocab = tokenizer.get_vocab()
-    merges = json.loads(tokenizer.to_str())["model"]["merges"]
-    return sorted(vocab, key=vocab.get), [merge if isinstance(merge, str) else " ".join(merge) for merge in merges]
 
 
 def write_tiny_gguf(path: Path) -> None:
