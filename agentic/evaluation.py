@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agentic.actions import ActionKind
+from agentic.constraint import task_grammar
 from agentic.metrics import judge_tool_call, wilson
 from agentic.parsing import parse_action
 from agentic.policy import Policy
@@ -100,10 +101,14 @@ def evaluate_tool_calls(
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Tool-call metrics at the oracle's decision points on ``seeds``, and a few judged samples."""
     points = decision_points(oracle_trajectories(task, seeds, policy.tokenizer))
+
+    def grammar(row: int, limit: int) -> str:  # under constrained sampling: the task's actions, all tools offered
+        return task_grammar(task, min(limit, task.budget.max_action_tokens))
+
     actions: list[str] = []
     for start in range(0, len(points), batch_size):
         chunk = points[start : start + batch_size]
-        actions += [g.text for g in policy.generate([p.context_ids for p in chunk], sampling)]
+        actions += [g.text for g in policy.generate([p.context_ids for p in chunk], sampling, grammar)]
     samples = [
         {"seed": p.seed, "expected": {"tool": p.tool, "arguments": p.arguments}, "action": a}
         for p, a in list(zip(points, actions))[:5]
@@ -128,7 +133,7 @@ def evaluate(
     return {
         "task": task_name,
         "seeds": [min(seeds), max(seeds)] if seeds else [],
-        "sampling": {"temperature": sampling.temperature, "top_p": sampling.top_p},
+        "sampling": {"temperature": sampling.temperature, "top_p": sampling.top_p, "constrained": sampling.constrained},
         "tool_calls": tool_calls,
         "episodes": episode_metrics(episodes),
         "samples": samples,

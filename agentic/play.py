@@ -8,6 +8,7 @@ from typing import Any
 from rich.console import Console
 from rich.text import Text
 
+from agentic.constraint import episode_grammar
 from agentic.env import AgenticEnvironment
 from agentic.trajectory import visible
 
@@ -23,7 +24,8 @@ def environment_text(delta: str) -> Text:
 
 
 def model_actor(policy: Any, sampling: Any) -> Actor:
-    """A language model acting token-in/token-out: the context's ids are extended, never re-encoded."""
+    """A language model acting token-in/token-out: the context's ids are extended, never re-encoded. Under
+    constrained sampling each action is drawn from the grammar of the actions valid in the episode's state."""
     ids: list[int] = []
 
     def act(env: AgenticEnvironment) -> str:
@@ -31,7 +33,11 @@ def model_actor(policy: Any, sampling: Any) -> Actor:
             ids[:] = policy.encode(env.context)
         else:
             ids.extend(policy.encode(env.history[-1].observation))
-        generation = policy.generate([ids], sampling)[0]
+
+        def grammar(row: int, limit: int) -> str:  # under constrained sampling: the actions valid in env's state
+            return episode_grammar(env, min(limit, env.budget.max_action_tokens))
+
+        generation = policy.generate([ids], sampling, grammar)[0]
         ids.extend(generation.token_ids)
         return generation.text
 

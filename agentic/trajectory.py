@@ -6,6 +6,10 @@ re-encoded. ``loss_mask`` is 1 on agent tokens and 0 on prompt and environment t
 ``logprobs`` holds the sampling log-prob of each agent token (see `agentic.sampling.Sampling`)
 and NaN wherever no token was sampled: prompt and environment tokens, and every token of an
 oracle demonstration. In JSON and in a Dataset NaN is written as null.
+
+Under constrained sampling (`agentic.constraint`) ``grammars`` holds each distinct action grammar once and
+``turn_grammars[k]`` the index of turn ``k``'s (-1: sampled unconstrained); both are empty otherwise. The
+per-position masks are replayed from them (`agentic.constraint.constrained_masks`), not stored.
 """
 
 from __future__ import annotations
@@ -64,6 +68,8 @@ class Trajectory:
     score: float = 0.0
     breakdown: dict[str, float] = field(default_factory=dict)
     truncation_reason: str | None = None
+    grammars: list[str] = field(default_factory=list)
+    turn_grammars: list[int] = field(default_factory=list)
 
     @property
     def transcript(self) -> str:
@@ -121,6 +127,8 @@ FEATURES = datasets.Features(
         "breakdown": datasets.Value("string"),
         "truncation_reason": datasets.Value("string"),
         "transcript": datasets.Value("string"),
+        "grammars": [datasets.Value("string")],
+        "turn_grammars": [datasets.Value("int32")],
     }
 )
 
@@ -186,6 +194,8 @@ RECORD_SCHEMA = {
         "breakdown": {"type": "object", "additionalProperties": {"type": "number"}},
         "truncation_reason": {"type": ["string", "null"]},
         "transcript": {"type": "string"},
+        "grammars": {"type": "array", "items": {"type": "string"}},
+        "turn_grammars": _INTEGERS,
     },
     "additionalProperties": False,
 }
