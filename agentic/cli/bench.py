@@ -41,6 +41,11 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
         default=3,
         help="rollout: timed runs of each side, taking turns (the best of each is compared)",
     )
+    parser.add_argument(
+        "--constrained",
+        action="store_true",
+        help="rollout: the engine with and without constrained sampling instead (time, and validity of the actions)",
+    )
     parser.add_argument("--seed", type=non_negative_int, default=0)
     parser.add_argument("--json", action="store_true", help="also print the result as JSON")
 
@@ -63,6 +68,8 @@ def _rollout(args: argparse.Namespace, console: Console) -> dict:
     from agentic.bench.rollout import bench_rollout
 
     task = args.task[0] if args.task else "Arithmetic"
+    if args.constrained:
+        return _constrained(args, task, console)
     result = bench_rollout(
         default_model_dir(args),
         task,
@@ -77,6 +84,33 @@ def _rollout(args: argparse.Namespace, console: Console) -> dict:
         f"sequential re-tokenizing loop: {sequential['episodes_per_s']:.2f} episodes/s ({sequential['agent_tokens_per_s']:,.0f} agent tokens/s)\n"
         f"ratio: {result['speedup']:.1f}x  (best of {result['repeats']} runs each, median ratio {result['median_speedup']:.1f}x; "
         f"{result['episodes']} episodes of {task}, same model and seeds, device {result['device']})"
+    )
+    return result
+
+
+def _constrained(args: argparse.Namespace, task: str, console: Console) -> dict:
+    from agentic.bench.constrained import bench_constrained
+
+    result = bench_constrained(
+        default_model_dir(args),
+        task,
+        n_episodes=args.episodes or 64,
+        max_new_tokens=args.max_new_tokens,
+        seed=args.seed,
+        repeats=args.repeats,
+    )
+    free, constrained, validity = result["free"], result["constrained"], result["validity"]
+    console.print(
+        f"free sampling: {free['episodes_per_s']:.2f} episodes/s ({free['agent_tokens_per_s']:,.0f} agent tokens/s)\n"
+        f"constrained: {constrained['episodes_per_s']:.2f} episodes/s ({constrained['agent_tokens_per_s']:,.0f} agent tokens/s)\n"
+        f"constraint overhead: {result['constraint_overhead']:.1%} of the rest of the constrained rollout's time "
+        f"({result['constraint_seconds']:.2f}s of {constrained['seconds']:.2f}s)\n"
+        f"constrained actions: {validity['invalid_actions']} invalid of {validity['turns']} "
+        f"(rate {validity['invalid_action_rate']:.3f}); tool calls {validity['valid_tool_calls']} valid of "
+        f"{validity['tool_calls']}; kinds {validity['kinds']}\n"
+        f"(best of {result['repeats']} runs each; {result['episodes']} episodes of {task}, same model and seeds, "
+        f"{result['max_new_tokens']} tokens per action at most, device {result['device']})",
+        markup=False,
     )
     return result
 

@@ -23,12 +23,17 @@ def add_sampling_flags(parser: argparse.ArgumentParser, temperature: float) -> N
         "--temperature", type=finite_float, default=temperature, help=f"0 is greedy (default {temperature:g})"
     )
     parser.add_argument("--top-p", type=finite_float, default=1.0, help="nucleus sampling mass (default 1)")
+    parser.add_argument(
+        "--constrained",
+        action="store_true",
+        help="draw every action from the grammar of the actions valid in its state (needs llguidance)",
+    )
 
 
 def sampling_from(args: argparse.Namespace) -> Any:
     from agentic.sampling import Sampling
 
-    return Sampling(temperature=args.temperature, top_p=args.top_p, seed=args.seed or 0)
+    return Sampling(temperature=args.temperature, top_p=args.top_p, seed=args.seed or 0, constrained=args.constrained)
 
 
 def default_model_dir(args: argparse.Namespace) -> str:
