@@ -93,6 +93,36 @@ def walk(grammar: str, tokenizer, rng: random.Random, closing_bias: float) -> li
             return tokens
 
 
+def longest_walk(grammar: str, tokenizer) -> list[int]:
+    """The action that takes the most tokens: always a one-byte token where one is allowed, starting a four-byte
+    character where it can, and ending nothing (a string, a text, a thought) that can go on; ``f`` (``<finish>``)
+    comes last among the choices, so a grammar with one other alternative takes that one."""
+    constraint = BatchConstraint(tokenizer, {0: grammar})
+    grammars = Grammars.of(tokenizer)
+
+    def cost(token: int) -> tuple[int, int]:
+        data = grammars.vocabulary.decode_bytes([token])
+        kind = (
+            0
+            if 0xF0 <= data[0] <= 0xF4
+            else 1
+            if data[0] >= 0x80
+            else 4
+            if data in (b'"', b"<", b">", b"}", b"]")
+            else 3
+            if data == b"f"
+            else 2
+        )
+        return len(data), kind
+
+    tokens: list[int] = []
+    while True:
+        allowed = (constraint.mask(torch.zeros(1, grammars.vocab_size), [0])[0] == 0).nonzero().flatten().tolist()
+        tokens.append(min(allowed, key=cost))
+        if constraint.advance(0, tokens[-1]):
+            return tokens
+
+
 def admits(grammar: str, tokenizer, text: str) -> bool:
     """Whether ``text``, encoded as the policy encodes it, is a complete action of ``grammar``."""
     matcher = Grammars.of(tokenizer).matcher(grammar)
@@ -135,6 +165,25 @@ def test_every_action_the_constraint_admits_is_valid_and_fits_the_limit(name, to
     check_valid(text, env.task.tools, ask_allowed=env.task.allows_ask)
     _, _, _, _, info = env.step(text)
     assert info["event"] not in INVALID_EVENTS, (text, info["delta"])
+
+
+@pytest.mark.parametrize("name", task_names())
+@pytest.mark.parametrize("limit", [24, 96, 256])
+def test_the_longest_action_of_each_kind_still_fits_the_limit(name, tokenizer, limit):
+    """The bound is by construction: the action that spends the most tokens, of each kind the task offers, fits."""
+    task = make_task(name)
+    grammars = [action_grammar([t], ask=False, max_tokens=limit) for t in task.tools]
+    grammars += [
+        action_grammar([], ask=task.allows_ask, max_tokens=limit),
+        action_grammar([], ask=False, max_tokens=limit),
+    ]
+    kinds = set()
+    for grammar in grammars:
+        tokens = longest_walk(grammar, tokenizer)
+        kinds.add(parse_action(tokenizer.decode(tokens)).kind.value)
+        assert len(tokens) <= limit, tokenizer.decode(tokens)
+        check_valid(tokenizer.decode(tokens), task.tools, ask_allowed=task.allows_ask)
+    assert "finish" in kinds and (limit < 96 or not task.tools or "tool" in kinds)
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -224,6 +273,20 @@ def test_the_grammar_leaves_out_what_cannot_fit_and_refuses_what_it_cannot_write
         action_grammar([tool(lambda: 0, name="two words", schema={"properties": {}})], ask=False, max_tokens=64)
     with pytest.raises(ValueError, match="at least 1"):
         action_grammar([], ask=False, max_tokens=0)
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    ['"ratio": 1e400', '"ratio": 1.5e3', '"ratio": 2, "note": "\\ud800"', '"ratio": 2, "note": "ab\\u0001"'],
+)
+def test_json_the_parser_refuses_or_that_has_no_bound_is_not_admitted(tiny_tokenizer, arguments):
+    """``1e400`` is infinite in Python (the parser refuses it); exponents and ``\\u`` escapes have no byte bound."""
+    text = f'<tool name="probe">{{"count": 0, {arguments}, "mode": "fast"}}</tool>'
+    assert not admits(action_grammar([probe], ask=False, max_tokens=1000), tiny_tokenizer, text)
+    if "1e400" in text:
+        assert parse_action(text).kind is ActionKind.INVALID
+    plain = '<tool name="probe">{"count": 0, "ratio": 2, "mode": "fast"}</tool>'
+    assert admits(action_grammar([probe], ask=False, max_tokens=1000), tiny_tokenizer, plain)
 
 
 def test_the_tool_budget_spent_leaves_only_ask_and_finish():
