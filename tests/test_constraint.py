@@ -13,7 +13,7 @@ import torch
 from byte_level import byte_level_tokenizer
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from transformers import Qwen2Config, Qwen2ForCausalLM
+from sliding_window import sliding_window_policy
 
 from agentic import AgenticEnvironment, ask, finish, make_task, parse_action, task_names, tool, tool_call
 from agentic.actions import ActionKind
@@ -26,6 +26,7 @@ from agentic.constraint import (
     episode_grammar,
     task_grammar,
 )
+from agentic.decoding import PaddedBatch
 from agentic.policy import Policy, encode
 from agentic.rollout import oracle_trajectories, rollout
 from agentic.sampling import Sampling
@@ -380,21 +381,8 @@ def test_constrained_sampling_needs_each_rows_grammar(policy):
 
 def test_a_padded_batch_samples_under_the_constraint_too(policy):
     """A model with sliding-window layers decodes through its own cache: finished rows are still fed."""
-    config = Qwen2Config(
-        vocab_size=len(policy.tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        use_sliding_window=True,
-        sliding_window=16,
-        layer_types=["full_attention", "sliding_attention"],
-        pad_token_id=policy.tokenizer.pad_token_id,
-        eos_token_id=policy.tokenizer.eos_token_id,
-    )
-    torch.manual_seed(0)
-    padded = Policy(Qwen2ForCausalLM(config), policy.tokenizer)
+    padded = sliding_window_policy(policy.tokenizer)
+    assert isinstance(padded.decoding_batch([[1]]), PaddedBatch)
     trajectories = rollout(padded, "Arithmetic", range(4), Sampling(max_new_tokens=96, seed=3, constrained=True))
     check_constrained_rollout(padded, trajectories, 96)
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from agentic.bench import throughput
 from agentic.constraint import Grammars
 from agentic.policy import Policy
 from agentic.rollout import rollout
@@ -76,15 +77,7 @@ def bench_constrained(
             if sampling.constrained:
                 constraint_seconds.append(grammars.seconds - spent)
                 judged += trajectories
-    sides = {
-        side: {
-            "seconds": min(seconds),
-            "all_seconds": seconds,
-            "episodes_per_s": n_episodes / min(seconds),
-            "agent_tokens_per_s": tokens[side] / min(seconds),
-        }
-        for side, seconds in times.items()
-    }
+    sides = {side: throughput(seconds, n_episodes, tokens[side]) for side, seconds in times.items()}
     best = times["constrained"].index(min(times["constrained"]))
     return {
         "task": task,

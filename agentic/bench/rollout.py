@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from transformers import AutoModelForCausalLM, PreTrainedModel
 
+from agentic.bench import throughput
 from agentic.env import AgenticEnvironment
 from agentic.policy import Policy
 from agentic.rollout import rollout
@@ -92,15 +93,7 @@ def bench_rollout(
             sequential_tokens = sequential_rollout(policy, stock_model, task, seeds, max_new_tokens)
             times["sequential"].append(time.perf_counter() - start)
     tokens = {"batched": sum(sum(t.loss_mask) for t in trajectories), "sequential": sequential_tokens}
-    sides = {
-        side: {
-            "seconds": min(seconds),
-            "all_seconds": seconds,
-            "episodes_per_s": n_episodes / min(seconds),
-            "agent_tokens_per_s": tokens[side] / min(seconds),
-        }
-        for side, seconds in times.items()
-    }
+    sides = {side: throughput(seconds, n_episodes, tokens[side]) for side, seconds in times.items()}
     return {
         "task": task,
         "model": str(model_dir),

@@ -65,12 +65,11 @@ def _parse(args: argparse.Namespace, console: Console) -> dict:
 
 
 def _rollout(args: argparse.Namespace, console: Console) -> dict:
+    from agentic.bench.constrained import bench_constrained
     from agentic.bench.rollout import bench_rollout
 
     task = args.task[0] if args.task else "Arithmetic"
-    if args.constrained:
-        return _constrained(args, task, console)
-    result = bench_rollout(
+    result = (bench_constrained if args.constrained else bench_rollout)(
         default_model_dir(args),
         task,
         n_episodes=args.episodes or 64,
@@ -78,6 +77,9 @@ def _rollout(args: argparse.Namespace, console: Console) -> dict:
         seed=args.seed,
         repeats=args.repeats,
     )
+    if args.constrained:
+        _print_constrained(result, console)
+        return result
     batched, sequential = result["batched"], result["sequential"]
     console.print(
         f"batched token-in/token-out: {batched['episodes_per_s']:.2f} episodes/s ({batched['agent_tokens_per_s']:,.0f} agent tokens/s)\n"
@@ -88,17 +90,7 @@ def _rollout(args: argparse.Namespace, console: Console) -> dict:
     return result
 
 
-def _constrained(args: argparse.Namespace, task: str, console: Console) -> dict:
-    from agentic.bench.constrained import bench_constrained
-
-    result = bench_constrained(
-        default_model_dir(args),
-        task,
-        n_episodes=args.episodes or 64,
-        max_new_tokens=args.max_new_tokens,
-        seed=args.seed,
-        repeats=args.repeats,
-    )
+def _print_constrained(result: dict, console: Console) -> None:
     free, constrained, validity = result["free"], result["constrained"], result["validity"]
     console.print(
         f"free sampling: {free['episodes_per_s']:.2f} episodes/s ({free['agent_tokens_per_s']:,.0f} agent tokens/s)\n"
@@ -108,11 +100,10 @@ def _constrained(args: argparse.Namespace, task: str, console: Console) -> dict:
         f"constrained actions: {validity['invalid_actions']} invalid of {validity['turns']} "
         f"(rate {validity['invalid_action_rate']:.3f}); tool calls {validity['valid_tool_calls']} valid of "
         f"{validity['tool_calls']}; kinds {validity['kinds']}\n"
-        f"(best of {result['repeats']} runs each; {result['episodes']} episodes of {task}, same model and seeds, "
-        f"{result['max_new_tokens']} tokens per action at most, device {result['device']})",
+        f"(best of {result['repeats']} runs each; {result['episodes']} episodes of {result['task']}, same model and "
+        f"seeds, {result['max_new_tokens']} tokens per action at most, device {result['device']})",
         markup=False,
     )
-    return result
 
 
 def _sft(args: argparse.Namespace, console: Console) -> dict:
