@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import torch
 from transformers import DynamicCache, PreTrainedModel
 
+from agentic.constraint import BatchConstraint, GrammarFor
 from agentic.kv_cache import RaggedCache, ragged_cache_fits
 from agentic.sampling import Sampling, sample
 from agentic.stopping import StopRule
@@ -33,12 +34,14 @@ from agentic.stopping import StopRule
 
 @dataclass(frozen=True)
 class Generation:
-    """One sampled action: its tokens, their log-probs, its text and why it stopped (``action``, ``eos`` or ``length``)."""
+    """One sampled action: its tokens, their log-probs, its text, why it stopped (``action``, ``eos`` or ``length``)
+    and the grammar it was drawn from under constrained sampling (else "")."""
 
     token_ids: list[int]
     logprobs: list[float]
     text: str
     stop: str
+    grammar: str = ""
 
 
 def decoding_batch(
@@ -108,8 +111,14 @@ class DecodingBatch(ABC):
         self.rows = [self.rows[i] for i in keep]
 
     @torch.inference_mode()
-    def generate(self, max_new_tokens: dict[int, int] | None = None) -> dict[int, Generation]:
-        """One action per live row, at most ``max_new_tokens[row]`` tokens long (never more than the sampling limit)."""
+    def generate(
+        self, max_new_tokens: dict[int, int] | None = None, grammar: GrammarFor | None = None
+    ) -> dict[int, Generation]:
+        """One action per live row, at most ``max_new_tokens[row]`` tokens long (never more than the sampling limit).
+
+        Under constrained sampling ``grammar(row, limit)`` gives each row's grammar, for its limit: each row
+        draws only tokens its grammar allows, and stops once its action is complete (`agentic.constraint`).
+        """
         if any(not self.pending[row] for row in self.rows):
             raise ValueError("every live row needs a context to continue from")
         limits = {
@@ -120,23 +129,46 @@ class DecodingBatch(ABC):
         logprobs: dict[int, list[float]] = {row: [] for row in self.rows}
         stops: dict[int, str | None] = {row: None if limits[row] > 0 else "length" for row in self.rows}
         going = {row for row in self.rows if stops[row] is None}
+        grammars = self._grammars(going, limits, grammar)
+        constraint = BatchConstraint(self.stop_rule.tokenizer, grammars) if grammars else None
         logits, front = self._start_turn(max(limits.values())), len(self.rows)
         while going:
+            if constraint:
+                logits = constraint.mask(logits, self.rows[:front])
             chosen, chosen_logprobs = sample(logits, self.sampling, self.generator, self.rows[:front])
             for row, token, logprob in zip(self.rows[:front], chosen.tolist(), chosen_logprobs.tolist()):
                 if row in going:
                     tokens[row].append(token)
                     logprobs[row].append(logprob)
                     self.pending[row].append(token)
-                    stops[row] = self.stop_rule.reason(tokens[row], limits[row])
+                    stops[row] = self._stop(row, tokens[row], limits[row], constraint)
             going = {row for row in going if stops[row] is None}
             if going:
                 front = self._front_for(going)
                 logits = self._feed(front)
         return {
-            row: Generation(tokens[row], logprobs[row], self.stop_rule.decode(tokens[row]), stops[row])
+            row: Generation(
+                tokens[row], logprobs[row], self.stop_rule.decode(tokens[row]), stops[row], grammars.get(row, "")
+            )
             for row in self.rows
         }
+
+    def _grammars(self, rows: set[int], limits: dict[int, int], grammar: GrammarFor | None) -> dict[int, str]:
+        """Each row's grammar under constrained sampling (else none)."""
+        if not self.sampling.constrained:
+            return {}
+        if grammar is None:
+            raise ValueError("constrained sampling needs the grammar of each row's action")
+        return {row: grammar(row, limits[row]) for row in rows}
+
+    def _stop(self, row: int, tokens: list[int], limit: int, constraint: BatchConstraint | None) -> str | None:
+        """Why ``row``'s action of ``tokens`` (the last one just drawn) stops; None: it goes on. Under a
+        constraint the action is over when the row's matcher has read a complete action."""
+        if constraint is None:
+            return self.stop_rule.reason(tokens, limit)
+        if constraint.advance(row, tokens[-1]):
+            return "action"
+        return "length" if len(tokens) >= limit else None
 
     def _keep(self, index: torch.Tensor) -> None:
         """Keep only the rows at the positions ``index``, in that order."""

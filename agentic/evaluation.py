@@ -22,6 +22,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from agentic.actions import ActionKind
+from agentic.constraint import task_grammar
 from agentic.metrics import judge_tool_call, wilson
 from agentic.parsing import parse_action
 from agentic.policy import Policy
@@ -112,11 +113,15 @@ def evaluate_tool_calls(
     """Tool-call metrics at the oracle's decision points on ``seeds``, and a few judged samples."""
     demonstrations = oracle_trajectories(task, seeds, policy.tokenizer, mode=policy.mode, progress=progress)
     points = decision_points(demonstrations)
+
+    def grammar(row: int, limit: int) -> str:  # under constrained sampling: the task's actions, all tools offered
+        return task_grammar(task, min(limit, task.budget.max_action_tokens))
+
     actions: list[str] = []
     with tqdm(total=len(points), desc="decision points", unit="point", disable=not progress) as bar:
         for start in range(0, len(points), batch_size):
             chunk = points[start : start + batch_size]
-            generations = policy.generate([p.context_ids for p in chunk], sampling)
+            generations = policy.generate([p.context_ids for p in chunk], sampling, grammar)
             actions += [policy.encoding.environment_text(g.text, g.token_ids) for g in generations]
             bar.update(len(chunk))
     samples = [
@@ -152,6 +157,7 @@ def evaluate(
             "temperature": sampling.temperature,
             "top_p": sampling.top_p,
             "max_new_tokens": sampling.max_new_tokens,
+            "constrained": sampling.constrained,
         },
         "tool_calls": tool_calls,
         "episodes": episode_metrics(played) if episodes else None,

@@ -8,6 +8,7 @@ from typing import Any
 from rich.console import Console
 from rich.text import Text
 
+from agentic.constraint import episode_grammar
 from agentic.env import AgenticEnvironment
 from agentic.trajectory import visible
 
@@ -24,7 +25,8 @@ def environment_text(delta: str) -> Text:
 
 def model_actor(policy: Any, sampling: Any) -> Actor:
     """A language model acting token-in/token-out, its context encoded as the rollout engine encodes an episode
-    (the policy's `agentic.encoding`, raw text or chat): the ids are extended, never re-encoded."""
+    (the policy's `agentic.encoding`, raw text or chat): the ids are extended, never re-encoded. Under
+    constrained sampling each action is drawn from the grammar of the actions valid in the episode's state."""
     ids: list[int] = []
     last_action: list[int] = []
 
@@ -33,7 +35,11 @@ def model_actor(policy: Any, sampling: Any) -> Actor:
             ids[:] = policy.encoding.prompt(env).ids
         else:
             ids.extend(policy.encoding.reply(env.history[-1].observation, last_action).ids)
-        generation = policy.generate([ids], sampling)[0]
+
+        def grammar(row: int, limit: int) -> str:  # under constrained sampling: the actions valid in env's state
+            return episode_grammar(env, min(limit, env.budget.max_action_tokens))
+
+        generation = policy.generate([ids], sampling, grammar)[0]
         ids.extend(generation.token_ids)
         last_action[:] = generation.token_ids
         return policy.encoding.environment_text(generation.text, generation.token_ids)

@@ -20,6 +20,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
+from agentic.constraint import GrammarFor
 from agentic.decoding import DecodingBatch, Generation, decoding_batch
 from agentic.encoding import encode, episode_encoding
 from agentic.kv_cache import use_cpu_attention
@@ -92,7 +93,10 @@ class Policy:
         """A batch of these contexts to decode together, turn after turn, with one KV cache (`agentic.decoding`)."""
         return decoding_batch(self.model, contexts, sampling, pad_id=self.pad_id, stop_rule=self.stop_rule)
 
-    def generate(self, contexts: Sequence[Sequence[int]], sampling: Sampling = Sampling()) -> list[Generation]:
-        """One action for each context, sampled in one batch."""
-        generations = self.decoding_batch(contexts, sampling).generate()
+    def generate(
+        self, contexts: Sequence[Sequence[int]], sampling: Sampling = Sampling(), grammar: GrammarFor | None = None
+    ) -> list[Generation]:
+        """One action for each context, sampled in one batch; under constrained sampling ``grammar(row, limit)``
+        gives each row's action grammar (`agentic.constraint`)."""
+        generations = self.decoding_batch(contexts, sampling).generate(grammar=grammar)
         return [generations[row] for row in range(len(contexts))]

@@ -21,6 +21,7 @@ from dataclasses import replace
 from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase
 
+from agentic.constraint import episode_grammar, record_grammar
 from agentic.encoding import EpisodeEncoding, episode_encoding
 from agentic.env import AgenticEnvironment, oracle_action
 from agentic.policy import Policy, encode
@@ -96,12 +97,17 @@ def rollout(
     ``budget.max_action_tokens`` and no more than the room left in the model's context. An
     episode with no room left ends truncated (the environment's last reply may run past the
     context). Results are deterministic for the same policy, task, seeds and sampling on the
-    same device and batch.
+    same device and batch. Under ``sampling.constrained`` each action is drawn from the grammar of the actions
+    valid in its episode's state (`agentic.constraint.episode_grammar`), recorded with the trajectory.
     """
     episodes = [
         Episode(AgenticEnvironment(task, count_tokens=policy.count_tokens), seed, policy.encoding) for seed in seeds
     ]
     batch = policy.decoding_batch([e.trajectory.token_ids for e in episodes], sampling)
+
+    def grammar(i: int, limit: int) -> str:  # episode i's next action, under constrained sampling
+        return episode_grammar(episodes[i].env, limit)
+
     context_length = policy.context_length or math.inf
     live = list(range(len(episodes)))
     with tqdm(total=len(episodes), desc="rollout", unit="episode", disable=not progress) as bar:
@@ -112,8 +118,10 @@ def rollout(
             batch.release(full)
             live = [i for i in live if i not in full]
             limits = {i: min(context_length - batch.length(i), episodes[i].env.budget.max_action_tokens) for i in live}
-            for i, generation in (batch.generate(limits) if live else {}).items():
+            for i, generation in (batch.generate(limits, grammar) if live else {}).items():
                 batch.extend(i, episodes[i].step(generation.text, generation.token_ids, generation.logprobs))
+                if generation.grammar:
+                    record_grammar(episodes[i].trajectory, generation.grammar)
             ended = [i for i in live if episodes[i].done]
             batch.release(ended)
             live = [i for i in live if i not in ended]

@@ -33,12 +33,17 @@ class Sampling:
     renormalised (0.0 for greedy, a point mass). At the defaults (temperature 1, top_p 1) that
     is the policy's own log-prob, the quantity PPO's ratio and KL need. Bad values (NaN, out of
     range, a non-integer token count) are refused here, before any work starts.
+
+    ``constrained``: the decoding batch sets the logit of every token outside the action grammar of its
+    row's state to -inf before `sample` applies temperature and top-p (`agentic.constraint`), so the
+    distribution drawn from, and the log-prob recorded, is the masked one renormalised.
     """
 
     temperature: float = option(1.0, "softmax temperature; 0 is greedy", bounds="non-negative")
     top_p: float = option(1.0, "nucleus: draw from the smallest set of tokens with this much mass", bounds="fraction")
     max_new_tokens: int = option(256, "the most tokens one action may have", unit="tokens", bounds="positive")
     seed: int = option(0, "seed of the sampler's random numbers")
+    constrained: bool = option(False, "draw each action from the grammar of the valid actions (llguidance)")
 
     def __post_init__(self) -> None:
         problems = []

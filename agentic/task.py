@@ -65,6 +65,8 @@ class Task:
     tools: ClassVar[Sequence[Tool]] = ()
     budget: ClassVar[Budget] = Budget()
     invalid_penalty: ClassVar[float] = 0.1
+    allows_ask: ClassVar[bool] = False
+    """Whether the agent may need ``<ask>`` here: constrained sampling (`agentic.constraint`) offers it only then."""
     notes: ClassVar[tuple[str, ...]] = ()
     """Caveats `agentic tasks` prints under the task (e.g. how its answers are scored)."""
     free_text: ClassVar[bool] = False

@@ -10,6 +10,10 @@ oracle demonstration. In JSON and in a Dataset NaN is written as null.
 ``mode`` says how the episode was encoded (`agentic.encoding`): ``"raw"`` (the environment's text as it
 is) or ``"chat"`` (the model's chat template). Files and datasets written before the field existed
 load as raw text, which is what they hold.
+
+Under constrained sampling (`agentic.constraint`) ``grammars`` holds each distinct action grammar once and
+``turn_grammars[k]`` the index of turn ``k``'s (-1: sampled unconstrained); both are empty otherwise. The
+per-position masks are replayed from them (`agentic.constraint.constrained_masks`), not stored.
 """
 
 from __future__ import annotations
@@ -73,6 +77,8 @@ class Trajectory:
     breakdown: dict[str, float] = field(default_factory=dict)
     truncation_reason: str | None = None
     mode: str = "raw"
+    grammars: list[str] = field(default_factory=list)
+    turn_grammars: list[int] = field(default_factory=list)
 
     @property
     def transcript(self) -> str:
@@ -131,6 +137,8 @@ FEATURES = datasets.Features(
         "truncation_reason": datasets.Value("string"),
         "mode": datasets.Value("string"),
         "transcript": datasets.Value("string"),
+        "grammars": [datasets.Value("string")],
+        "turn_grammars": [datasets.Value("int32")],
     }
 )
 
@@ -188,6 +196,8 @@ RECORD_SCHEMA = {
         "truncation_reason": {"type": ["string", "null"]},
         "mode": {"enum": list(MODES)},
         "transcript": {"type": "string"},
+        "grammars": {"type": "array", "items": {"type": "string"}},
+        "turn_grammars": _INTEGERS,
     },
     "additionalProperties": False,
 }

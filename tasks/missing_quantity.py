@@ -106,6 +106,7 @@ class MissingQuantity(Arithmetic):
 
     name = "MissingQuantity"
     description = "ask the user for the missing number of a word problem, compute it with the calculator, finish"
+    allows_ask = True
 
     def sample(self, rng: random.Random) -> dict[str, Any]:
         template = rng.choice(TEMPLATES)

@@ -124,6 +124,7 @@ class InteractiveStory(Task):
     name = "InteractiveStory"
     description = "ask the user what story they want, check drafts with the story tools, finish with the story"
     tools = (length_check, character_check, readability)
+    allows_ask = True
 
     def __init__(self, corpus: str | None = None, split: str = "train", limit: int | None = None):
         """``corpus``: a hub id (e.g. "roneneldan/TinyStories") or a local file with a "text" field; default: the stand-in."""

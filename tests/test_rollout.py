@@ -6,7 +6,7 @@ import re
 import pytest
 import torch
 from peft import LoraConfig, PeftModel, get_peft_model
-from transformers import Qwen2Config, Qwen2ForCausalLM
+from sliding_window import sliding_window_policy
 
 from agentic.bench.rollout import bench_rollout
 from agentic.decoding import CHUNK_OVERHEAD_TOKENS, PaddedBatch, RaggedBatch, staircase
@@ -168,22 +168,7 @@ def test_a_model_with_sliding_window_layers_decodes_through_its_own_cache(model_
     The first layer attends to the whole context, so a padding column left visible (the prompts differ in
     length) moves every later log-prob; the second only to the last 16 tokens, which the sequences outgrow.
     """
-    tokenizer = Policy.from_pretrained(model_dir).tokenizer
-    config = Qwen2Config(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        use_sliding_window=True,
-        sliding_window=16,
-        layer_types=["full_attention", "sliding_attention"],
-        pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-    )
-    torch.manual_seed(0)
-    policy = Policy(Qwen2ForCausalLM(config), tokenizer)
+    policy = sliding_window_policy(Policy.from_pretrained(model_dir).tokenizer)
     batch = policy.decoding_batch([[1]])
     assert isinstance(batch, PaddedBatch) and not isinstance(batch.cache, RaggedCache)
     trajectories = rollout(policy, "Arithmetic", range(4), Sampling(max_new_tokens=12, seed=3))

@@ -59,17 +59,17 @@ def test_round_trip_through_jsonl_is_exact_and_strict_json(trajectories, tmp_pat
 def test_the_mode_is_saved_and_files_written_before_it_load_as_raw_text(trajectories, tmp_path):
     chat = [replace(t, mode="chat") for t in trajectories[:2]]
     assert [t.mode for t in trajectories] == ["raw"] * len(trajectories) and chat[0] != trajectories[0]
-    assert read_jsonl(write_jsonl(chat, tmp_path / "chat.jsonl")) == chat
+    assert read_trajectories(write_jsonl(chat, tmp_path / "chat.jsonl")) == chat
     assert from_dataset(to_dataset(chat)) == chat
     old = tmp_path / "old.jsonl"
     old.write_text("".join(json.dumps({k: v for k, v in t.to_dict().items() if k != "mode"}) + "\n" for t in chat))
-    assert [t.mode for t in read_jsonl(old)] == ["raw", "raw"]
+    assert [t.mode for t in read_trajectories(old)] == ["raw", "raw"]
     assert [t.mode for t in from_dataset(to_dataset(chat).remove_columns("mode"))] == ["raw", "raw"]
     old.write_text(json.dumps({**chat[0].to_dict(), "mode": "text"}) + "\n")
     with pytest.raises(
         ValueError, match="line 1: not a trajectory \\(mode: 'text' is not one of \\['chat', 'raw'\\]\\)"
     ):
-        read_jsonl(old)
+        read_trajectories(old)
 
 
 def test_equality_sees_every_field(trajectories):

@@ -26,6 +26,7 @@ from typing import Any
 import torch
 from transformers import AutoModelForCausalLM, PreTrainedModel
 
+from agentic.bench import throughput
 from agentic.encoding import prompt_messages
 from agentic.env import AgenticEnvironment
 from agentic.models import resolve_model
@@ -123,14 +124,37 @@ def batched_generate_rollout(
     return generated
 
 
-def _side(seconds: list[float], episodes: int, tokens: int) -> dict[str, Any]:
-    best = min(seconds)
-    return {
-        "seconds": best,
-        "all_seconds": seconds,
-        "episodes_per_s": episodes / best,
-        "agent_tokens_per_s": tokens / best,
-    }
+LOOPS = {"batched_generate": batched_generate_rollout, "sequential": sequential_rollout}
+
+
+def _timed_runs(
+    policy: Policy,
+    stock_model: PreTrainedModel,
+    task: str,
+    seeds: list[int],
+    sampling: Sampling,
+    baselines: Sequence[str],
+    repeats: int,
+) -> tuple[dict[str, list[float]], dict[str, int]]:
+    """Each side's times over ``repeats`` runs taking turns, after a warm-up, and its agent tokens per run."""
+    times: dict[str, list[float]] = {side: [] for side in ("engine", *baselines)}
+    tokens: dict[str, int] = {}
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(sampling.seed)
+        rollout(policy, task, seeds[:2], sampling)  # warm-ups: first-call allocations
+        for name in baselines:
+            LOOPS[name](policy, stock_model, task, seeds[:2], sampling.max_new_tokens)
+        for _ in range(repeats):
+            start = time.perf_counter()
+            trajectories = rollout(policy, task, seeds, sampling)
+            times["engine"].append(time.perf_counter() - start)
+            tokens["engine"] = sum(sum(t.loss_mask) for t in trajectories)
+            for name in baselines:
+                torch.manual_seed(sampling.seed)  # the same baseline episodes every time
+                start = time.perf_counter()
+                tokens[name] = LOOPS[name](policy, stock_model, task, seeds, sampling.max_new_tokens)
+                times[name].append(time.perf_counter() - start)
+    return times, tokens
 
 
 def bench_rollout(
@@ -163,25 +187,8 @@ def bench_rollout(
     stock_model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=policy.model.dtype).to(policy.device).eval()
     seeds = list(range(seed, seed + n_episodes))
     sampling = Sampling(max_new_tokens=max_new_tokens, seed=seed)
-    loops = {"batched_generate": batched_generate_rollout, "sequential": sequential_rollout}
-    times: dict[str, list[float]] = {side: [] for side in ("engine", *baselines)}
-    tokens: dict[str, int] = {}
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        rollout(policy, task, seeds[:2], sampling)  # warm-ups: first-call allocations
-        for name in baselines:
-            loops[name](policy, stock_model, task, seeds[:2], max_new_tokens)
-        for _ in range(repeats):
-            start = time.perf_counter()
-            trajectories = rollout(policy, task, seeds, sampling)
-            times["engine"].append(time.perf_counter() - start)
-            tokens["engine"] = sum(sum(t.loss_mask) for t in trajectories)
-            for name in baselines:
-                torch.manual_seed(seed)  # the same baseline episodes every time
-                start = time.perf_counter()
-                tokens[name] = loops[name](policy, stock_model, task, seeds, max_new_tokens)
-                times[name].append(time.perf_counter() - start)
-    sides = {side: _side(seconds, n_episodes, tokens[side]) for side, seconds in times.items()}
+    times, tokens = _timed_runs(policy, stock_model, task, seeds, sampling, baselines, repeats)
+    sides = {side: throughput(seconds, n_episodes, tokens[side]) for side, seconds in times.items()}
     return {
         "task": task,
         "model": str(model_dir),

@@ -54,6 +54,11 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
         help="rollout: timed runs of each side, taking turns (the best of each is compared)",
     )
     add_mode_flag(parser)
+    parser.add_argument(
+        "--constrained",
+        action="store_true",
+        help="rollout: the engine with and without constrained sampling instead (time, and validity of the actions)",
+    )
     parser.add_argument("--seed", type=non_negative_int, default=0)
     parser.add_argument("--json", action="store_true", help="also print the result as JSON")
 
@@ -80,19 +85,23 @@ ROLLOUT_SIDES = {
 
 
 def _rollout(args: argparse.Namespace, console: Console) -> dict:
+    from agentic.bench.constrained import bench_constrained
     from agentic.bench.rollout import BASELINES, bench_rollout
 
     task = args.task[0] if args.task else "Arithmetic"
-    result = bench_rollout(
-        default_model_dir(args),
-        task,
+    common = dict(
         n_episodes=args.episodes or 64,
         max_new_tokens=args.max_new_tokens,
         seed=args.seed,
         repeats=args.repeats,
         mode=args.mode,
-        baselines=list(dict.fromkeys(args.baseline or BASELINES)),
     )
+    if args.constrained:
+        result = bench_constrained(default_model_dir(args), task, **common)
+        _print_constrained(result, console)
+        return result
+    baselines = list(dict.fromkeys(args.baseline or BASELINES))
+    result = bench_rollout(default_model_dir(args), task, baselines=baselines, **common)
     for side, name in ROLLOUT_SIDES.items():
         if side in result:
             row = result[side]
@@ -108,6 +117,22 @@ def _rollout(args: argparse.Namespace, console: Console) -> dict:
         f"{result['episodes']} episodes of {task}, {result['mode']} mode, same model and seeds, device {result['device']}"
     )
     return result
+
+
+def _print_constrained(result: dict, console: Console) -> None:
+    free, constrained, validity = result["free"], result["constrained"], result["validity"]
+    console.print(
+        f"free sampling: {free['episodes_per_s']:.2f} episodes/s ({free['agent_tokens_per_s']:,.0f} agent tokens/s)\n"
+        f"constrained: {constrained['episodes_per_s']:.2f} episodes/s ({constrained['agent_tokens_per_s']:,.0f} agent tokens/s)\n"
+        f"constraint overhead: {result['constraint_overhead']:.1%} of the rest of the constrained rollout's time "
+        f"({result['constraint_seconds']:.2f}s of {constrained['seconds']:.2f}s)\n"
+        f"constrained actions: {validity['invalid_actions']} invalid of {validity['turns']} "
+        f"(rate {validity['invalid_action_rate']:.3f}); tool calls {validity['valid_tool_calls']} valid of "
+        f"{validity['tool_calls']}; kinds {validity['kinds']}\n"
+        f"(best of {result['repeats']} runs each; {result['episodes']} episodes of {result['task']}, same model and "
+        f"seeds, {result['max_new_tokens']} tokens per action at most, device {result['device']})",
+        markup=False,
+    )
 
 
 def _sft(args: argparse.Namespace, console: Console) -> dict:

@@ -25,6 +25,8 @@ def _play(args: argparse.Namespace, console: Console) -> None:
     from agentic import play
     from agentic.env import AgenticEnvironment, oracle_action
 
+    if args.constrained and not args.model:
+        raise UsageError("agentic play: --constrained constrains a model's sampling: give --model")
     user = play.human_user(console) if args.user == "human" else None
     if args.model:
         policy = load_policy(args.model, args.mode)

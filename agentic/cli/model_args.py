@@ -50,13 +50,22 @@ def add_sampling_flags(parser: argparse.ArgumentParser, temperature: float) -> N
         default=256,
         help="the most tokens one action may have (default 256; the task's budget may allow fewer)",
     )
+    parser.add_argument(
+        "--constrained",
+        action="store_true",
+        help="draw every action from the grammar of the actions valid in its state (needs llguidance)",
+    )
 
 
 def sampling_from(args: argparse.Namespace) -> Any:
     from agentic.sampling import Sampling
 
     return Sampling(
-        temperature=args.temperature, top_p=args.top_p, max_new_tokens=args.max_new_tokens, seed=args.seed or 0
+        temperature=args.temperature,
+        top_p=args.top_p,
+        max_new_tokens=args.max_new_tokens,
+        seed=args.seed or 0,
+        constrained=args.constrained,
     )
 
 
