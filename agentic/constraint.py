@@ -167,7 +167,7 @@ def bounded_arguments(parameters: dict[str, Any], max_bytes: int) -> dict[str, A
     if share < 0:
         return None
     for node in _subschemas(schema):
-        if _has_type(node, "string"):
+        if _has_type(node, "string") and "enum" not in node and "const" not in node:  # those are sized as values
             if node.get("minLength", 0) > share:
                 return None
             node["maxLength"] = min(node.get("maxLength", share), share)

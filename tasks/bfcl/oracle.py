@@ -37,6 +37,21 @@ def oracle_call(functions: Sequence[dict[str, Any]], answer: dict[str, Any]) -> 
     return name, arguments
 
 
+def in_schema_order(value: Any, schema: dict[str, Any]) -> Any:
+    """``value`` with every object's keys in the order its schema lists them (others after, as they were).
+
+    Any order is a valid call; this one is also the order constrained sampling writes (`agentic.constraint`:
+    llguidance generates properties in the schema's order), so the oracle's actions stay inside the constraint.
+    """
+    if isinstance(value, dict):
+        properties = schema.get("properties", {})
+        keys = [k for k in properties if k in value] + [k for k in value if k not in properties]
+        return {k: in_schema_order(value[k], properties.get(k, {})) for k in keys}
+    if isinstance(value, list) and isinstance(schema.get("items"), dict):
+        return [in_schema_order(item, schema["items"]) for item in value]
+    return value
+
+
 def _choose(values: list[Any], schema: dict[str, Any] | None, required: bool) -> Any:
     concrete = [(value, _concrete(value, schema or {})) for value in values]
     for value, candidate in concrete:

@@ -38,7 +38,7 @@ from agentic.tasks.bfcl import data
 from agentic.tasks.bfcl.backends import Call, backends, check_turns, execute, named_arguments, routes
 from agentic.tasks.bfcl.checker import PASS, Verdict, check
 from agentic.tasks.bfcl.data import family
-from agentic.tasks.bfcl.oracle import oracle_call
+from agentic.tasks.bfcl.oracle import in_schema_order, oracle_call
 from agentic.tasks.bfcl.schema import function_schema
 
 TRAINING_SEEDS = 10_000
@@ -190,8 +190,13 @@ class BFCLTask(Task):
         made = len(call_steps((turn.event, turn.action) for turn in history))
         (calls,) = self.oracle_calls(instance)
         if made < len(calls):
-            return tool_call(*calls[made])
+            return self._oracle_tool_call(instance, *calls[made])
         return finish(DONE if calls else NOTHING_FITS)
+
+    def _oracle_tool_call(self, instance: dict[str, Any], name: str, arguments: dict[str, Any]) -> str:
+        """The oracle's call, its arguments in the order of the tool's schema (`in_schema_order`)."""
+        offered = {t.name: t.parameters for t in self.instance_tools(instance)}
+        return tool_call(name, in_schema_order(arguments, offered.get(name, {})))
 
 
 class BFCLMultiTurnTask(BFCLTask):
@@ -247,7 +252,7 @@ class BFCLMultiTurnTask(BFCLTask):
             turn, made = (turn + 1, 0) if past.event == "user_turn" else (turn, made + (past.event == "tool"))
         calls = self.oracle_calls(instance)[turn]
         if made < len(calls):
-            return tool_call(*calls[made])
+            return self._oracle_tool_call(instance, *calls[made])
         return finish(DONE if calls else MISSING)
 
 
