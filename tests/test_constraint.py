@@ -264,7 +264,7 @@ def test_every_rendered_valid_action_is_admitted(name, tokenizer, data):
     assert (
         action.kind is not ActionKind.TOOL or ToolRegistry(task.tools).validate(action.tool, action.arguments) is None
     )
-    assert admits(task_grammar(task, 1024), tokenizer, text), text
+    assert admits(task_grammar(task, task.sample(random.Random(0)), 1024), tokenizer, text), text
 
 
 def test_the_grammar_leaves_out_what_cannot_fit_and_refuses_what_it_cannot_write():
