@@ -179,3 +179,15 @@ def test_constrained_eval_offers_each_entrys_functions(trained):
         assert matcher.consume_tokens(encode(spy.tokenizer, tool_call(point.tool, point.arguments)))
         assert matcher.is_stopped()
     assert metrics["tool_call_validity"]["k"] == metrics["first_sentinel_is_tool"]["k"]
+
+
+def test_eval_refuses_a_bfcl_category_of_a_family_the_model_trained_on(trained, capsys, tmp_path):
+    argv = ["eval", "--model", str(trained), "--task", "BFCL-live_multiple", "--n", "2", "--out", str(tmp_path)]
+    code, _, err = run(argv, capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and err.startswith("agentic eval: ")
+    assert "BFCL-live_simple" in err and "config.json" in err and not (tmp_path / "report.json").exists()
+    argv = ["eval", "--model", str(trained), "--task", "BFCL-simple_python", "--n", "2", "--no-episodes"]
+    code, _, err = run([*argv, "--out", str(tmp_path)], capsys)
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert code == 0, err
+    assert report["trained_on"] == ["BFCL-live_simple"] and report["tool_calls"]["decision_points"] == 2

@@ -44,8 +44,9 @@ def _categories(text: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def _refuse_contaminated(model: str, categories: list[str]) -> list[str]:
-    """The BFCL tasks the model trained on; a usage error when any requested category is of their families."""
+def refuse_contaminated(command: str, model: str, categories: list[str]) -> list[str]:
+    """The tasks the model's run directories say it trained on, sorted; a usage error (naming ``command``) when
+    any of the BFCL ``categories`` is of a family it trained on (`agentic bfcl` and `agentic eval` refuse alike)."""
     from agentic.provenance import trained_tasks
     from agentic.tasks.bfcl.tasks import contaminated
 
@@ -54,7 +55,7 @@ def _refuse_contaminated(model: str, categories: list[str]) -> list[str]:
     if refused:
         reasons = "; ".join(f"{c} (trained on {task}, {trained[task]})" for c, task in refused.items())
         raise UsageError(
-            f"agentic bfcl: {model} was trained on BFCL data of the same family, refusing to score: {reasons}. "
+            f"{command}: {model} was trained on BFCL data of the same family, refusing to score: {reasons}. "
             "Train and evaluate on different families (e.g. train on live_*, evaluate non-live and multi-turn)"
         )
     return sorted(trained)
@@ -68,7 +69,7 @@ def _run(args: argparse.Namespace, console: Console) -> None:
         raise UsageError("agentic bfcl: --limit must be >= 0 and --batch-size >= 1")
     categories = _categories(args.categories)
     name = "oracle" if args.oracle else args.model
-    trained = [] if args.oracle else _refuse_contaminated(args.model, categories)
+    trained = [] if args.oracle else refuse_contaminated("agentic bfcl", args.model, categories)
     policy = None if args.oracle else load_policy(args.model)
     out = RunDir(Path(args.out) if args.out else Path("runs") / "bfcl" / re.sub(r"[^\w.-]+", "_", name).strip("_"))
     sampling = sampling_from(args)

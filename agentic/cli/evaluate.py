@@ -9,6 +9,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from agentic.cli.bfcl import refuse_contaminated
 from agentic.cli.command import Command
 from agentic.cli.flags import non_negative_int, positive_int
 from agentic.cli.model_args import add_mode_flag, add_sampling_flags, load_policy, sampling_from
@@ -43,6 +44,8 @@ def _run(args: argparse.Namespace, console: Console) -> None:
     from agentic.evaluation import evaluate, report_markdown, report_rows
     from agentic.run_dir import RunDir
 
+    bfcl = [args.task.removeprefix("BFCL-")] if args.task.startswith("BFCL-") else []
+    trained = refuse_contaminated("agentic eval", args.model, bfcl)
     policy = load_policy(args.model, args.mode)
     seeds = list(range(args.seed_start, args.seed_start + args.n))
     start = time.perf_counter()
@@ -56,6 +59,7 @@ def _run(args: argparse.Namespace, console: Console) -> None:
         episodes=args.episodes,
     )
     report["model"] = str(args.model)
+    report["trained_on"] = trained
     report["seconds"] = time.perf_counter() - start
     out = RunDir(Path(args.out) if args.out else Path("runs") / "eval" / args.task)
     out.write_report(report, report_markdown(report, title=f"Evaluation of {args.model}"))
@@ -66,4 +70,12 @@ def _run(args: argparse.Namespace, console: Console) -> None:
     console.print(f"{policy.mode} mode, {report['seconds']:.0f} s; report: {out.path / 'report.json'}")
 
 
-EVAL = Command("eval", "tool-call accuracy and episode metrics of a model on held-out seeds", _arguments, _run)
+EVAL = Command(
+    "eval",
+    "tool-call accuracy and episode metrics of a model on held-out seeds",
+    _arguments,
+    _run,
+    "Judge a model's tool calls at the oracle's decision points and play free-running episodes on evaluation "
+    "seeds. Refuses a BFCL category of a family the model's run directories say it trained on; the report "
+    "records what they say it trained on.",
+)
