@@ -132,7 +132,10 @@ def test_demonstrations_are_the_chat_the_template_renders_with_the_end_of_turn_t
         env = AgenticEnvironment(task)
         env.reset(seed=demo.seed)
         system, user = prompt_messages(env.task, env.instance)
-        assert (system["content"], user["content"]) == (env.task.instructions(), env.task.question(env.instance))
+        assert (system["content"], user["content"]) == (
+            env.task.instructions(env.instance),
+            env.task.question(env.instance),
+        )
         agent = set()
         for turn in demo.turns:
             ids = demo.token_ids[turn.start : turn.end]
