@@ -54,7 +54,7 @@ def trained(tmp_path_factory):
 def test_the_oracle_scores_1_everywhere_and_the_table_follows_bfcl(capsys, tmp_path):
     categories = "simple_python,parallel,irrelevance,live_simple,multi_turn_base"
     code, out, err = run(
-        ["bfcl", "--oracle", "--categories", categories, "--limit", "6", "--out", str(tmp_path)], capsys
+        ["bfcl", "--oracle", "--categories", categories, "--limit", "6", "--out-dir", str(tmp_path)], capsys
     )
     assert code == 0, err
     report = json.loads((tmp_path / "report.json").read_text())
@@ -72,7 +72,7 @@ def test_the_oracle_scores_1_everywhere_and_the_table_follows_bfcl(capsys, tmp_p
 
 def test_a_model_trained_on_a_family_is_refused_that_family(trained, capsys, tmp_path):
     code, _, err = run(
-        ["bfcl", "--model", str(trained), "--categories", "live_multiple", "--out", str(tmp_path)], capsys
+        ["bfcl", "--model", str(trained), "--categories", "live_multiple", "--out-dir", str(tmp_path)], capsys
     )
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert "BFCL-live_simple" in err and "config.json" in err and not (tmp_path / "report.json").exists()
@@ -80,7 +80,7 @@ def test_a_model_trained_on_a_family_is_refused_that_family(trained, capsys, tmp
 
 def test_a_trained_model_is_scored_on_another_family(trained, capsys, tmp_path):
     code, _, err = run(
-        ["bfcl", "--model", str(trained), "--categories", "simple_python", "--limit", "3", "--out", str(tmp_path)],
+        ["bfcl", "--model", str(trained), "--categories", "simple_python", "--limit", "3", "--out-dir", str(tmp_path)],
         capsys,
     )
     assert code == 0, err
@@ -115,7 +115,7 @@ def test_bad_arguments_give_one_line_and_exit_2(argv, fragment, capsys):
 def test_without_bfcl_eval_the_error_names_the_install_command(tmp_path):
     """bfcl-eval hidden from the import system: the tasks are still made (and listed), running one says how to
     install it."""
-    argv = ["bfcl", "--oracle", "--categories", "simple_python", "--out", str(tmp_path)]
+    argv = ["bfcl", "--oracle", "--categories", "simple_python", "--out-dir", str(tmp_path)]
     script = (
         "import sys; sys.modules['bfcl_eval'] = None; import agentic; from agentic.cli import main; "
         "print(agentic.make_task('BFCL-simple_python').description); "
@@ -182,12 +182,12 @@ def test_constrained_eval_offers_each_entrys_functions(trained):
 
 
 def test_eval_refuses_a_bfcl_category_of_a_family_the_model_trained_on(trained, capsys, tmp_path):
-    argv = ["eval", "--model", str(trained), "--task", "BFCL-live_multiple", "--n", "2", "--out", str(tmp_path)]
+    argv = ["eval", "--model", str(trained), "--task", "BFCL-live_multiple", "--n", "2", "--out-dir", str(tmp_path)]
     code, _, err = run(argv, capsys)
     assert code == 2 and len(err.strip().splitlines()) == 1 and err.startswith("agentic eval: ")
     assert "BFCL-live_simple" in err and "config.json" in err and not (tmp_path / "report.json").exists()
     argv = ["eval", "--model", str(trained), "--task", "BFCL-simple_python", "--n", "2", "--no-episodes"]
-    code, _, err = run([*argv, "--out", str(tmp_path)], capsys)
+    code, _, err = run([*argv, "--out-dir", str(tmp_path)], capsys)
     report = json.loads((tmp_path / "report.json").read_text())
     assert code == 0, err
     assert report["trained_on"] == ["BFCL-live_simple"] and report["tool_calls"]["decision_points"] == 2

@@ -421,7 +421,7 @@ def run(argv: list[str], capsys) -> tuple[int, str, str]:
 
 def test_eval_constrained_reports_no_invalid_action_and_every_tool_call_valid(model_dir, tmp_path, capsys):
     out = tmp_path / "eval"
-    argv = ["eval", "--model", str(model_dir), "--task", "Arithmetic", "--n", "2", "--constrained", "--out", str(out)]
+    argv = ["eval", "--model", str(model_dir), "--task", "Arithmetic", "--n", "2", "--constrained", "--out-dir", str(out)]
     code, _, _ = run(argv, capsys)
     report = json.loads((out / "report.json").read_text())
     assert code == 0 and report["sampling"]["constrained"] is True
