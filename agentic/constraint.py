@@ -97,9 +97,10 @@ def action_grammar(tools: Sequence[Tool], *, ask: bool, max_tokens: int) -> str:
     return _grammar(key, ask, max_tokens)
 
 
-def task_grammar(task: Task, max_tokens: int) -> str:
-    """The grammar of ``task``'s actions with all its tools offered."""
-    return action_grammar(task.tools, ask=task.allows_ask, max_tokens=max_tokens)
+def task_grammar(task: Task, instance: Any, max_tokens: int) -> str:
+    """The grammar of the actions in ``instance``'s episode of ``task`` with all its tools (`Task.instance_tools`)
+    offered."""
+    return action_grammar(task.instance_tools(instance), ask=task.allows_ask, max_tokens=max_tokens)
 
 
 def episode_grammar(env: AgenticEnvironment, max_tokens: int) -> str:

@@ -71,7 +71,7 @@ def prompt_messages(task: Task, instance: Any) -> list[dict[str, str]]:
     if type(task).question is Task.question:
         return [{"role": "user", "content": clean_text(task.prompt(instance)).strip()}]
     return [
-        {"role": "system", "content": clean_text(task.instructions()).strip()},
+        {"role": "system", "content": clean_text(task.instructions(instance)).strip()},
         {"role": "user", "content": clean_text(task.question(instance)).strip()},
     ]
 

@@ -22,7 +22,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from agentic.actions import ActionKind
-from agentic.constraint import task_grammar
+from agentic.constraint import GrammarFor, task_grammar
 from agentic.metrics import judge_tool_call, wilson
 from agentic.parsing import parse_action
 from agentic.policy import Policy
@@ -38,13 +38,15 @@ GREEDY = Sampling(temperature=0.0)
 
 @dataclass(frozen=True)
 class DecisionPoint:
-    """The oracle's context just before one of its tool calls, and the call it made."""
+    """The oracle's context just before one of its tool calls, and the call it made, in ``instance``'s episode
+    (whose tools, `Task.instance_tools`, are the ones offered there)."""
 
     seed: int
     turn: int
     context_ids: list[int]
     tool: str
     arguments: dict[str, Any]
+    instance: Any
 
 
 def decision_points(demonstrations: Sequence[Trajectory]) -> list[DecisionPoint]:
@@ -55,7 +57,9 @@ def decision_points(demonstrations: Sequence[Trajectory]) -> list[DecisionPoint]
             action = parse_action(turn.action)
             if action.kind is ActionKind.TOOL:
                 points.append(
-                    DecisionPoint(demo.seed, index, demo.token_ids[: turn.start], action.tool, action.arguments)
+                    DecisionPoint(
+                        demo.seed, index, demo.token_ids[: turn.start], action.tool, action.arguments, demo.instance
+                    )
                 )
     return points
 
@@ -64,8 +68,16 @@ def tool_call_metrics(task: Task, points: Sequence[DecisionPoint], actions: Sequ
     """Validity, accuracy and the paper's looser figure over decision points, overall and per tool."""
     if len(points) != len(actions):
         raise ValueError(f"{len(points)} decision points but {len(actions)} actions")
-    tools = ToolRegistry(task.tools)
-    judgements = [judge_tool_call(a, p.tool, p.arguments, task, tools) for p, a in zip(points, actions)]
+    registries: dict[tuple[int, ...], ToolRegistry] = {}
+
+    def offered(point: DecisionPoint) -> ToolRegistry:  # one registry per distinct set of tools (BFCL: per entry)
+        tools = task.instance_tools(point.instance)
+        key = tuple(map(id, tools))
+        if key not in registries:
+            registries[key] = ToolRegistry(tools)
+        return registries[key]
+
+    judgements = [judge_tool_call(a, p.tool, p.arguments, task, offered(p)) for p, a in zip(points, actions)]
     by_tool: dict[str, list] = defaultdict(list)
     for point, judgement in zip(points, judgements):
         by_tool[point.tool].append(judgement)
@@ -102,6 +114,11 @@ def episode_metrics(trajectories: Sequence[Trajectory]) -> dict[str, Any]:
     }
 
 
+def _grammars(task: Task, points: Sequence[DecisionPoint]) -> GrammarFor:
+    """Under constrained sampling, each row's grammar: the actions of its point's episode, every tool offered."""
+    return lambda row, limit: task_grammar(task, points[row].instance, min(limit, task.budget.max_action_tokens))
+
+
 def evaluate_tool_calls(
     policy: Policy,
     task: Task,
@@ -114,14 +131,11 @@ def evaluate_tool_calls(
     demonstrations = oracle_trajectories(task, seeds, policy.tokenizer, mode=policy.mode, progress=progress)
     points = decision_points(demonstrations)
 
-    def grammar(row: int, limit: int) -> str:  # under constrained sampling: the task's actions, all tools offered
-        return task_grammar(task, min(limit, task.budget.max_action_tokens))
-
     actions: list[str] = []
     with tqdm(total=len(points), desc="decision points", unit="point", disable=not progress) as bar:
         for start in range(0, len(points), batch_size):
             chunk = points[start : start + batch_size]
-            generations = policy.generate([p.context_ids for p in chunk], sampling, grammar)
+            generations = policy.generate([p.context_ids for p in chunk], sampling, _grammars(task, chunk))
             actions += [policy.encoding.environment_text(g.text, g.token_ids) for g in generations]
             bar.update(len(chunk))
     samples = [

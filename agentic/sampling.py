@@ -41,8 +41,10 @@ class Sampling:
 
     temperature: float = option(1.0, "softmax temperature; 0 is greedy", bounds="non-negative")
     top_p: float = option(1.0, "nucleus: draw from the smallest set of tokens with this much mass", bounds="fraction")
-    max_new_tokens: int = option(256, "the most tokens one action may have", unit="tokens", bounds="positive")
-    seed: int = option(0, "seed of the sampler's random numbers")
+    max_new_tokens: int = option(
+        256, "the most tokens one action may have (the task's budget may allow fewer)", unit="tokens", bounds="positive"
+    )
+    seed: int = option(0, "seed of the sampler's random numbers (when temperature > 0)", bounds="non-negative")
     constrained: bool = option(False, "draw each action from the grammar of the valid actions (llguidance)")
 
     def __post_init__(self) -> None:

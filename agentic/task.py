@@ -51,10 +51,10 @@ class Task:
     `question` (or `prompt`), `score` and `oracle`; the other methods have sensible defaults.
 
     The prompt comes in two parts, so that a chat model can get them as its template's system and
-    user messages (`agentic.encoding`): `instructions`, shared by every episode of the task (how to
-    act, the tools), and `question`, this instance's task. In raw text `prompt` joins them. A task
-    that overrides only `prompt` still works: a chat model then gets the whole prompt as one user
-    message.
+    user messages (`agentic.encoding`): `instructions`, how to act and the tools the instance offers
+    (the same for every episode of most tasks; a task whose instances bring their own tools lists them
+    there), and `question`, this instance's task. In raw text `prompt` joins them. A task that
+    overrides only `prompt` still works: a chat model then gets the whole prompt as one user message.
 
     Instances should be JSON-friendly (dicts or dataclasses of plain values) so that
     trajectories can be saved with them.
@@ -92,9 +92,10 @@ class Task:
         each bring their own functions (BFCL) returns those; the environment builds its registry from them."""
         return self.tools
 
-    def instructions(self) -> str:
-        """What every episode of the task starts with: how to act and the tools (a chat model's system message)."""
-        return self.tool_manual()
+    def instructions(self, instance: Any) -> str:
+        """What ``instance``'s episode starts with: how to act and the tools it offers (a chat model's system
+        message); by default the manual of `instance_tools`."""
+        return self.tool_manual(self.instance_tools(instance))
 
     def question(self, instance: Any) -> str:
         """This instance's task, one or more lines without a final newline (a chat model's user message)."""
@@ -102,7 +103,7 @@ class Task:
 
     def prompt(self, instance: Any) -> str:
         """The raw-text prompt the agent starts from: the instructions, then the question, each ending a line."""
-        return f"{self.instructions()}\n{self.question(instance)}\n"
+        return f"{self.instructions(instance)}\n{self.question(instance)}\n"
 
     def initial_state(self, instance: Any) -> dict[str, Any]:
         """Mutable per-episode state, passed to tools that take a ``state`` parameter."""
@@ -140,12 +141,13 @@ class Task:
     def close(self) -> None:
         """Release what the task holds (e.g. a scoring process); called by the environment's ``close``."""
 
-    def tool_manual(self) -> str:
-        """A compact description of the actions and tools, for prompts."""
-        if not self.tools:
+    def tool_manual(self, tools: Sequence[Tool] | None = None) -> str:
+        """A compact description of the actions and ``tools`` (by default the task's), for prompts."""
+        tools = self.tools if tools is None else tools
+        if not tools:
             return "Act with <ask>question</ask> or <finish>answer</finish>."
         lines = ['Act with <tool name="NAME">{json arguments}</tool>, <ask>question</ask> or <finish>answer</finish>.']
-        lines += [f"- {t.signature()}: {t.description.splitlines()[0] if t.description else ''}" for t in self.tools]
+        lines += [f"- {t.signature()}: {t.description.splitlines()[0] if t.description else ''}" for t in tools]
         return "\n".join(lines)
 
 

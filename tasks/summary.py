@@ -89,7 +89,7 @@ class GroundedSummary(Task):
             return None
         return {"id": str(row.get("id") or index), "sentences": sentences, "highlights": highlights}
 
-    def instructions(self) -> str:
+    def instructions(self, instance: dict[str, Any]) -> str:
         return (
             f"{self.tool_manual()}\n"
             f"Task: summarise the article in {self.min_words}-{self.max_words} words; end each sentence with its source, like [2]."

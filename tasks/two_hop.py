@@ -107,7 +107,7 @@ class TwoHop(Task):
             "answer": answer,
         }
 
-    def instructions(self) -> str:
+    def instructions(self, instance: dict[str, Any]) -> str:
         return f"{self.tool_manual()}\nRelations: {', '.join(RELATIONS)}."
 
     def question(self, instance: dict[str, Any]) -> str:

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import json
+
 import gymnasium
 import jsonschema
 import pytest
+from chat_model import chat_tokenizer
 
 pytest.importorskip("bfcl_eval", reason="needs bfcl-eval: pip install --no-deps bfcl-eval==2026.3.23")
 
 import agentic  # noqa: E402
 from agentic import AgenticEnvironment, finish, oracle_action, run_episode, tool_call  # noqa: E402
+from agentic.encoding import prompt_messages  # noqa: E402
+from agentic.rollout import oracle_trajectories  # noqa: E402
 from agentic.tasks.bfcl import data  # noqa: E402
 from agentic.tasks.bfcl.backends import backends, parse_call, routes  # noqa: E402
 from agentic.tasks.bfcl.data import family  # noqa: E402
 from agentic.tasks.bfcl.schema import function_schema, json_schema  # noqa: E402
-from agentic.tasks.bfcl.tasks import contaminated  # noqa: E402
+from agentic.tasks.bfcl.tasks import INSTRUCTIONS, contaminated, render_turn  # noqa: E402
 
 SAMPLE = 24
 """Entries per category whose oracle episodes run in the suite (spread over the category)."""
@@ -140,6 +145,27 @@ def test_families_contaminate_each_other_within_only():
     }
     assert contaminated(["multiple"], ["BFCL-simple_python"]) == {"multiple": "BFCL-simple_python"}
     assert contaminated(["simple_python"], []) == {}
+
+
+@pytest.mark.parametrize("category", ["simple_python", "live_multiple", "multi_turn_base"])
+def test_a_chat_episode_offers_the_entrys_functions_in_its_system_message(category):
+    """The entry's functions are its episode's instructions (the template's system message), its first request the
+    user message, as later requests arrive (``<user>…</user>``); the raw prompt is the two joined, as before."""
+    tokenizer = chat_tokenizer()
+    task, seed = agentic.make_task(f"BFCL-{category}"), 3
+    entry = data.entries(category)[seed]
+    system, user = prompt_messages(task, entry)
+    assert system["role"] == "system" and system["content"].startswith(INSTRUCTIONS.split("\n")[0])
+    assert all(json.dumps(f["name"]) in system["content"] for f in task.functions(entry))
+    assert user == {"role": "user", "content": render_turn(entry["question"][0]).strip()}
+    assert user["content"].startswith("<user>") and user["content"] not in system["content"]
+    demo = oracle_trajectories(task, [seed], tokenizer, mode="chat")[0]
+    assert demo.success and demo.prompt == tokenizer.apply_chat_template(
+        [system, user], tokenize=False, add_generation_prompt=True
+    )
+    raw = AgenticEnvironment(task).reset(seed=seed)[0]
+    assert raw == f"{system['content']}\n{user['content']}\n"
+    assert raw.endswith(render_turn(entry["question"][0])) and "Here is a list of functions in JSON format" in raw
 
 
 # -- scoring as the leaderboard scores ------------------------------------------------------------

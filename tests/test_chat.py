@@ -132,7 +132,10 @@ def test_demonstrations_are_the_chat_the_template_renders_with_the_end_of_turn_t
         env = AgenticEnvironment(task)
         env.reset(seed=demo.seed)
         system, user = prompt_messages(env.task, env.instance)
-        assert (system["content"], user["content"]) == (env.task.instructions(), env.task.question(env.instance))
+        assert (system["content"], user["content"]) == (
+            env.task.instructions(env.instance),
+            env.task.question(env.instance),
+        )
         agent = set()
         for turn in demo.turns:
             ids = demo.token_ids[turn.start : turn.end]
@@ -342,7 +345,7 @@ def test_play_with_a_model_encodes_the_episode_as_the_engine_does(llama_dir):
 
 def test_eval_takes_a_token_limit_skips_episodes_and_reports_the_mode_and_progress(llama_dir, tmp_path, capsys):
     out = tmp_path / "eval"
-    argv = ["eval", "--model", str(llama_dir), "--task", "Arithmetic", "--n", "3", "--out", str(out)]
+    argv = ["eval", "--model", str(llama_dir), "--task", "Arithmetic", "--n", "3", "--out-dir", str(out)]
     assert main([*argv, "--no-episodes", "--max-new-tokens", "5"]) == 0
     captured = capsys.readouterr()
     report = json.loads((out / "report.json").read_text())

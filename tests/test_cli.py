@@ -10,7 +10,9 @@ from importlib.metadata import entry_points
 
 import pytest
 
-from agentic.cli import main
+from agentic.cli import build_parser, main
+from agentic.cli.model_args import sampling_from
+from agentic.sampling import Sampling
 from agentic.tasks.reasoning_gym import CODE_SCORED
 
 
@@ -103,6 +105,9 @@ def test_play_ends_cleanly_when_input_runs_out(capsys, monkeypatch):
         (["play", "--task", "Arithmetic", "--model", "m", "--top-p", "inf"], "inf is not a finite number"),
         (["bench", "parse", "--episodes", "-1"], "--episodes: -1 is not a positive integer"),
         (["bench", "fuzz", "--seed", "-3"], "--seed: -3 is not a non-negative integer"),
+        (["eval", "--model", "m", "--task", "Arithmetic", "--seed", "-2"], "seed must be >= 0, got -2"),
+        (["bfcl", "--oracle", "--max-new-tokens", "0"], "max_new_tokens must be positive, got 0"),
+        (["bfcl", "--oracle", "--batch-size", "0"], "--batch-size: 0 is not a positive integer"),
     ],
 )
 def test_bad_arguments_give_one_line_and_exit_2(capsys, argv, fragment):
@@ -141,3 +146,23 @@ def test_only_the_corpus_command_loads_the_training_stack():
         [sys.executable, "-m", "agentic.cli", "--help"], capture_output=True, text=True, check=False
     )
     assert "corpus" in completed.stdout, "still listed"
+
+
+SAMPLED = [["eval", "--model", "m", "--task", "Arithmetic"], ["play", "--task", "Arithmetic"], ["bfcl", "--oracle"]]
+
+
+@pytest.mark.parametrize("argv", SAMPLED)
+def test_sampling_flags_are_sampling_s_fields(argv):
+    """One flag per `Sampling` field, generated from it, in every command that samples (play's --seed is its
+    instance's, which seeds sampling too)."""
+    flags = ["--temperature", "0.5", "--top-p", "0.9", "--max-new-tokens", "7", "--constrained", "--seed", "3"]
+    args = build_parser(argv).parse_args([*argv, *flags])
+    assert sampling_from(args) == Sampling(temperature=0.5, top_p=0.9, max_new_tokens=7, seed=3, constrained=True)
+    assert sampling_from(build_parser(argv).parse_args(argv)) == Sampling(temperature=0.0)
+
+
+@pytest.mark.parametrize("argv", [*SAMPLED[::2], ["models", "get", "SmolLM2-135M-Instruct"]])
+def test_out_is_now_out_dir_and_still_read_with_a_deprecation_message(argv, capsys):
+    assert build_parser(argv).parse_args([*argv, "--out-dir", "here"]).out_dir == "here"
+    assert build_parser(argv).parse_args([*argv, "--out", "there"]).out_dir == "there"
+    assert "agentic: --out is deprecated: use --out-dir" in capsys.readouterr().err

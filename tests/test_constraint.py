@@ -15,7 +15,18 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from sliding_window import sliding_window_policy
 
-from agentic import AgenticEnvironment, ask, finish, make_task, parse_action, task_names, tool, tool_call
+from agentic import (
+    AgenticEnvironment,
+    ask,
+    finish,
+    make_task,
+    oracle_action,
+    parse_action,
+    run_episode,
+    task_names,
+    tool,
+    tool_call,
+)
 from agentic.actions import ActionKind
 from agentic.cli import main
 from agentic.constraint import (
@@ -207,19 +218,16 @@ def test_every_oracle_action_is_admitted(name, tokenizer):
     """In each state of the oracle's episodes, its action is admitted by that state's grammar: at the tasks'
     budget for short arguments, and at a limit that leaves room for the story and summary drafts otherwise."""
     limit = 256 if name in SHORT_ARGUMENT_TASKS else 4096
+
+    def checked_oracle(env: AgenticEnvironment) -> str:
+        action = oracle_action(env)
+        parsed = parse_action(action)  # BFCL's ground truth sometimes breaks its own schema: then refused
+        valid = parsed.kind is not ActionKind.TOOL or env.tools.validate(parsed.tool, parsed.arguments) is None
+        assert admits(episode_grammar(env, limit), tokenizer, action) is valid, action
+        return action
+
     env = AgenticEnvironment(name)
-    actions = 0
-    for seed in range(8):
-        env.reset(seed=seed)
-        done = False
-        while not done:
-            action = env.task.oracle(env.instance, env.history)
-            parsed = parse_action(action)  # BFCL's ground truth sometimes breaks its own schema: then refused
-            valid = parsed.kind is not ActionKind.TOOL or env.tools.validate(parsed.tool, parsed.arguments) is None
-            assert admits(episode_grammar(env, limit), tokenizer, action) is valid, action
-            *_, terminated, truncated, _ = env.step(action)
-            done, actions = terminated or truncated, actions + 1
-    assert actions >= 8
+    assert sum(len(run_episode(env, checked_oracle, seed)) for seed in range(8)) >= 8
 
 
 def plain_text(max_size: int) -> st.SearchStrategy[str]:
@@ -264,7 +272,7 @@ def test_every_rendered_valid_action_is_admitted(name, tokenizer, data):
     assert (
         action.kind is not ActionKind.TOOL or ToolRegistry(task.tools).validate(action.tool, action.arguments) is None
     )
-    assert admits(task_grammar(task, 1024), tokenizer, text), text
+    assert admits(task_grammar(task, task.sample(random.Random(0)), 1024), tokenizer, text), text
 
 
 def test_the_grammar_leaves_out_what_cannot_fit_and_refuses_what_it_cannot_write():
@@ -421,7 +429,18 @@ def run(argv: list[str], capsys) -> tuple[int, str, str]:
 
 def test_eval_constrained_reports_no_invalid_action_and_every_tool_call_valid(model_dir, tmp_path, capsys):
     out = tmp_path / "eval"
-    argv = ["eval", "--model", str(model_dir), "--task", "Arithmetic", "--n", "2", "--constrained", "--out", str(out)]
+    argv = [
+        "eval",
+        "--model",
+        str(model_dir),
+        "--task",
+        "Arithmetic",
+        "--n",
+        "2",
+        "--constrained",
+        "--out-dir",
+        str(out),
+    ]
     code, _, _ = run(argv, capsys)
     report = json.loads((out / "report.json").read_text())
     assert code == 0 and report["sampling"]["constrained"] is True

@@ -115,20 +115,25 @@ def test_sft_alone_is_labelled_when_no_ppo_ran(run, tmp_path):
     assert list(results["stages"]) == ["base", "sft"] and results["ppo"].startswith("not run")
 
 
-def test_a_pretrained_reward_model_replaces_training(run, tmp_path):
-    root, _ = run
-    shutil.copytree(root / "tiny-cnn", tmp_path / "run", ignore=shutil.ignore_patterns("reward"))
-    tokenizer = train_tokenizer(["a different corpus for a reward model. it scores text."], vocab_size=280)
+def save_classifier(path, texts: list[str], labels: int) -> None:
+    """A one-layer sequence classifier with ``labels`` outputs and a tokenizer learnt from ``texts``, saved at ``path``."""
+    tokenizer = train_tokenizer(texts, vocab_size=280)
     config = GPTNeoXConfig(
         vocab_size=len(tokenizer),
         hidden_size=32,
         num_hidden_layers=1,
         num_attention_heads=4,
         intermediate_size=64,
-        num_labels=1,
+        num_labels=labels,
     )
-    GPTNeoXForSequenceClassification(config).save_pretrained(tmp_path / "rm")
-    tokenizer.save_pretrained(tmp_path / "rm")
+    GPTNeoXForSequenceClassification(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+
+
+def test_a_pretrained_reward_model_replaces_training(run, tmp_path):
+    root, _ = run
+    shutil.copytree(root / "tiny-cnn", tmp_path / "run", ignore=shutil.ignore_patterns("reward"))
+    save_classifier(tmp_path / "rm", ["a different corpus for a reward model. it scores text."], labels=1)
     summary = reward_stage(str(tmp_path / "run"), RewardOptions(model=str(tmp_path / "rm")))
     assert summary["reward_model"] == str(tmp_path / "rm") and summary["heldout"]["accuracy"]["n"] == 8 * 3
     assert not (tmp_path / "run" / "reward" / "model").exists()
@@ -144,17 +149,7 @@ def test_a_pretrained_reward_model_replaces_training(run, tmp_path):
 
 
 def test_a_classifier_with_more_than_one_label_is_not_a_reward_model(tmp_path):
-    tokenizer = train_tokenizer(["some text to learn a tokenizer from."], vocab_size=270)
-    config = GPTNeoXConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=4,
-        intermediate_size=64,
-        num_labels=2,
-    )
-    GPTNeoXForSequenceClassification(config).save_pretrained(tmp_path)
-    tokenizer.save_pretrained(tmp_path)
+    save_classifier(tmp_path, ["some text to learn a tokenizer from."], labels=2)
     with pytest.raises(ValueError, match="exactly one"):
         RewardScorer(tmp_path)
 

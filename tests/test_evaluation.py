@@ -94,7 +94,9 @@ def test_lone_surrogates_in_a_policy_action_are_judged_not_raised():
     from agentic.evaluation import DecisionPoint
 
     task = make_task("Arithmetic")
-    point = DecisionPoint(seed=0, turn=0, context_ids=[], tool="calculator", arguments={"expression": "1 + 2"})
+    point = DecisionPoint(
+        seed=0, turn=0, context_ids=[], tool="calculator", arguments={"expression": "1 + 2"}, instance={}
+    )
     actions = [
         '<tool name="calculator">{"expression": "1 + \\ud800"}</tool>',
         tool_call("calculator", {"expression": "1 + \ud800"}),

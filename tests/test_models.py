@@ -238,12 +238,12 @@ def test_out_copies_the_cached_model_without_a_download_and_refuses_a_directory_
 ):
     from transformers import AutoTokenizer
 
-    code, out, _ = run(["models", "get", NAME, "--out", str(tmp_path / "copy")], capsys)
+    code, out, _ = run(["models", "get", NAME, "--out-dir", str(tmp_path / "copy")], capsys)
     assert code == 0 and f"{NAME} is ready at {tmp_path / 'copy'}" in out.replace("\n", "")
     assert AutoTokenizer.from_pretrained(tmp_path / "copy").chat_template == CHAT_TEMPLATE
     (tmp_path / "taken").mkdir()
     (tmp_path / "taken" / "notes.txt").write_text("mine")
-    code, _, err = run(["models", "get", NAME, "--out", str(tmp_path / "taken")], capsys)
+    code, _, err = run(["models", "get", NAME, "--out-dir", str(tmp_path / "taken")], capsys)
     assert "is not a finished copy of tiny-chat" in one_line_error(code, err)
     assert (tmp_path / "taken" / "notes.txt").read_text() == "mine"
 

@@ -11,7 +11,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import agentic
-from agentic import ActionKind, AgenticEnvironment, parse_action, tool_call
+from agentic import AgenticEnvironment, oracle_action, run_episode, tool_call
 from agentic.tasks.data.make_wikitext103_standin import OUTPUT, standin_rows
 from agentic.tasks.multihop import MultiHopKnowledge
 from agentic.tools.wiki import Wiki, detokenize, entity_lookup, extract_facts
@@ -261,16 +261,10 @@ def test_the_environment_passes_gymnasiums_checker():
 
 
 def run_oracle(env: AgenticEnvironment, seed: int) -> tuple[dict, str]:
-    env.reset(seed=seed)
-    while True:
-        text = env.task.oracle(env.instance, env.history)
-        action = parse_action(text)
-        assert action.kind in (ActionKind.TOOL, ActionKind.FINISH)
-        if action.kind is ActionKind.TOOL:
-            assert env.tools.validate(action.tool, action.arguments) is None
-        _, _, terminated, truncated, info = env.step(text)
-        if terminated or truncated:
-            return info, env.context
+    """The oracle's episode: every action a tool call that passed its schema and ran, then a finish."""
+    infos = run_episode(env, oracle_action, seed)
+    assert [info["event"] for info in infos[:-1]] == ["tool"] * (len(infos) - 1) and infos[-1]["event"] == "finish"
+    return infos[-1], env.context
 
 
 def test_the_oracle_solves_200_consecutive_seeds_deterministically(env):

@@ -13,7 +13,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import agentic
-from agentic import ActionKind, AgenticEnvironment, ToolRegistry, parse_action, tool_call
+from agentic import ActionKind, AgenticEnvironment, ToolRegistry, oracle_action, parse_action, run_episode, tool_call
 from agentic.tasks.corpora import standin_path
 from agentic.tasks.data.make_tinystories_standin import stories
 from agentic.tasks.story import REPLIES, InteractiveStory, draft, find_hero, is_prose, rename
@@ -50,12 +50,8 @@ def registry() -> ToolRegistry:
 
 
 def run_oracle(env: AgenticEnvironment, seed: int) -> dict:
-    env.reset(seed=seed)
-    done = False
-    while not done:
-        _, _, terminated, truncated, info = env.step(env.task.oracle(env.instance, env.history))
-        done = terminated or truncated
-    return info | {"terminated": terminated}
+    """The info of the oracle's last step."""
+    return run_episode(env, oracle_action, seed)[-1]
 
 
 # -- measures and tools ------------------------------------------------------------------
@@ -289,22 +285,21 @@ def test_oracle_succeeds_on_200_seeds_through_the_environment():
     env = gymnasium.make(agentic.gym_id("InteractiveStory")).unwrapped
     for seed in range(200):
         info = run_oracle(env, seed)
-        assert info["terminated"] and info["score"].success, (seed, env.context)
+        assert info["event"] == "finish" and info["score"].success, (seed, env.context)
         assert [t.event for t in env.history] == ["ask", "tool", "tool", "tool", "finish"]
 
 
 def test_oracle_actions_parse_and_pass_the_schema(registry):
     env = gymnasium.make(agentic.gym_id("InteractiveStory")).unwrapped
-    env.reset(seed=7)
-    kinds = []
-    while not env.history or env.history[-1].event != "finish":
-        text = env.task.oracle(env.instance, env.history)
-        action = parse_action(text)
-        kinds.append(action.kind)
-        if action.kind is ActionKind.TOOL:
-            assert registry.validate(action.tool, action.arguments) is None
-        env.step(text)
-    assert kinds == [ActionKind.ASK, ActionKind.TOOL, ActionKind.TOOL, ActionKind.TOOL, ActionKind.FINISH]
+    actions = [info["action"] for info in run_episode(env, oracle_action, 7)]
+    assert [a.kind for a in actions] == [
+        ActionKind.ASK,
+        ActionKind.TOOL,
+        ActionKind.TOOL,
+        ActionKind.TOOL,
+        ActionKind.FINISH,
+    ]
+    assert all(registry.validate(a.tool, a.arguments) is None for a in actions if a.kind is ActionKind.TOOL)
     assert env.history[-1].action.thought == "All checks ok."
 
 
@@ -341,11 +336,7 @@ def test_oracle_reports_checks_that_failed(task):
         )
 
     env = AgenticEnvironment(task, user=misleading_user)
-    env.reset(seed=0)
-    done = False
-    while not done:
-        _, _, terminated, truncated, info = env.step(task.oracle(env.instance, env.history))
-        done = terminated or truncated
+    info = run_oracle(env, 0)
     assert env.history[-1].action.thought.startswith("Failed: length_check")
     assert info["score"].breakdown["length"] == 0.0
 

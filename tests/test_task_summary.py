@@ -11,7 +11,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import agentic
-from agentic import ActionKind, ToolRegistry, Turn, parse_action
+from agentic import ActionKind, ToolRegistry, Turn, parse_action, run_episode
 from agentic.tasks.corpora import standin_path
 from agentic.tasks.summary import GroundedSummary, key_word_query
 from agentic.tooling import ToolResult
@@ -220,22 +220,16 @@ def test_oracle_solves_200_seeds_through_the_environment_deterministically():
     registry = ToolRegistry(env.task.tools)
     transcripts = []
     for seed in range(200):
-        env.reset(seed=seed)
-        done = False
-        while not done:
-            action = env.task.oracle(env.instance, env.history)
-            parsed = parse_action(action)
+        infos = run_episode(env, agentic.oracle_action, seed)
+        for info in infos:
+            parsed = info["action"]
             assert parsed.kind in (ActionKind.TOOL, ActionKind.FINISH)
             if parsed.kind is ActionKind.TOOL:
                 assert registry.validate(parsed.tool, parsed.arguments) is None
-            observation, _, terminated, truncated, info = env.step(action)
-            done = terminated or truncated
-        assert terminated and info["score"].success, observation
-        transcripts.append(observation)
-    env.reset(seed=7)
-    while not env._done:
-        observation, *_ = env.step(env.task.oracle(env.instance, env.history))
-    assert observation == transcripts[7]
+        assert infos[-1]["event"] == "finish" and infos[-1]["score"].success, env.context
+        transcripts.append(env.context)
+    run_episode(env, agentic.oracle_action, 7)
+    assert env.context == transcripts[7]
 
 
 def test_environment_passes_gymnasium_checks():

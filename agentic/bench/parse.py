@@ -53,22 +53,21 @@ def _grammar_reading(text: str) -> tuple[str, Any]:
 def oracle_actions(tasks: list[str], episodes_per_task: int, seed: int) -> tuple[list[str], int, float]:
     """The oracle's action texts over the tasks, and the environment steps taken and their time.
 
-    One untimed episode first starts what a task starts lazily (ReasoningGym's scoring process)."""
+    Each oracle episode is played untimed (which also starts what a task starts lazily, e.g. ReasoningGym's
+    scoring process), then its actions are replayed on the same seed with each ``env.step`` timed: the
+    environment is deterministic, so the replay is the same episode, and the oracle's own time is left out."""
     actions, steps, seconds = [], 0, 0.0
     for name in tasks:
         env = AgenticEnvironment(name)
-        run_episode(env, oracle_action, seed)
         for episode in range(episodes_per_task):
+            played = [info["action"].raw for info in run_episode(env, oracle_action, seed + episode)]
             env.reset(seed=seed + episode)
-            done = False
-            while not done:
-                action = env.task.oracle(env.instance, env.history)
+            for action in played:
                 start = time.perf_counter()
-                *_, terminated, truncated, _ = env.step(action)
+                env.step(action)
                 seconds += time.perf_counter() - start
-                steps += 1
-                actions.append(action)
-                done = terminated or truncated
+            actions += played
+            steps += len(played)
         env.close()
     return actions, steps, seconds
 

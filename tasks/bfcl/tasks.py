@@ -1,7 +1,7 @@
 """One task per BFCL category: an instance is one entry, its functions are the episode's tools.
 
-Single-turn categories: the prompt offers the entry's functions (BFCL's JSON documentation) and its
-question; the agent makes its calls one per turn, each answered with a neutral acknowledgement (the
+Single-turn categories: the prompt offers the entry's functions (BFCL's JSON documentation: the instructions,
+a chat model's system message) and its question (the user message); the agent makes its calls one per turn, each answered with a neutral acknowledgement (the
 functions are not executable), then finishes. Every call the agent wrote counts, refused ones included
 (the registry refuses arguments that break the function's JSON Schema, and tells the agent why), and the
 list is judged by BFCL's AST checker (`agentic.tasks.bfcl.checker`), as BFCL judges a model's whole response.
@@ -163,12 +163,17 @@ class BFCLTask(Task):
             )
         return self._built[key]
 
-    def prompt(self, instance: dict[str, Any]) -> str:
+    def instructions(self, instance: dict[str, Any]) -> str:
+        """BFCL's system prompt: how to call, then the entry's functions in BFCL's JSON documentation."""
         functions = "\n".join(
             json.dumps({k: f[k] for k in ("name", "description", "parameters") if k in f}, ensure_ascii=False)
             for f in self.functions(instance)
         )
-        return f"{self._instructions()}Here is a list of functions in JSON format that you can invoke.\n{functions}\n{render_turn(instance['question'][0])}"
+        return f"{self._instructions()}Here is a list of functions in JSON format that you can invoke.\n{functions}"
+
+    def question(self, instance: dict[str, Any]) -> str:
+        """The entry's first user turn, as each later one arrives: ``<user>…</user>``."""
+        return render_turn(instance["question"][0]).removesuffix("\n")
 
     def _instructions(self) -> str:
         return INSTRUCTIONS
