@@ -68,6 +68,12 @@ class RLOptions(Options):
     reward_clip: float = option(
         0.0, "rewards are clipped to +-this after normalisation; 0: no clipping", bounds="non-negative"
     )
+    missing_eos_penalty: float = option(
+        0.0,
+        "free-text tasks: subtracted from the (normalised) reward of a response that ends without the end-of-sequence "
+        "token, having reached the length limit; 0: off",
+        bounds="non-negative",
+    )
     lora_rank: int = option(
         0,
         "0: train every weight against a frozen copy; > 0: fresh LoRA adapters of this rank, the reference being the "

@@ -137,6 +137,10 @@ def _handle(args: argparse.Namespace, console: Console) -> None:
 
     run = options_from(identity(args.stage), args)
     options = {name: stages()[name].options_of(args, run) for name in COMMANDS[args.stage][1]}
+    if "ppo" in options:
+        from agentic.training.corpus.options import with_recipe
+
+        options["ppo"] = with_recipe(options["ppo"], run.recipe)
     needs = ("prepare",) if args.stage == "reward" and options["reward"].model else COMMANDS[args.stage][2]
     for stage in needs:
         if not (run.run_dir / stage / "summary.json").is_file():

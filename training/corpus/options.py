@@ -8,7 +8,7 @@ defaults for one-turn episodes scored by a reward model; the fields in `PPO_SET_
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,18 @@ CORPUS_NAMES = ("tinystories", "cnn_dailymail", "wikitext103")
 LOCAL_SUFFIXES = (".txt", ".jsonl", ".json", ".csv", ".parquet")
 REJECTION_KINDS = ("mismatch", "shuffle", "dropout")
 REWARD_MODEL_TASK = "RewardModel"
+# The PPO stage's hyper-parameters of the project's seed recipes: PPO RLHF of SmolLM(2)-135M(-Instruct) against a
+# reward model, as TRL's PPO example runs it (its KL coefficient is fixed: no adaptive target).
+RECIPES: dict[str, dict[str, Any]] = {
+    "smollm-rlhf": {
+        "learning_rate": 2e-6,
+        "epochs": 4,
+        "clip_range": 0.2,
+        "kl_coef": 0.02,
+        "kl_target": 0.0,
+        "missing_eos_penalty": 1.0,
+    }
+}
 
 
 def corpus_problems(corpus: str) -> list[str]:
@@ -42,6 +54,12 @@ class CorpusRunOptions(Options):
     standin: bool = option(False, "use the named corpus's shipped offline stand-in instead of the hub")
     out_dir: str = option("", "run directory; empty: runs/corpus/MODEL-CORPUS")
     seed: int = option(0, "seed of every stage", bounds="non-negative")
+    recipe: str = option(
+        "none",
+        "a seed recipe's PPO hyper-parameters (smollm-rlhf: lr 2e-6, 4 epochs, clip 0.2, fixed KL coefficient 0.02, "
+        "missing-EOS penalty 1.0); a --ppo-* flag given with another value than its default still wins",
+        choices=("none", *RECIPES),
+    )
 
     def problems(self) -> list[str]:
         problems = corpus_problems(self.corpus)
@@ -162,6 +180,7 @@ CORPUS_PPO: dict[str, Any] = {
     "minibatch_size": 8,
     "reward_normalization": "running",
     "reward_clip": 5.0,
+    "missing_eos_penalty": 1.0,
     "checkpoint_every": 0,
 }
 # The SFT model (RUN/sft/model), the reward-model task, RUN/ppo and the run's seed; no agentic evaluation (the
@@ -182,6 +201,18 @@ def ppo_fields_of_run(run_dir: str | Path, seed: int) -> dict[str, Any]:
     )
 
 
-def corpus_ppo_options(run_dir: str | Path, seed: int = 0, **changes: Any) -> PPOOptions:
-    """The PPO stage's options for the run in ``run_dir``: `CORPUS_PPO`, then ``changes``, then what the run sets."""
-    return PPOOptions(**CORPUS_PPO | changes | ppo_fields_of_run(run_dir, seed))
+def corpus_ppo_options(run_dir: str | Path, seed: int = 0, recipe: str = "none", **changes: Any) -> PPOOptions:
+    """The PPO stage's options for the run in ``run_dir``: `CORPUS_PPO`, then the ``recipe``'s (`RECIPES`), then
+    ``changes``, then what the run sets."""
+    return PPOOptions(**CORPUS_PPO | RECIPES.get(recipe, {}) | changes | ppo_fields_of_run(run_dir, seed))
+
+
+def with_recipe(options: PPOOptions, recipe: str) -> PPOOptions:
+    """``options`` (as the ``--ppo-*`` flags give them) with the ``recipe``'s value in every field the flags left at
+    the stage's default; a field set to another value keeps it, so every recipe value can be overridden (a flag that
+    repeats the default cannot be told from no flag)."""
+    if recipe == "none":
+        return options
+    defaults = {field.name: CORPUS_PPO.get(field.name, field.default) for field in fields(PPOOptions)}
+    kept = {name: value for name, value in RECIPES[recipe].items() if getattr(options, name) == defaults[name]}
+    return replace(options, **kept)
