@@ -8,6 +8,7 @@ defaults for one-turn episodes scored by a reward model; the fields in `PPO_SET_
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -16,9 +17,10 @@ from agentic.options import Options, option
 from agentic.training.rl_config import PPOOptions
 
 TINY = "tiny"
-CORPUS_NAMES = ("tinystories", "cnn_dailymail", "wikitext103")
+CORPUS_NAMES = ("tinystories", "cnn_dailymail", "wikitext103", "chat")
 LOCAL_SUFFIXES = (".txt", ".jsonl", ".json", ".csv", ".parquet")
 REJECTION_KINDS = ("mismatch", "shuffle", "dropout")
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 REWARD_MODEL_TASK = "RewardModel"
 # The PPO stage's hyper-parameters of the project's seed recipes: PPO RLHF of SmolLM(2)-135M(-Instruct) against a
 # reward model, as TRL's PPO example runs it (its KL coefficient is fixed: no adaptive target).
@@ -34,15 +36,17 @@ RECIPES: dict[str, dict[str, Any]] = {
 }
 
 
-def corpus_problems(corpus: str) -> list[str]:
-    """What is wrong with a corpus name: neither a named corpus nor an existing local file `datasets` reads."""
-    if corpus in CORPUS_NAMES:
+def corpus_problems(corpus: str, what: str = "corpus", names: tuple[str, ...] = CORPUS_NAMES) -> list[str]:
+    """What is wrong with a corpus (or preference dataset) name: neither one of ``names``, nor a hub id
+    (``owner/name``), nor an existing local file `datasets` reads."""
+    if corpus in names or (HUB_ID.fullmatch(corpus) and Path(corpus).suffix not in LOCAL_SUFFIXES):
         return []
     if Path(corpus).suffix not in LOCAL_SUFFIXES:
         return [
-            f"unknown corpus {corpus!r}: use one of {', '.join(CORPUS_NAMES)} or a local {'/'.join(LOCAL_SUFFIXES)} file"
+            f"unknown {what} {corpus!r}: use one of {', '.join(names)}, a hub id (owner/name) or a local "
+            f"{'/'.join(LOCAL_SUFFIXES)} file"
         ]
-    return [] if Path(corpus).is_file() else [f"corpus file {corpus} does not exist"]
+    return [] if Path(corpus).is_file() else [f"{what} file {corpus} does not exist"]
 
 
 @dataclass(frozen=True)
@@ -97,12 +101,21 @@ class PrepareOptions(Options):
         ",".join(REJECTION_KINDS), f"how rejected texts are made, comma-separated: {', '.join(REJECTION_KINDS)}"
     )
     word_dropout: float = option(0.3, "share of words a `dropout` rejection drops", bounds="fraction")
+    preferences: str = option(
+        "",
+        "the reward model's pairs from a preference dataset (chosen/rejected, prompt explicit or implicit, "
+        "conversational or plain): chat (its stand-in with --standin), a hub id or a local file; held-out pairs: "
+        "heldout_size of them; empty: pairs built from the corpus",
+    )
 
     def problems(self) -> list[str]:
         unknown = [kind for kind in self.kinds if kind not in REJECTION_KINDS]
+        problems = corpus_problems(self.preferences, "preference dataset", ("chat",)) if self.preferences else []
         if not self.kinds:
-            return ["rejection_kinds must name at least one kind"]
-        return [f"unknown rejection kinds {unknown}: use {', '.join(REJECTION_KINDS)}"] if unknown else []
+            return [*problems, "rejection_kinds must name at least one kind"]
+        return (
+            [*problems, f"unknown rejection kinds {unknown}: use {', '.join(REJECTION_KINDS)}"] if unknown else problems
+        )
 
     @property
     def kinds(self) -> tuple[str, ...]:
