@@ -176,7 +176,7 @@ class NaNForTom:
 
     everything = False
 
-    def __init__(self, name_or_path):
+    def __init__(self, run_dir):
         pass
 
     def score(self, prompts, completions):
@@ -186,7 +186,7 @@ class NaNForTom:
 
 
 def test_non_finite_rewards_are_left_out_and_an_update_of_nothing_else_is_refused(run_dir, monkeypatch):
-    monkeypatch.setattr(corpus_ppo_module, "RewardScorer", NaNForTom)
+    monkeypatch.setattr(corpus_ppo_module, "reward_scorer", NaNForTom)
     summary = ppo_stage(run_dir, corpus_ppo_options(run_dir, **QUICK | {"iterations": 3}))
     metrics = read_metrics(run_dir / "ppo")
     assert summary["nonfinite_rewards"] == sum(m["nonfinite_rewards"] for m in metrics) > 0
@@ -254,7 +254,7 @@ def test_a_response_cut_at_the_length_limit_loses_the_missing_eos_penalty_and_is
 ):
     (run_dir / "sft" / "model").unlink()
     eos = stops_a_third_of_the_time(models / "sft", run_dir / "sft" / "model")
-    monkeypatch.setattr(corpus_ppo_module, "RewardScorer", lambda path: Length())
+    monkeypatch.setattr(corpus_ppo_module, "reward_scorer", lambda run_dir: Length())
     options = QUICK | dict(iterations=1, episodes=12, max_new_tokens=3, samples_per_update=12)
     ppo_stage(
         run_dir,

@@ -103,3 +103,8 @@ def as_conversation(pair: dict[str, str]) -> dict[str, list[dict[str, str]]]:
         "chosen": [{"role": "assistant", "content": pair["chosen"]}],
         "rejected": [{"role": "assistant", "content": pair["rejected"]}],
     }
+
+
+def exchange(prompt: str, reply: str) -> list[dict[str, str]]:
+    """The chat of one user prompt and one assistant reply, as a chosen or rejected pair is rendered in training."""
+    return [{"role": "user", "content": prompt}, {"role": "assistant", "content": reply}]

@@ -175,6 +175,7 @@ class CorpusEvalOptions(Options):
     temperature: float = option(0.7, "sampling temperature", bounds="positive")
     top_p: float = option(0.9, "nucleus probability mass", bounds="fraction")
     batch_size: int = option(16, "prompts per batch", bounds="positive")
+    table_prompts: int = option(8, "evaluation prompts in the before/after-PPO table", bounds="non-negative")
     seed: int = option(0, "sampling seed", bounds="non-negative")
 
     def problems(self) -> list[str]:
