@@ -71,6 +71,7 @@ def test_the_reward_model_scores_a_chat_as_reward_trainer_tokenizes_it(instruct_
 def test_ppo_plays_one_turn_chat_episodes_with_the_recipe(chat_run):
     config = json.loads((chat_run / "ppo" / "config.json").read_text())
     assert (config["learning_rate"], config["kl_coef"], config["missing_eos_penalty"]) == (2e-6, 0.02, 1.0)
+    assert (config["critic"], config["critic_model"]) == ("reward-model", str(chat_run / "reward" / "model"))
     train_prompts = {row["prompt"] for row in read_jsonl(chat_run / "prepare" / "train.jsonl")}
     eos = AutoTokenizer.from_pretrained(chat_run / "sft" / "model").convert_tokens_to_ids("<|im_end|>")
     for sample in read_jsonl(chat_run / "ppo" / "samples" / "update-000001.jsonl"):

@@ -20,7 +20,8 @@ from agentic.training.corpus import ppo as corpus_ppo_module
 from agentic.training.corpus.options import corpus_ppo_options
 from agentic.training.corpus.ppo import RewardModelTask, ppo_stage
 from agentic.training.corpus.reward import RewardScorer
-from agentic.training.ppo import RewardNormalizer, TrainingDiverged
+from agentic.training.ppo import PPO, RewardNormalizer, TrainingDiverged
+from agentic.training.ppo.value import reward_model_critic
 from agentic.training.rl import sampling_policy
 from agentic.training.rl_config import PPOOptions
 from agentic.training.tiny_model import tiny_config, train_tokenizer
@@ -289,3 +290,42 @@ def test_the_smollm_rlhf_recipe_sets_the_ppo_stage_and_each_flag_still_overrides
     config = json.loads((run_dir / "ppo" / "config.json").read_text())
     assert (config["learning_rate"], config["epochs"], config["kl_target"]) == (0.0, 2, 6.0), "no recipe: the defaults"
     assert corpus_ppo_options(run_dir, recipe="smollm-rlhf", epochs=1).kl_coef == 0.02, "the Python API takes it too"
+
+
+def test_a_critic_from_the_reward_model_starts_with_its_judgement_of_each_decision_point(models, run_dir, monkeypatch):
+    batches = []
+    collate = agentic.training.rl.collate
+
+    def recording_collate(*args, **kwargs):
+        batches.append(collate(*args, **kwargs))
+        return batches[-1]
+
+    monkeypatch.setattr(agentic.training.rl, "collate", recording_collate)
+    ppo_stage(run_dir, corpus_ppo_options(run_dir, **QUICK | {"iterations": 1}, critic="reward-model"))
+    config = json.loads((run_dir / "ppo" / "config.json").read_text())
+    assert (config["critic"], config["critic_model"]) == ("reward-model", str(models / "rm")), "the run's reward model"
+    (batch,) = batches
+    reward_model = GPTNeoXForSequenceClassification.from_pretrained(models / "rm").eval()
+    with torch.no_grad():
+        judged = [
+            reward_model(input_ids=batch.input_ids[row : row + 1, : int(batch.decision_positions[row, 0]) + 1])
+            .logits[0, 0]
+            .item()
+            for row in range(len(batch))
+        ]
+    (metrics,) = read_metrics(run_dir / "ppo")
+    assert metrics["value"] == pytest.approx(sum(judged) / len(judged), abs=1e-5), (
+        "the first values are the reward model's scores of the contexts at the decision points"
+    )
+
+
+def test_a_critic_from_a_reward_model_of_another_vocabulary_is_refused(models):
+    tokenizer = train_tokenizer(["another vocabulary entirely, for another model."], vocab_size=270)
+    config = tiny_config(tokenizer, hidden_size=32, num_hidden_layers=1, intermediate_size=64)
+    config.num_labels = 1
+    GPTNeoXForSequenceClassification(config).save_pretrained(models / "other-rm")
+    policy = AutoModelForCausalLM.from_pretrained(models / "sft")
+    with pytest.raises(ValueError, match="a critic from it must read the policy's tokens"):
+        reward_model_critic(str(models / "other-rm"), policy)
+    with pytest.raises(ValueError, match="critic reward-model needs critic_model"):
+        PPO(PPOOptions(model="m", critic="reward-model"), policy, None)

@@ -167,9 +167,11 @@ class PPOOptions(RLOptions):
     )
     critic: str = option(
         "shared",
-        "shared: a value head on the policy's last hidden state; separate: a head on its own copy of the trunk",
-        choices=("shared", "separate"),
+        "shared: a value head on the policy's last hidden state; separate: a head on its own copy of the trunk; "
+        "reward-model: the reward model critic_model's trunk and head (its vocabulary the policy's)",
+        choices=("shared", "separate", "reward-model"),
     )
+    critic_model: str = option("", "critic reward-model: the reward model it starts as (directory or hub id)")
     gamma: float = option(1.0, "discount per turn", bounds="fraction")
     lam: float = option(0.95, "GAE's lambda", bounds="fraction")
     value_coef: float = option(0.5, "weight of the value loss", bounds="non-negative")

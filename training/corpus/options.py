@@ -32,6 +32,8 @@ RECIPES: dict[str, dict[str, Any]] = {
         "kl_coef": 0.02,
         "kl_target": 0.0,
         "missing_eos_penalty": 1.0,
+        "critic": "reward-model",
+        "value_learning_rate": 2e-6,
     }
 }
 
@@ -60,8 +62,9 @@ class CorpusRunOptions(Options):
     seed: int = option(0, "seed of every stage", bounds="non-negative")
     recipe: str = option(
         "none",
-        "a seed recipe's PPO hyper-parameters (smollm-rlhf: lr 2e-6, 4 epochs, clip 0.2, fixed KL coefficient 0.02, "
-        "missing-EOS penalty 1.0); a --ppo-* flag given with another value than its default still wins",
+        "a seed recipe's PPO hyper-parameters (smollm-rlhf: lr 2e-6 for policy and critic, 4 epochs, clip 0.2, fixed KL "
+        "coefficient 0.02, missing-EOS penalty 1.0, critic from the reward model); a --ppo-* flag given with another "
+        "value than its default still wins",
         choices=("none", *RECIPES),
     )
 
@@ -198,12 +201,14 @@ CORPUS_PPO: dict[str, Any] = {
     "checkpoint_every": 0,
 }
 # The SFT model (RUN/sft/model), the reward-model task, RUN/ppo and the run's seed; no agentic evaluation (the
-# reward-model task has no oracle: the pipeline's evaluation stage measures the PPO model).
-PPO_SET_BY_STAGE = ("model", "task", "out_dir", "seed", "n_eval", "eval_every")
+# reward-model task has no oracle: the pipeline's evaluation stage measures the PPO model); a critic from the reward
+# model starts as the run's reward model (set when the stage runs, once the reward stage has recorded it).
+PPO_SET_BY_STAGE = ("model", "task", "out_dir", "seed", "n_eval", "eval_every", "critic_model")
 
 
 def ppo_fields_of_run(run_dir: str | Path, seed: int) -> dict[str, Any]:
-    """The `PPO_SET_BY_STAGE` fields for the run in ``run_dir``."""
+    """The `PPO_SET_BY_STAGE` fields for the run in ``run_dir`` that are known before its stages run (all but
+    ``critic_model``, which `agentic.training.corpus.ppo.ppo_stage` sets)."""
     run = Path(run_dir)
     return dict(
         model=str(run / "sft" / "model"),

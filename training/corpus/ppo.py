@@ -72,6 +72,8 @@ def ppo_stage(run_dir: str | Path, options: PPOOptions) -> dict[str, Any]:
     options = replace(options, **ppo_fields_of_run(run_dir, options.seed))
     prompts = [row["prompt"] for row in read_jsonl(examples_file(run_dir, "train"))]
     reward_model = reward_model_of(run_dir)
+    if options.critic == "reward-model":
+        options = replace(options, critic_model=reward_model)
     task = RewardModelTask(prompts, reward_scorer(run_dir))
     if not options.resume:
         shutil.rmtree(options.out_dir, ignore_errors=True)
