@@ -67,20 +67,26 @@ def run_dir(models, tmp_path):
     return run
 
 
+@pytest.fixture
+def batches(monkeypatch):
+    """Every batch the training loop collates, in order."""
+    recorded = []
+    collate = agentic.training.rl.collate
+
+    def recording_collate(*args, **kwargs):
+        recorded.append(collate(*args, **kwargs))
+        return recorded[-1]
+
+    monkeypatch.setattr(agentic.training.rl, "collate", recording_collate)
+    return recorded
+
+
 def read_metrics(out_dir):
     return [row for row in map(json.loads, (out_dir / "metrics.jsonl").read_text().splitlines()) if "score" in row]
 
 
 @pytest.mark.parametrize("lora_rank", [0, 2])
-def test_the_ppo_stage_is_the_agentic_loop_on_one_turn_reward_model_episodes(models, run_dir, monkeypatch, lora_rank):
-    batches = []
-    collate = agentic.training.rl.collate
-
-    def recording_collate(*args, **kwargs):
-        batches.append(collate(*args, **kwargs))
-        return batches[-1]
-
-    monkeypatch.setattr(agentic.training.rl, "collate", recording_collate)
+def test_the_ppo_stage_is_the_agentic_loop_on_one_turn_reward_model_episodes(models, run_dir, batches, lora_rank):
     summary = ppo_stage(run_dir, corpus_ppo_options(run_dir, **QUICK, lora_rank=lora_rank))
 
     assert len(batches) == 2 and summary["iterations"] == 2 and summary["prompts"] == len(PROMPTS)
@@ -292,15 +298,7 @@ def test_the_smollm_rlhf_recipe_sets_the_ppo_stage_and_each_flag_still_overrides
     assert corpus_ppo_options(run_dir, recipe="smollm-rlhf", epochs=1).kl_coef == 0.02, "the Python API takes it too"
 
 
-def test_a_critic_from_the_reward_model_starts_with_its_judgement_of_each_decision_point(models, run_dir, monkeypatch):
-    batches = []
-    collate = agentic.training.rl.collate
-
-    def recording_collate(*args, **kwargs):
-        batches.append(collate(*args, **kwargs))
-        return batches[-1]
-
-    monkeypatch.setattr(agentic.training.rl, "collate", recording_collate)
+def test_a_critic_from_the_reward_model_starts_with_its_judgement_of_each_decision_point(models, run_dir, batches):
     ppo_stage(run_dir, corpus_ppo_options(run_dir, **QUICK | {"iterations": 1}, critic="reward-model"))
     config = json.loads((run_dir / "ppo" / "config.json").read_text())
     assert (config["critic"], config["critic_model"]) == ("reward-model", str(models / "rm")), "the run's reward model"
