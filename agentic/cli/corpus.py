@@ -5,7 +5,8 @@ Every subcommand takes the run's identity (`CorpusRunOptions`: ``--model``, ``--
 (``--sft-epochs``, ``--ppo-kl-coef``; the split's flags have none). A stage run before the stages it reads is refused
 in one line; ``run`` chains them all and writes the results table over every run beside it
 (``runs/corpus/results.{json,md}`` by default). Flags from before the stages' options were generated still work,
-with a deprecation warning.
+with a deprecation warning. ``--recipe smollm-rlhf`` presets the PPO stage as the seed recipes run it (chat RLHF of
+an instruct model: ``--corpus chat --preferences chat``); a ``--ppo-*`` flag given with another value still wins.
 
 `CORPUS` is the ``agentic corpus`` command; the stages themselves import trl, transformers and datasets, so they are
 imported only when a stage runs.
