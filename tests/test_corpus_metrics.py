@@ -13,6 +13,7 @@ from agentic.training.corpus.evaluate import continuation_logprobs
 from agentic.training.corpus.metrics import (
     bleu,
     distinct_n,
+    mean_interval,
     mean_std,
     paired_win_rate,
     perplexity,
@@ -115,3 +116,12 @@ def test_the_win_rate_interval_is_wilson_with_ties_as_half_wins():
     interval = wilson(2.5, 4)
     assert (result["low"], result["high"]) == pytest.approx((interval.low, interval.high))
     assert wilson(10, 10).low == pytest.approx(0.7225, abs=1e-4) and wilson(10, 10).high == pytest.approx(1.0)
+
+
+def test_a_mean_comes_with_its_student_t_interval():
+    interval = mean_interval([1.0, 2.0, 3.0])
+    assert interval["mean"] == 2.0 and interval["n"] == 3
+    half_width = 4.302652729911275 * 1.0 / 3**0.5  # t(0.975, 2 degrees of freedom) * sd / sqrt(n)
+    assert (interval["low"], interval["high"]) == pytest.approx((2.0 - half_width, 2.0 + half_width))
+    assert mean_interval([0.5, 0.5])["low"] == 0.5, "no spread: the interval is the mean"
+    assert math.isnan(mean_interval([0.5])["low"]), "one value has no interval"

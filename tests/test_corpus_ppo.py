@@ -10,16 +10,18 @@ from toy_yes_no import YesOrNo, warmed_up_policy
 from transformers import AutoModelForCausalLM, AutoTokenizer, GPTNeoXForCausalLM, GPTNeoXForSequenceClassification
 
 import agentic.training.rl
+from agentic.cli import main
 from agentic.env import AgenticEnvironment
 from agentic.policy import Policy
 from agentic.rollout import rollout
-from agentic.run_dir import write_jsonl
+from agentic.run_dir import read_jsonl, write_jsonl
 from agentic.sampling import Sampling
 from agentic.training.corpus import ppo as corpus_ppo_module
 from agentic.training.corpus.options import corpus_ppo_options
 from agentic.training.corpus.ppo import RewardModelTask, ppo_stage
 from agentic.training.corpus.reward import RewardScorer
-from agentic.training.ppo import RewardNormalizer, TrainingDiverged
+from agentic.training.ppo import PPO, RewardNormalizer, TrainingDiverged
+from agentic.training.ppo.value import reward_model_critic
 from agentic.training.rl import sampling_policy
 from agentic.training.rl_config import PPOOptions
 from agentic.training.tiny_model import tiny_config, train_tokenizer
@@ -65,20 +67,26 @@ def run_dir(models, tmp_path):
     return run
 
 
+@pytest.fixture
+def batches(monkeypatch):
+    """Every batch the training loop collates, in order."""
+    recorded = []
+    collate = agentic.training.rl.collate
+
+    def recording_collate(*args, **kwargs):
+        recorded.append(collate(*args, **kwargs))
+        return recorded[-1]
+
+    monkeypatch.setattr(agentic.training.rl, "collate", recording_collate)
+    return recorded
+
+
 def read_metrics(out_dir):
     return [row for row in map(json.loads, (out_dir / "metrics.jsonl").read_text().splitlines()) if "score" in row]
 
 
 @pytest.mark.parametrize("lora_rank", [0, 2])
-def test_the_ppo_stage_is_the_agentic_loop_on_one_turn_reward_model_episodes(models, run_dir, monkeypatch, lora_rank):
-    batches = []
-    collate = agentic.training.rl.collate
-
-    def recording_collate(*args, **kwargs):
-        batches.append(collate(*args, **kwargs))
-        return batches[-1]
-
-    monkeypatch.setattr(agentic.training.rl, "collate", recording_collate)
+def test_the_ppo_stage_is_the_agentic_loop_on_one_turn_reward_model_episodes(models, run_dir, batches, lora_rank):
     summary = ppo_stage(run_dir, corpus_ppo_options(run_dir, **QUICK, lora_rank=lora_rank))
 
     assert len(batches) == 2 and summary["iterations"] == 2 and summary["prompts"] == len(PROMPTS)
@@ -86,7 +94,7 @@ def test_the_ppo_stage_is_the_agentic_loop_on_one_turn_reward_model_episodes(mod
     assert first.turn_mask.shape == (6, 1) and first.turn_mask.all(), "one turn per episode"
     tokenizer = AutoTokenizer.from_pretrained(models / "sft")
     lengths = first.attention_mask.sum(1)
-    prompts, completions = [], []
+    prompts, completions, cut = [], [], []
     for row in range(6):
         agent = first.agent_mask[row].nonzero().squeeze(1)
         start = int(first.decision_positions[row, 0]) + 1
@@ -95,10 +103,13 @@ def test_the_ppo_stage_is_the_agentic_loop_on_one_turn_reward_model_episodes(mod
         assert len(ids) == 6 or ids[-1] == tokenizer.eos_token_id, "a completion stops at eos or the length limit"
         prompts.append(tokenizer.decode(first.input_ids[row, :start]))
         completions.append(tokenizer.decode(ids))
+        cut.append(ids[-1] != tokenizer.eos_token_id)
     assert set(prompts) <= set(PROMPTS), "instances are train prompts"
-    expected = RewardNormalizer("running", 5.0)(RewardScorer(models / "rm").score(prompts, completions))
+    normalised = RewardNormalizer("running", 5.0)(RewardScorer(models / "rm").score(prompts, completions))
+    expected = [reward - 1.0 * missing for reward, missing in zip(normalised, cut)]
     assert first.turn_rewards[:, 0].tolist() == pytest.approx(expected, abs=1e-4), (
-        "terminal reward = the reward model's score, normalised with running statistics and clipped"
+        "terminal reward = the reward model's score, normalised with running statistics and clipped, less the "
+        "missing-EOS penalty (1 by default) for a completion cut at the length limit"
     )
 
     ppo = run_dir / "ppo"
@@ -172,7 +183,7 @@ class NaNForTom:
 
     everything = False
 
-    def __init__(self, name_or_path):
+    def __init__(self, run_dir):
         pass
 
     def score(self, prompts, completions):
@@ -182,7 +193,7 @@ class NaNForTom:
 
 
 def test_non_finite_rewards_are_left_out_and_an_update_of_nothing_else_is_refused(run_dir, monkeypatch):
-    monkeypatch.setattr(corpus_ppo_module, "RewardScorer", NaNForTom)
+    monkeypatch.setattr(corpus_ppo_module, "reward_scorer", NaNForTom)
     summary = ppo_stage(run_dir, corpus_ppo_options(run_dir, **QUICK | {"iterations": 3}))
     metrics = read_metrics(run_dir / "ppo")
     assert summary["nonfinite_rewards"] == sum(m["nonfinite_rewards"] for m in metrics) > 0
@@ -224,3 +235,95 @@ def test_a_rerun_replaces_the_stage_and_resume_continues_it(run_dir):
     assert [m["step"] for m in read_metrics(run_dir / "ppo")] == [1], "rerun from scratch, not appended"
     ppo_stage(run_dir, replace(options, iterations=2, resume=True))
     assert [m["step"] for m in read_metrics(run_dir / "ppo")] == [1, 2]
+
+
+def stops_a_third_of_the_time(model_dir, out):
+    """The model in ``model_dir`` made to end a response with eos with probability about 1/3 at every step: its final
+    hidden state is a constant, and the output layer gives eos a logit log(150) above the 299 other tokens' 0."""
+    model = GPTNeoXForCausalLM.from_pretrained(model_dir)
+    eos = AutoTokenizer.from_pretrained(model_dir).eos_token_id
+    with torch.no_grad():
+        norm = model.gpt_neox.final_layer_norm
+        norm.weight.zero_()
+        norm.bias.zero_()
+        norm.bias[0] = 1.0
+        output = model.get_output_embeddings().weight
+        output.zero_()
+        output[eos, 0] = math.log(150)
+    model.save_pretrained(out)
+    AutoTokenizer.from_pretrained(model_dir).save_pretrained(out)
+    return eos
+
+
+@pytest.mark.parametrize("penalty", [0.0, 1.0])
+def test_a_response_cut_at_the_length_limit_loses_the_missing_eos_penalty_and_is_counted(
+    models, run_dir, tmp_path, monkeypatch, penalty
+):
+    (run_dir / "sft" / "model").unlink()
+    eos = stops_a_third_of_the_time(models / "sft", run_dir / "sft" / "model")
+    monkeypatch.setattr(corpus_ppo_module, "reward_scorer", lambda run_dir: Length())
+    options = QUICK | dict(iterations=1, episodes=12, max_new_tokens=3, samples_per_update=12)
+    ppo_stage(
+        run_dir,
+        corpus_ppo_options(
+            run_dir, **options, reward_normalization="none", reward_clip=0.0, missing_eos_penalty=penalty
+        ),
+    )
+    samples = read_jsonl(run_dir / "ppo" / "samples" / "update-000001.jsonl")
+    missing = [sample["token_ids"][sample["turns"][0]["end"] - 1] != eos for sample in samples]
+    assert 0 < sum(missing) < len(samples), "some responses end with eos and some run to the length limit"
+    for sample, cut in zip(samples, missing):
+        (turn,) = sample["turns"]
+        assert turn["end"] - turn["start"] == 3 or not cut
+        assert turn["reward"] == pytest.approx(sample["score"] - penalty * cut), "the penalty only without eos"
+    (metrics,) = read_metrics(run_dir / "ppo")
+    assert metrics["missing_eos"] == pytest.approx(sum(missing) / len(samples))
+    assert metrics["score"] == pytest.approx(sum(s["score"] for s in samples) / len(samples)), (
+        "the score is unpenalised"
+    )
+
+
+def test_the_smollm_rlhf_recipe_sets_the_ppo_stage_and_each_flag_still_overrides_it(run_dir):
+    (run_dir / "sft" / "summary.json").write_text("{}")
+    quick = ["--ppo-iterations", "1", "--ppo-episodes", "2", "--ppo-minibatch-size", "2", "--ppo-max-new-tokens", "2"]
+    command = ["corpus", "ppo", "--out-dir", str(run_dir), "--recipe", "smollm-rlhf", "--no-ppo-progress", *quick]
+    assert main([*command, "--ppo-kl-coef", "0.1"]) == 0
+    config = json.loads((run_dir / "ppo" / "config.json").read_text())
+    recipe = {"learning_rate": 2e-6, "epochs": 4, "clip_range": 0.2, "kl_target": 0.0, "missing_eos_penalty": 1.0}
+    assert {name: config[name] for name in recipe} == recipe
+    assert config["kl_coef"] == 0.1, "a flag given explicitly wins over the recipe"
+    assert main(["corpus", "ppo", "--out-dir", str(run_dir), "--no-ppo-progress", *quick]) == 0
+    config = json.loads((run_dir / "ppo" / "config.json").read_text())
+    assert (config["learning_rate"], config["epochs"], config["kl_target"]) == (0.0, 2, 6.0), "no recipe: the defaults"
+    assert corpus_ppo_options(run_dir, recipe="smollm-rlhf", epochs=1).kl_coef == 0.02, "the Python API takes it too"
+
+
+def test_a_critic_from_the_reward_model_starts_with_its_judgement_of_each_decision_point(models, run_dir, batches):
+    ppo_stage(run_dir, corpus_ppo_options(run_dir, **QUICK | {"iterations": 1}, critic="reward-model"))
+    config = json.loads((run_dir / "ppo" / "config.json").read_text())
+    assert (config["critic"], config["critic_model"]) == ("reward-model", str(models / "rm")), "the run's reward model"
+    (batch,) = batches
+    reward_model = GPTNeoXForSequenceClassification.from_pretrained(models / "rm").eval()
+    with torch.no_grad():
+        judged = [
+            reward_model(input_ids=batch.input_ids[row : row + 1, : int(batch.decision_positions[row, 0]) + 1])
+            .logits[0, 0]
+            .item()
+            for row in range(len(batch))
+        ]
+    (metrics,) = read_metrics(run_dir / "ppo")
+    assert metrics["value"] == pytest.approx(sum(judged) / len(judged), abs=1e-5), (
+        "the first values are the reward model's scores of the contexts at the decision points"
+    )
+
+
+def test_a_critic_from_a_reward_model_of_another_vocabulary_is_refused(models):
+    tokenizer = train_tokenizer(["another vocabulary entirely, for another model."], vocab_size=270)
+    config = tiny_config(tokenizer, hidden_size=32, num_hidden_layers=1, intermediate_size=64)
+    config.num_labels = 1
+    GPTNeoXForSequenceClassification(config).save_pretrained(models / "other-rm")
+    policy = AutoModelForCausalLM.from_pretrained(models / "sft")
+    with pytest.raises(ValueError, match="a critic from it must read the policy's tokens"):
+        reward_model_critic(str(models / "other-rm"), policy)
+    with pytest.raises(ValueError, match="critic reward-model needs critic_model"):
+        PPO(PPOOptions(model="m", critic="reward-model"), policy, None)

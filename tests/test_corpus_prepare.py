@@ -5,12 +5,14 @@ import random
 
 import pytest
 
+from agentic.training.corpus.chat import preference_pairs as preference_pairs_of
+from agentic.training.corpus.chat import preference_rows
 from agentic.training.corpus.options import CORPUS_NAMES, PrepareOptions
 from agentic.training.corpus.pairs import dropped, preference_pairs, shuffled
 from agentic.training.corpus.prepare import prepare, split_by_group
 from agentic.training.corpus.specs import CORPORA, Example, load_examples
 
-STANDINS = sorted(CORPORA)
+STANDINS = sorted(set(CORPORA) - {"chat"})  # chat prompts have no references: their pairs come from a dataset
 
 
 def read(path):
@@ -117,3 +119,79 @@ def test_local_files_by_their_columns(tmp_path):
 def test_the_corpus_names_are_the_specs_names():
     """The options (light, for the command line) and the corpus specs (heavy) name the same corpora."""
     assert tuple(CORPORA) == CORPUS_NAMES
+
+
+def test_chat_prompts_come_from_a_prompt_or_messages_column_as_one_user_message(tmp_path):
+    rows = [
+        {"prompt": "What is tea?"},
+        {"prompt": [{"role": "user", "content": "Why is the sky blue?"}]},
+        {"prompt": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]},
+    ]
+    (tmp_path / "prompts.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows[:2]))
+    assert [e.prompt for e in load_examples(str(tmp_path / "prompts.jsonl"))] == [
+        "What is tea?",
+        "Why is the sky blue?",
+    ]
+    chats = [
+        {"messages": [{"role": "user", "content": "Name a fruit."}, {"role": "assistant", "content": "Apple."}]},
+        {"messages": rows[2]["prompt"]},
+        {
+            "messages": [
+                {"role": "user", "content": "A?"},
+                {"role": "assistant", "content": "B"},
+                {"role": "user", "content": "C?"},
+            ]
+        },
+    ]
+    (tmp_path / "chats.jsonl").write_text("".join(json.dumps(row) + "\n" for row in chats))
+    examples = load_examples(str(tmp_path / "chats.jsonl"))
+    assert [(e.prompt, e.has_reference) for e in examples] == [("Name a fruit.", False), ("A?", False)], (
+        "the prompt is what precedes the first assistant message, when it is one user message"
+    )
+    standin = load_examples("chat", standin=True)
+    assert len(standin) == 240 and all(not e.has_reference and e.prompt.endswith((".", "?")) for e in standin)
+
+
+def test_chat_pairs_come_from_the_preference_dataset_and_no_evaluation_prompt_reaches_them(tmp_path):
+    options = PrepareOptions(corpus="chat", standin=True, preferences="chat", eval_size=40, heldout_size=48, seed=3)
+    summary = prepare(str(tmp_path), options)
+    part = tmp_path / "prepare"
+    evaluation, train = read(part / "eval.jsonl"), read(part / "train.jsonl")
+    pairs = {name: read(part / f"pairs_{name}.jsonl") for name in ("train", "heldout")}
+    assert (summary["eval_examples"], summary["heldout_examples"], summary["train_examples"]) == (40, 0, 200)
+    assert summary["conversational"] and not summary["references"] and summary["pairs_dropped_for_eval_prompts"] > 0
+    assert (
+        len(pairs["heldout"]) == 48 and summary["train_pairs"] == 480 - 48 - summary["pairs_dropped_for_eval_prompts"]
+    )
+    eval_prompts = {row["prompt"] for row in evaluation}
+    assert not eval_prompts & {row["prompt"] for row in train + pairs["train"] + pairs["heldout"]}
+    assert not {p["prompt"] for p in pairs["heldout"]} & {p["prompt"] for p in pairs["train"]}, "split by prompt"
+    assert {p["kind"] for p in pairs["train"]} == {"off_topic", "repetitive", "refusal", "terse"}
+    with pytest.raises(ValueError, match="has prompts only: give the reward model's pairs as --preferences"):
+        prepare(str(tmp_path / "none"), PrepareOptions(corpus="chat", standin=True))
+
+
+def test_preference_datasets_plain_or_conversational_with_the_prompt_explicit_or_implicit(tmp_path):
+    user, good, bad = (
+        [{"role": "user", "content": "Hi?"}],
+        [{"role": "assistant", "content": "Hello!"}],
+        [{"role": "assistant", "content": "No."}],
+    )
+    formats = {
+        "implicit_chat": {"chosen": user + good, "rejected": user + bad},
+        "explicit_chat": {"prompt": user, "chosen": good, "rejected": bad},
+        "explicit_plain": {"prompt": "Hi?", "chosen": " Hello!", "rejected": " No."},
+        "implicit_plain": {"chosen": "Hi? Hello!", "rejected": "Hi? No."},
+    }
+    for name, row in formats.items():
+        path = tmp_path / f"{name}.jsonl"
+        path.write_text(json.dumps(row) + "\n")
+        (pair,), conversational = preference_pairs_of(preference_rows(str(path)))
+        assert conversational == name.endswith("chat")
+        assert (pair["prompt"].strip(), pair["chosen"].strip(), pair["rejected"].strip()) == ("Hi?", "Hello!", "No.")
+    assert PrepareOptions(preferences="owner/dataset").preferences == "owner/dataset", "a hub id is taken"
+    with pytest.raises(ValueError, match="preference dataset file .*missing.jsonl does not exist"):
+        PrepareOptions(preferences=str(tmp_path / "missing.jsonl"))
+    (tmp_path / "bad.jsonl").write_text(json.dumps({"prompt": "x", "chosen": "y"}) + "\n")
+    with pytest.raises(ValueError, match="needs chosen and rejected columns"):
+        preference_pairs_of(preference_rows(str(tmp_path / "bad.jsonl")))

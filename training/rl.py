@@ -109,7 +109,8 @@ def run_rl(options: RLOptions, task: Task | None = None) -> RLResult:
         trajectories = sample(policy, task, options, iteration, accelerator)
         rollout_seconds = time.perf_counter() - tick
         # 2. rewards: the environment's; non-finite ones left out, the last normalised and clipped as asked
-        trajectories, reward_stats = state.rewards(trajectories, accelerator)
+        eos_ids = policy.stop_rule.stop_ids if task.free_text else None  # free text: a response ends at eos
+        trajectories, reward_stats = state.rewards(trajectories, accelerator, eos_ids)
         batch = collate(trajectories, policy.pad_id).to(accelerator.device)
         with accelerator.autocast():
             # 3. advantages
@@ -241,9 +242,11 @@ class TrainingState:
         return state["iteration"]
 
     def rewards(
-        self, trajectories: list[Trajectory], accelerator: Accelerator
+        self, trajectories: list[Trajectory], accelerator: Accelerator, eos_ids: set[int] | None = None
     ) -> tuple[list[Trajectory], dict[str, float]]:
-        """The episodes whose rewards are all finite, each one's last reward normalised and clipped by the options."""
+        """The episodes whose rewards are all finite, each one's last reward normalised and clipped by the options;
+        with ``eos_ids`` (a free-text task's end tokens), then less ``missing_eos_penalty`` for a response that ends
+        otherwise (`penalize_missing_eos`), the share of those logged as ``missing_eos``."""
         kept = [t for t in trajectories if all(math.isfinite(r) for r in t.rewards)]
         dropped = len(trajectories) - len(kept)
         if accelerator.num_processes > 1:  # every process must keep the same number of episodes, or DDP would hang
@@ -256,7 +259,10 @@ class TrainingState:
             scored = [t for t in kept if t.turns]
             normalised = iter(self.normalizer([t.rewards[-1] for t in scored]))
             kept = [with_last_reward(t, next(normalised)) if t.turns else t for t in kept]
-        return kept, {"nonfinite_rewards": dropped}
+        if eos_ids is None:
+            return kept, {"nonfinite_rewards": dropped}
+        kept, missing = penalize_missing_eos(kept, eos_ids, self.options)
+        return kept, {"nonfinite_rewards": dropped} | mean_over_processes({"missing_eos": missing}, accelerator)
 
     def every_update_rolled_back(self, iteration: int) -> str:
         """Why the run failed when no update of it went through ("" when one did)."""
@@ -271,6 +277,27 @@ class TrainingState:
 def with_last_reward(trajectory: Trajectory, reward: float) -> Trajectory:
     """``trajectory`` with its last turn's reward replaced."""
     return replace(trajectory, turns=[*trajectory.turns[:-1], replace(trajectory.turns[-1], reward=reward)])
+
+
+def ends_without_eos(trajectory: Trajectory, stop_ids: set[int]) -> bool:
+    """Whether the episode's last response stopped on something other than an end-of-sequence (or end-of-turn)
+    token: the length limit, or a full context."""
+    last = trajectory.turns[-1]
+    return last.end == last.start or trajectory.token_ids[last.end - 1] not in stop_ids
+
+
+def penalize_missing_eos(
+    trajectories: list[Trajectory], stop_ids: set[int], options: RLOptions
+) -> tuple[list[Trajectory], float]:
+    """The episodes with ``missing_eos_penalty`` taken off the last reward of each whose response ends without
+    eos (as TRL's ``missing_eos_penalty``), and the share of such episodes."""
+    missing = [bool(t.turns) and ends_without_eos(t, stop_ids) for t in trajectories]
+    if options.missing_eos_penalty:
+        penalty = options.missing_eos_penalty
+        trajectories = [
+            with_last_reward(t, t.turns[-1].reward - penalty) if m else t for t, m in zip(trajectories, missing)
+        ]
+    return trajectories, sum(missing) / max(len(missing), 1)
 
 
 def sample(

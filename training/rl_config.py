@@ -68,6 +68,12 @@ class RLOptions(Options):
     reward_clip: float = option(
         0.0, "rewards are clipped to +-this after normalisation; 0: no clipping", bounds="non-negative"
     )
+    missing_eos_penalty: float = option(
+        0.0,
+        "free-text tasks: subtracted from the (normalised) reward of a response that ends without the end-of-sequence "
+        "token, having reached the length limit; 0: off",
+        bounds="non-negative",
+    )
     lora_rank: int = option(
         0,
         "0: train every weight against a frozen copy; > 0: fresh LoRA adapters of this rank, the reference being the "
@@ -161,9 +167,11 @@ class PPOOptions(RLOptions):
     )
     critic: str = option(
         "shared",
-        "shared: a value head on the policy's last hidden state; separate: a head on its own copy of the trunk",
-        choices=("shared", "separate"),
+        "shared: a value head on the policy's last hidden state; separate: a head on its own copy of the trunk; "
+        "reward-model: the reward model critic_model's trunk and head (its vocabulary the policy's)",
+        choices=("shared", "separate", "reward-model"),
     )
+    critic_model: str = option("", "critic reward-model: the reward model it starts as (directory or hub id)")
     gamma: float = option(1.0, "discount per turn", bounds="fraction")
     lam: float = option(0.95, "GAE's lambda", bounds="fraction")
     value_coef: float = option(0.5, "weight of the value loss", bounds="non-negative")

@@ -35,11 +35,14 @@ from agentic.trajectory import Trajectory
 
 TRAINING_PLOT = (
     "reward",
+    "score",
     "success",
     "kl",
     "entropy",
+    "policy_loss",
     "clip_fraction",
     "value_loss",
+    "missing_eos",
     "explained_variance",
     "invalid_action_rate",
 )

@@ -5,7 +5,8 @@ Every subcommand takes the run's identity (`CorpusRunOptions`: ``--model``, ``--
 (``--sft-epochs``, ``--ppo-kl-coef``; the split's flags have none). A stage run before the stages it reads is refused
 in one line; ``run`` chains them all and writes the results table over every run beside it
 (``runs/corpus/results.{json,md}`` by default). Flags from before the stages' options were generated still work,
-with a deprecation warning.
+with a deprecation warning. ``--recipe smollm-rlhf`` presets the PPO stage as the seed recipes run it (chat RLHF of
+an instruct model: ``--corpus chat --preferences chat``); a ``--ppo-*`` flag given with another value still wins.
 
 `CORPUS` is the ``agentic corpus`` command; the stages themselves import trl, transformers and datasets, so they are
 imported only when a stage runs.
@@ -137,6 +138,10 @@ def _handle(args: argparse.Namespace, console: Console) -> None:
 
     run = options_from(identity(args.stage), args)
     options = {name: stages()[name].options_of(args, run) for name in COMMANDS[args.stage][1]}
+    if "ppo" in options:
+        from agentic.training.corpus.options import with_recipe
+
+        options["ppo"] = with_recipe(options["ppo"], run.recipe)
     needs = ("prepare",) if args.stage == "reward" and options["reward"].model else COMMANDS[args.stage][2]
     for stage in needs:
         if not (run.run_dir / stage / "summary.json").is_file():
@@ -164,6 +169,9 @@ def _sft(run: Any, options: dict[str, Any], console: Console) -> None:
     from agentic.training.corpus.sft import train_sft
 
     summary = train_sft(run.run_dir, options["sft"], options["tiny"])
+    if not summary["trained"]:
+        console.print(f"sft: prompts only, nothing to fine-tune on: the policy is {summary['base_model']} as it is")
+        return
     console.print(
         f"sft: LoRA rank {summary['lora_rank']}, train loss {summary['train_loss']:.3f}, {summary['seconds']:.0f} s; model {run.run_dir / 'sft' / 'model'}"
     )
@@ -173,10 +181,17 @@ def _reward(run: Any, options: dict[str, Any], console: Console) -> None:
     from agentic.training.corpus.reward import reward_stage
 
     summary = reward_stage(run.run_dir, options["reward"])
-    accuracy = summary["heldout"]["accuracy"]
     console.print(
-        f"reward: held-out pairwise accuracy {accuracy['value']:.3f} [{accuracy['low']:.3f}, {accuracy['high']:.3f}] "
-        f"on {accuracy['n']} pairs, {summary['seconds']:.0f} s; model {summary['reward_model']}"
+        f"reward: {heldout_line(summary['heldout'])}, {summary['seconds']:.0f} s; model {summary['reward_model']}"
+    )
+
+
+def heldout_line(heldout: dict) -> str:
+    """The reward model's held-out pairwise accuracy and mean margin, with their 95% intervals."""
+    accuracy, margin = heldout["accuracy"], heldout["margin"]
+    return (
+        f"held-out pairwise accuracy {accuracy['value']:.3f} [{accuracy['low']:.3f}, {accuracy['high']:.3f}], "
+        f"mean margin {margin['mean']:.3f} [{margin['low']:.3f}, {margin['high']:.3f}] on {accuracy['n']} pairs"
     )
 
 
@@ -215,16 +230,15 @@ def _run(run: Any, options: dict[str, Any], console: Console) -> None:
         eval_options=options["eval"],
         skip_ppo=not run.ppo,
     )
-    accuracy = summaries["reward"]["heldout"]["accuracy"]
     seconds = ", ".join(f"{stage} {summary['seconds']:.0f} s" for stage, summary in summaries.items())
-    console.print(
-        f"stages: {seconds}\nreward model held-out pairwise accuracy {accuracy['value']:.3f} [{accuracy['low']:.3f}, {accuracy['high']:.3f}]"
-    )
+    console.print(f"stages: {seconds}\nreward model {heldout_line(summaries['reward']['heldout'])}")
     _print_results(run.run_dir, console)
 
 
 def _print_results(out: Path, console: Console) -> None:
     console.print((out / "eval" / "results.md").read_text(), markup=False, highlight=False)
+    if (out / "eval" / "before_after.md").is_file():
+        console.print(f"generations before and after PPO: {out / 'eval' / 'before_after.md'}")
     console.print(f"results: {out / 'eval' / 'results.json'}; table over runs: {out.parent / 'results.md'}")
 
 

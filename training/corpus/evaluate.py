@@ -2,9 +2,12 @@
 
 The stages found in the run are evaluated with the same prompts and the same decoding settings
 (one seeded sampler per stage, `agentic.policy.Policy`, the sampler PPO rolls out with):
-``base`` (the model SFT started from), ``sft`` and, when PPO ran, ``ppo``. Each later stage is
-compared with the one before it by the paired win rate (``sft`` vs ``base``, ``ppo`` vs ``sft``).
-Rewards come from the run's reward model. Writes ``RUN/eval/{generations.jsonl,results.json,results.md}``.
+``base`` (the model SFT started from), ``sft`` (unless SFT kept the model as it was) and, when PPO ran, ``ppo``.
+Each later stage is compared with the one before it by the paired win rate (``sft`` vs ``base``, ``ppo`` vs its
+starting model). Rewards come from the run's reward model. A prompt-only corpus (chat prompts) has no references:
+perplexity, ROUGE and BLEU are then left out. Writes ``RUN/eval/{generations.jsonl,results.json,results.md}`` and,
+when PPO ran, ``before_after.md``: the first ``table_prompts`` prompts' completions before PPO and after it, side by
+side with their rewards.
 """
 
 from __future__ import annotations
@@ -16,12 +19,13 @@ import torch
 
 import agentic.training.corpus.metrics as metrics
 from agentic.policy import Policy
+from agentic.rollout import rollout
 from agentic.run_dir import RunDir, read_jsonl, timed, write_jsonl
 from agentic.sampling import Sampling
 from agentic.training.corpus.options import CorpusEvalOptions
 from agentic.training.corpus.ppo import RewardModelTask
 from agentic.training.corpus.prepare import examples_file
-from agentic.training.corpus.reward import RewardScorer, reward_model_of
+from agentic.training.corpus.reward import RewardScorer, reward_model_of, reward_scorer
 from agentic.training.rl import sampling_policy
 
 
@@ -30,19 +34,23 @@ def _fit(prompt_ids: list[int], keep: int) -> list[int]:
     return prompt_ids[-keep:] if keep > 0 else []
 
 
-def generate(policy: Policy, prompts: Sequence[str], settings: CorpusEvalOptions) -> list[str]:
-    """One sampled completion per prompt, stopped at eos or ``max_new_tokens`` (as PPO samples them: free text, see
-    `RewardModelTask`), decoded without special tokens."""
-    policy = sampling_policy(policy, RewardModelTask)
-    room = (policy.context_length or 2048) - settings.max_new_tokens
-    completions: list[str] = []
+def generate(
+    policy: Policy, prompts: Sequence[str], scorer: RewardScorer, settings: CorpusEvalOptions
+) -> tuple[list[str], list[float]]:
+    """One sampled completion per prompt and its reward, as PPO samples and scores them: a one-turn free-text episode
+    (`RewardModelTask`; a chat model's prompt is its template's user message), stopped at eos or ``max_new_tokens``.
+    Completions are decoded without special tokens."""
+    task = RewardModelTask(prompts, scorer, ordered=True)
+    policy = sampling_policy(policy, task)
+    completions, rewards = [], []
     for start in range(0, len(prompts), settings.batch_size):
-        batch = [_fit(policy.encode(p), room) for p in prompts[start : start + settings.batch_size]]
+        seeds = range(start, min(start + settings.batch_size, len(prompts)))
         sampling = Sampling(settings.temperature, settings.top_p, settings.max_new_tokens, seed=settings.seed + start)
-        for generation in policy.generate(batch, sampling):
-            ids = [t for t in generation.token_ids if t != policy.eos_id]
+        for episode in rollout(policy, task, seeds, sampling):
+            ids = [t for turn in episode.turns for t in episode.token_ids[turn.start : turn.end]]
             completions.append(policy.tokenizer.decode(ids, skip_special_tokens=True))
-    return completions
+            rewards.append(episode.score)
+    return completions, rewards
 
 
 @torch.inference_mode()
@@ -73,9 +81,12 @@ def continuation_logprobs(
 
 
 def stage_models(run_dir: str | Path) -> dict[str, str]:
-    """The models a run has, by stage, in pipeline order (PPO's with LoRA: an adapter over the SFT model)."""
+    """The models a run has, by stage, in pipeline order (PPO's with LoRA: an adapter over the SFT model); ``sft``
+    only when SFT trained."""
     run = RunDir(run_dir)
-    found = {"base": run.stage("sft").read_json("config.json")["base_model"], "sft": str(run.stage("sft").model_dir)}
+    found = {"base": run.stage("sft").read_json("config.json")["base_model"]}
+    if run.stage("sft").read_json("summary.json").get("trained", True):
+        found["sft"] = str(run.stage("sft").model_dir)
     ppo = run.stage("ppo").model_dir
     if (ppo / "config.json").is_file() or (ppo / "adapter_config.json").is_file():
         found["ppo"] = str(ppo)
@@ -89,7 +100,7 @@ def evaluate_run(run_dir: str | Path, settings: CorpusEvalOptions) -> dict:
     prompts, references = [row["prompt"] for row in examples], [row["reference"] for row in examples]
     targets = [reference.strip() for reference in references]
     reward_model = reward_model_of(run_dir)
-    scorer = RewardScorer(reward_model, batch_size=settings.batch_size)
+    scorer = reward_scorer(run_dir, batch_size=settings.batch_size)
     results: dict = {
         "run": run.stage("prepare").read_json("config.json")
         | {"model": run.stage("sft").read_json("config.json")["model"]},
@@ -99,20 +110,14 @@ def evaluate_run(run_dir: str | Path, settings: CorpusEvalOptions) -> dict:
     with timed(results):
         for stage, model in stage_models(run_dir).items():
             policy = Policy.from_pretrained(model)
-            completions = generate(policy, prompts, settings)
-            rewards[stage] = scorer.score(prompts, completions)
+            completions, rewards[stage] = generate(policy, prompts, scorer, settings)
             texts = [c.strip() for c in completions]
-            stages[stage] = {
-                "checkpoint": model,
-                "perplexity": metrics.perplexity(
-                    continuation_logprobs(policy, prompts, references, settings.batch_size)
-                ),
-                "reward": metrics.mean_std(rewards[stage]),
-                **metrics.rouge(texts, targets),
-                "bleu": metrics.bleu(texts, targets),
-                "distinct_1": metrics.distinct_n(texts, 1),
-                "distinct_2": metrics.distinct_n(texts, 2),
-            }
+            stages[stage] = {"checkpoint": model, "reward": metrics.mean_std(rewards[stage])}
+            if all(targets):
+                logprobs = continuation_logprobs(policy, prompts, references, settings.batch_size)
+                stages[stage] |= {"perplexity": metrics.perplexity(logprobs), **metrics.rouge(texts, targets)}
+                stages[stage]["bleu"] = metrics.bleu(texts, targets)
+            stages[stage] |= {"distinct_1": metrics.distinct_n(texts, 1), "distinct_2": metrics.distinct_n(texts, 2)}
             generations += [
                 {"stage": stage, "prompt": p, "reference": r, "completion": c, "reward": w}
                 for p, r, c, w in zip(prompts, references, completions, rewards[stage])
@@ -124,6 +129,9 @@ def evaluate_run(run_dir: str | Path, settings: CorpusEvalOptions) -> dict:
         results["ppo"] = "ran" if "ppo" in stages else "not run: SFT is the final policy"
     stage = run.stage("eval")
     write_jsonl(generations, stage.path / "generations.jsonl")
+    if "ppo" in stages:
+        table = before_after(generations, stages["ppo"]["win_rate"]["against"], settings.table_prompts)
+        (stage.path / "before_after.md").write_text(table, encoding="utf-8")
     stage.write_config(settings)
     stage.write_json("results.json", results)
     (stage.path / "results.md").write_text(markdown_table(table_rows([results])), encoding="utf-8")
@@ -140,8 +148,30 @@ def table_rows(results: Sequence[dict]) -> list[dict]:
     return rows
 
 
+def before_after(generations: Sequence[dict], before: str, count: int) -> str:
+    """A Markdown table of the first ``count`` evaluation prompts: the ``before`` stage's completion and the PPO
+    model's, side by side, each with its reward."""
+
+    def cell(text: str) -> str:
+        return " ".join(text.split()).replace("|", "\\|") or "∅"
+
+    by_stage = {stage: [g for g in generations if g["stage"] == stage][:count] for stage in (before, "ppo")}
+    lines = [
+        f"| prompt | before PPO ({before}) | reward | after PPO | reward |",
+        "|---|---|---|---|---|",
+    ]
+    for old, new in zip(by_stage[before], by_stage["ppo"], strict=True):
+        lines.append(
+            f"| {cell(old['prompt'])} | {cell(old['completion'])} | {old['reward']:.3f} "
+            f"| {cell(new['completion'])} | {new['reward']:.3f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def _cell(row: dict, column: str) -> str:
     value = row.get(column)
+    if value is None:
+        return "—"
     if column == "reward":
         return f"{value['mean']:.3f} ± {value['std']:.3f}"
     if column == "win_rate":

@@ -2,7 +2,7 @@
 
 - perplexity: ``exp`` of the mean negative log-likelihood per reference token, pooled over all
   references (a long reference weighs by its tokens, as in language-model evaluation);
-- reward: mean and sample standard deviation;
+- reward: mean and sample standard deviation; a mean with its Student-t interval (the reward model's margins);
 - paired win rate of system A over system B on the same prompts: a win scores 1, a tie 1/2, a loss 0;
 - ROUGE-1/2/L F1 (`rouge-score`, stemmed), averaged over pairs, in [0, 1];
 - BLEU: `sacrebleu.corpus_bleu`, in [0, 100];
@@ -18,6 +18,7 @@ from collections.abc import Sequence
 import numpy as np
 import sacrebleu
 from rouge_score import rouge_scorer
+from scipy import stats
 
 from agentic.metrics import wilson
 
@@ -34,6 +35,17 @@ def mean_std(values: Sequence[float]) -> dict[str, float]:
     """Mean and sample standard deviation (ddof=1; NaN for one value)."""
     array = np.asarray(values, dtype=float)
     return {"mean": float(array.mean()), "std": float(array.std(ddof=1)) if len(array) > 1 else float("nan")}
+
+
+def mean_interval(values: Sequence[float], confidence: float = 0.95) -> dict[str, float]:
+    """The mean with its Student-t interval (NaN bounds for fewer than two values)."""
+    array, n = np.asarray(values, dtype=float), len(values)
+    if n < 2:
+        mean = float(array.mean()) if n else float("nan")
+        return {"mean": mean, "low": float("nan"), "high": float("nan"), "n": n}
+    mean, spread = float(array.mean()), float(array.std(ddof=1)) / math.sqrt(n)
+    low, high = stats.t.interval(confidence, n - 1, loc=mean, scale=spread) if spread else (mean, mean)
+    return {"mean": mean, "low": float(low), "high": float(high), "n": n}
 
 
 def paired_win_rate(

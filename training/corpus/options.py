@@ -8,7 +8,8 @@ defaults for one-turn episodes scored by a reward model; the fields in `PPO_SET_
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -16,21 +17,38 @@ from agentic.options import Options, option
 from agentic.training.rl_config import PPOOptions
 
 TINY = "tiny"
-CORPUS_NAMES = ("tinystories", "cnn_dailymail", "wikitext103")
+CORPUS_NAMES = ("tinystories", "cnn_dailymail", "wikitext103", "chat")
 LOCAL_SUFFIXES = (".txt", ".jsonl", ".json", ".csv", ".parquet")
 REJECTION_KINDS = ("mismatch", "shuffle", "dropout")
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 REWARD_MODEL_TASK = "RewardModel"
+# The PPO stage's hyper-parameters of the project's seed recipes: PPO RLHF of SmolLM(2)-135M(-Instruct) against a
+# reward model, as TRL's PPO example runs it (its KL coefficient is fixed: no adaptive target).
+RECIPES: dict[str, dict[str, Any]] = {
+    "smollm-rlhf": {
+        "learning_rate": 2e-6,
+        "epochs": 4,
+        "clip_range": 0.2,
+        "kl_coef": 0.02,
+        "kl_target": 0.0,
+        "missing_eos_penalty": 1.0,
+        "critic": "reward-model",
+        "value_learning_rate": 2e-6,
+    }
+}
 
 
-def corpus_problems(corpus: str) -> list[str]:
-    """What is wrong with a corpus name: neither a named corpus nor an existing local file `datasets` reads."""
-    if corpus in CORPUS_NAMES:
+def corpus_problems(corpus: str, what: str = "corpus", names: tuple[str, ...] = CORPUS_NAMES) -> list[str]:
+    """What is wrong with a corpus (or preference dataset) name: neither one of ``names``, nor a hub id
+    (``owner/name``), nor an existing local file `datasets` reads."""
+    if corpus in names or (HUB_ID.fullmatch(corpus) and Path(corpus).suffix not in LOCAL_SUFFIXES):
         return []
     if Path(corpus).suffix not in LOCAL_SUFFIXES:
         return [
-            f"unknown corpus {corpus!r}: use one of {', '.join(CORPUS_NAMES)} or a local {'/'.join(LOCAL_SUFFIXES)} file"
+            f"unknown {what} {corpus!r}: use one of {', '.join(names)}, a hub id (owner/name) or a local "
+            f"{'/'.join(LOCAL_SUFFIXES)} file"
         ]
-    return [] if Path(corpus).is_file() else [f"corpus file {corpus} does not exist"]
+    return [] if Path(corpus).is_file() else [f"{what} file {corpus} does not exist"]
 
 
 @dataclass(frozen=True)
@@ -42,6 +60,13 @@ class CorpusRunOptions(Options):
     standin: bool = option(False, "use the named corpus's shipped offline stand-in instead of the hub")
     out_dir: str = option("", "run directory; empty: runs/corpus/MODEL-CORPUS")
     seed: int = option(0, "seed of every stage", bounds="non-negative")
+    recipe: str = option(
+        "none",
+        "a seed recipe's PPO hyper-parameters (smollm-rlhf: lr 2e-6 for policy and critic, 4 epochs, clip 0.2, fixed KL "
+        "coefficient 0.02, missing-EOS penalty 1.0, critic from the reward model); a --ppo-* flag given with another "
+        "value than its default still wins",
+        choices=("none", *RECIPES),
+    )
 
     def problems(self) -> list[str]:
         problems = corpus_problems(self.corpus)
@@ -79,12 +104,21 @@ class PrepareOptions(Options):
         ",".join(REJECTION_KINDS), f"how rejected texts are made, comma-separated: {', '.join(REJECTION_KINDS)}"
     )
     word_dropout: float = option(0.3, "share of words a `dropout` rejection drops", bounds="fraction")
+    preferences: str = option(
+        "",
+        "the reward model's pairs from a preference dataset (chosen/rejected, prompt explicit or implicit, "
+        "conversational or plain): chat (its stand-in with --standin), a hub id or a local file; held-out pairs: "
+        "heldout_size of them; empty: pairs built from the corpus",
+    )
 
     def problems(self) -> list[str]:
         unknown = [kind for kind in self.kinds if kind not in REJECTION_KINDS]
+        problems = corpus_problems(self.preferences, "preference dataset", ("chat",)) if self.preferences else []
         if not self.kinds:
-            return ["rejection_kinds must name at least one kind"]
-        return [f"unknown rejection kinds {unknown}: use {', '.join(REJECTION_KINDS)}"] if unknown else []
+            return [*problems, "rejection_kinds must name at least one kind"]
+        return (
+            [*problems, f"unknown rejection kinds {unknown}: use {', '.join(REJECTION_KINDS)}"] if unknown else problems
+        )
 
     @property
     def kinds(self) -> tuple[str, ...]:
@@ -144,6 +178,7 @@ class CorpusEvalOptions(Options):
     temperature: float = option(0.7, "sampling temperature", bounds="positive")
     top_p: float = option(0.9, "nucleus probability mass", bounds="fraction")
     batch_size: int = option(16, "prompts per batch", bounds="positive")
+    table_prompts: int = option(8, "evaluation prompts in the before/after-PPO table", bounds="non-negative")
     seed: int = option(0, "sampling seed", bounds="non-negative")
 
     def problems(self) -> list[str]:
@@ -162,15 +197,18 @@ CORPUS_PPO: dict[str, Any] = {
     "minibatch_size": 8,
     "reward_normalization": "running",
     "reward_clip": 5.0,
+    "missing_eos_penalty": 1.0,
     "checkpoint_every": 0,
 }
 # The SFT model (RUN/sft/model), the reward-model task, RUN/ppo and the run's seed; no agentic evaluation (the
-# reward-model task has no oracle: the pipeline's evaluation stage measures the PPO model).
-PPO_SET_BY_STAGE = ("model", "task", "out_dir", "seed", "n_eval", "eval_every")
+# reward-model task has no oracle: the pipeline's evaluation stage measures the PPO model); a critic from the reward
+# model starts as the run's reward model (set when the stage runs, once the reward stage has recorded it).
+PPO_SET_BY_STAGE = ("model", "task", "out_dir", "seed", "n_eval", "eval_every", "critic_model")
 
 
 def ppo_fields_of_run(run_dir: str | Path, seed: int) -> dict[str, Any]:
-    """The `PPO_SET_BY_STAGE` fields for the run in ``run_dir``."""
+    """The `PPO_SET_BY_STAGE` fields for the run in ``run_dir`` that are known before its stages run (all but
+    ``critic_model``, which `agentic.training.corpus.ppo.ppo_stage` sets)."""
     run = Path(run_dir)
     return dict(
         model=str(run / "sft" / "model"),
@@ -182,6 +220,18 @@ def ppo_fields_of_run(run_dir: str | Path, seed: int) -> dict[str, Any]:
     )
 
 
-def corpus_ppo_options(run_dir: str | Path, seed: int = 0, **changes: Any) -> PPOOptions:
-    """The PPO stage's options for the run in ``run_dir``: `CORPUS_PPO`, then ``changes``, then what the run sets."""
-    return PPOOptions(**CORPUS_PPO | changes | ppo_fields_of_run(run_dir, seed))
+def corpus_ppo_options(run_dir: str | Path, seed: int = 0, recipe: str = "none", **changes: Any) -> PPOOptions:
+    """The PPO stage's options for the run in ``run_dir``: `CORPUS_PPO`, then the ``recipe``'s (`RECIPES`), then
+    ``changes``, then what the run sets."""
+    return PPOOptions(**CORPUS_PPO | RECIPES.get(recipe, {}) | changes | ppo_fields_of_run(run_dir, seed))
+
+
+def with_recipe(options: PPOOptions, recipe: str) -> PPOOptions:
+    """``options`` (as the ``--ppo-*`` flags give them) with the ``recipe``'s value in every field the flags left at
+    the stage's default; a field set to another value keeps it, so every recipe value can be overridden (a flag that
+    repeats the default cannot be told from no flag)."""
+    if recipe == "none":
+        return options
+    defaults = {field.name: CORPUS_PPO.get(field.name, field.default) for field in fields(PPOOptions)}
+    kept = {name: value for name, value in RECIPES[recipe].items() if getattr(options, name) == defaults[name]}
+    return replace(options, **kept)

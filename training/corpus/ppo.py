@@ -3,7 +3,10 @@ on one-turn episodes of a reward-model task, not a loop of its own.
 
 `RewardModelTask` is a free-text task (`agentic.Task.free_text`): an instance is a train prompt; the agent's whole
 completion is its answer, sampled until eos or ``max_new_tokens`` (not until a sentinel), and the episode ends with
-it; its score is the reward model's score of (prompt, completion). The loop then does what it does for every task:
+it; its score is the reward model's score of (prompt, completion). A chat model gets the prompt as the user message
+of its chat template and answers as the assistant, ending at its end-of-turn token (`agentic.encoding.ChatEncoding`;
+the reward model then scores the chat, `agentic.training.corpus.reward.RewardScorer`); a response cut at the length
+limit loses ``missing_eos_penalty``. The loop then does what it does for every task:
 the reward normalised with running statistics and clipped (``reward_normalization``, ``reward_clip``), a value head
 on the policy's trunk, KL to the frozen SFT model (with ``lora_rank`` > 0: the SFT model under disabled adapters),
 the NaN/Inf guard, checkpoints (``--ppo-resume`` continues a run).
@@ -25,7 +28,7 @@ from agentic.run_dir import RunDir, read_jsonl, timed
 from agentic.task import Budget, Score, Task, Turn
 from agentic.training.corpus.options import REWARD_MODEL_TASK, ppo_fields_of_run
 from agentic.training.corpus.prepare import examples_file
-from agentic.training.corpus.reward import RewardScorer, reward_model_of
+from agentic.training.corpus.reward import RewardScorer, reward_model_of, reward_scorer
 from agentic.training.rl import run_rl
 from agentic.training.rl_config import PPOOptions
 
@@ -40,13 +43,17 @@ class RewardModelTask(Task):
     # (a completion decoded and encoded again may come out a few tokens longer).
     budget = Budget(max_turns=1, max_action_tokens=1_000_000)
 
-    def __init__(self, prompts: Sequence[str], scorer: RewardScorer):
+    def __init__(self, prompts: Sequence[str], scorer: RewardScorer, *, ordered: bool = False):
+        """``ordered``: seed ``i`` plays prompt ``i`` (an evaluation covers the prompts once); else a random one."""
         if not prompts:
             raise ValueError("PPO needs at least one train prompt")
-        self.prompts, self.scorer = list(prompts), scorer
+        self.prompts, self.scorer, self.ordered = list(prompts), scorer, ordered
 
     def sample(self, rng: Any) -> dict[str, str]:
         return {"prompt": rng.choice(self.prompts)}
+
+    def instance_for(self, seed: int | None, rng: Any) -> dict[str, str]:
+        return {"prompt": self.prompts[seed]} if self.ordered and seed is not None else self.sample(rng)
 
     def prompt(self, instance: dict[str, str]) -> str:
         return instance["prompt"]
@@ -65,7 +72,9 @@ def ppo_stage(run_dir: str | Path, options: PPOOptions) -> dict[str, Any]:
     options = replace(options, **ppo_fields_of_run(run_dir, options.seed))
     prompts = [row["prompt"] for row in read_jsonl(examples_file(run_dir, "train"))]
     reward_model = reward_model_of(run_dir)
-    task = RewardModelTask(prompts, RewardScorer(reward_model))
+    if options.critic == "reward-model":
+        options = replace(options, critic_model=reward_model)
+    task = RewardModelTask(prompts, reward_scorer(run_dir))
     if not options.resume:
         shutil.rmtree(options.out_dir, ignore_errors=True)
     with timed({"reward_model": reward_model, "prompts": len(prompts)}) as summary:

@@ -5,10 +5,15 @@ the paper by model size: 8 up to 100M parameters, 16 up to 200M, 32 above (the t
 LoRA dropout defaults to 0: on a CPU its Bernoulli masks cost as much as the adapters' matmuls.
 The adapter is merged (`merge_and_unload`) and the merged model saved to ``RUN/sft/model``: it is
 the PPO policy, its KL reference, and the reward model's initialisation.
+
+A prompt-only corpus (chat prompts: the instruct model is already tuned, and there is no reference to fine-tune
+on) skips the training: ``RUN/sft/model`` is then the starting model itself (a link to its directory, or a saved
+copy of a hub model), and the summary says ``trained: false``.
 """
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import asdict
 from pathlib import Path
 
@@ -16,6 +21,7 @@ import datasets
 from transformers import AutoModelForCausalLM, AutoTokenizer, set_seed
 from trl import SFTConfig, SFTTrainer
 
+from agentic.models import resolve_model
 from agentic.run_dir import RunDir, read_jsonl, timed
 from agentic.training.corpus.base import build_tiny_base
 from agentic.training.corpus.options import TINY, CorpusSFTOptions, TinyBaseOptions
@@ -38,7 +44,7 @@ def sft_learning_rate(model: str) -> float:
 def base_model(run_dir: str | Path, options: CorpusSFTOptions, tiny: TinyBaseOptions) -> str:
     """The model SFT starts from: the given hub id / path, or the tiny model (built into ``RUN/base`` if missing)."""
     if options.model != TINY:
-        return options.model
+        return resolve_model(options.model)
     base = RunDir(run_dir).stage("base").model_dir
     if not (base / "config.json").is_file():
         build_tiny_base(run_dir, tiny)
@@ -50,10 +56,14 @@ def train_sft(run_dir: str | Path, options: CorpusSFTOptions, tiny: TinyBaseOpti
     (``tiny``: the options of the tiny base, built first when ``options.model`` is ``tiny`` and it is missing)."""
     stage = RunDir(run_dir).stage("sft")
     start = base_model(run_dir, options, tiny or TinyBaseOptions(seed=options.seed))
+    if stage.model_dir.is_symlink():  # a run before this one took the model as it was: never write through the link
+        stage.model_dir.unlink()
+    if not RunDir(run_dir).stage("prepare").read_json("summary.json").get("references", True):
+        return keep_start_model(stage, options, start)
     train = datasets.Dataset.from_list(read_jsonl(examples_file(run_dir, "train"))).select_columns(
         ["prompt", "reference"]
     )
-    with timed({"base_model": start}) as summary:
+    with timed({"base_model": start, "trained": True}) as summary:
         set_seed(options.seed)
         model = AutoModelForCausalLM.from_pretrained(start)
         tokenizer = AutoTokenizer.from_pretrained(start)
@@ -76,6 +86,22 @@ def train_sft(run_dir: str | Path, options: CorpusSFTOptions, tiny: TinyBaseOpti
         summary.update(lora_rank=rank, train_loss=trainer.train().training_loss)
         trainer.model.merge_and_unload().save_pretrained(stage.model_dir)
         trainer.processing_class.save_pretrained(stage.model_dir)
+    stage.write_config(asdict(options) | {"base_model": start})
+    stage.write_json("summary.json", summary)
+    return summary
+
+
+def keep_start_model(stage: RunDir, options: CorpusSFTOptions, start: str) -> dict:
+    """No fine-tuning (a prompt-only corpus): ``RUN/sft/model`` links to the starting model's directory, or holds a
+    saved copy of a hub model."""
+    with timed({"base_model": start, "trained": False}) as summary:
+        shutil.rmtree(stage.model_dir, ignore_errors=True)
+        if Path(start).is_dir():
+            stage.model_dir.parent.mkdir(parents=True, exist_ok=True)
+            stage.model_dir.symlink_to(Path(start).resolve(), target_is_directory=True)
+        else:
+            AutoModelForCausalLM.from_pretrained(start).save_pretrained(stage.model_dir)
+            AutoTokenizer.from_pretrained(start).save_pretrained(stage.model_dir)
     stage.write_config(asdict(options) | {"base_model": start})
     stage.write_json("summary.json", summary)
     return summary

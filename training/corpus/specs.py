@@ -3,7 +3,9 @@
 - ``tinystories``: prompt = the story's opening sentences, reference = the rest of the story;
 - ``cnn_dailymail``: prompt = the article (first words) and a ``Summary:`` cue, reference = the highlights;
 - ``wikitext103``: prompt = a paragraph's first sentences, reference = its continuation;
-- a local file: rows with ``prompt``/``reference``, ``article``/``highlights`` or ``text`` columns.
+- ``chat``: chat prompts (`agentic.training.corpus.chat`), prompt = a user message, no reference;
+- a local file or a hub id: rows with ``prompt``/``reference``, ``article``/``highlights`` or ``text`` columns, or
+  chat prompts (a ``messages`` column, or ``prompt`` without ``reference``).
 
 Each named corpus reads its hub id for real runs, or with ``standin=True`` the small stand-in
 shipped in ``tasks/data/`` (offline runs and tests). Every example carries a ``group`` (story,
@@ -22,7 +24,8 @@ from pathlib import Path
 import datasets
 
 from agentic.tasks.corpora import load_corpus, standin_path
-from agentic.training.corpus.options import CORPUS_NAMES
+from agentic.training.corpus.chat import CHAT_PROMPTS_HUB, chat_prompts, is_chat_prompts
+from agentic.training.corpus.options import CORPUS_NAMES, LOCAL_SUFFIXES
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=\S)")
 
@@ -34,6 +37,11 @@ class Example:
     prompt: str
     reference: str
     group: str
+
+    @property
+    def has_reference(self) -> bool:
+        """False for a chat prompt: nothing to fine-tune on or compare with, only a reward model's judgement."""
+        return bool(self.reference)
 
 
 @dataclass(frozen=True)
@@ -54,6 +62,7 @@ class CorpusSpec:
     hub_id: str
     hub_config: str | None
     to_examples: RowsToExamples
+    hub_split: str = "train"
 
 
 def words(text: str) -> list[str]:
@@ -101,9 +110,16 @@ def _wikitext(rows: datasets.Dataset, limits: Limits) -> Iterator[Example]:
             yield Example(*split, group=f"page-{page}")
 
 
-def _local(rows: datasets.Dataset, limits: Limits) -> Iterator[Example]:
+def _chat(rows: datasets.Dataset, limits: Limits) -> Iterator[Example]:
+    for prompt in chat_prompts(rows):
+        yield Example(" ".join(words(prompt)[: limits.max_prompt_words]), "", group=prompt)
+
+
+def _by_columns(rows: datasets.Dataset, limits: Limits) -> Iterator[Example]:
     columns = set(rows.column_names)
-    if {"prompt", "reference"} <= columns:
+    if is_chat_prompts(columns):
+        yield from _chat(rows, limits)
+    elif {"prompt", "reference"} <= columns:
         for index, row in enumerate(rows):
             yield Example(row["prompt"], " " + " ".join(words(row["reference"])), group=f"row-{index}")
     elif {"article", "highlights"} <= columns:
@@ -112,7 +128,8 @@ def _local(rows: datasets.Dataset, limits: Limits) -> Iterator[Example]:
         yield from _stories(rows, limits)
     else:
         raise ValueError(
-            f"a local corpus needs prompt/reference, article/highlights or text columns, got {sorted(columns)}"
+            "a corpus file or hub dataset needs prompt/reference, article/highlights, text or chat prompt/messages "
+            f"columns, got {sorted(columns)}"
         )
 
 
@@ -123,6 +140,7 @@ CORPORA = dict(
             CorpusSpec("roneneldan/TinyStories", None, _stories),
             CorpusSpec("abisee/cnn_dailymail", "3.0.0", _articles),
             CorpusSpec("Salesforce/wikitext", "wikitext-103-raw-v1", _wikitext),
+            CorpusSpec(CHAT_PROMPTS_HUB[0], None, _chat, hub_split=CHAT_PROMPTS_HUB[1]),
         ),
         strict=True,
     )
@@ -130,8 +148,8 @@ CORPORA = dict(
 
 
 def load_examples(corpus: str, *, standin: bool = False, max_rows: int = 0, limits: Limits = Limits()) -> list[Example]:
-    """The examples of a named corpus (hub, or its stand-in) or of a local file, in source order, deduplicated;
-    ``max_rows`` 0 reads every row.
+    """The examples of a named corpus (hub, or its stand-in), of a local file or of a hub dataset (its ``train``
+    split), in source order, deduplicated; ``max_rows`` 0 reads every row.
 
     A prompt or reference seen before drops the later example, so no text can be on both
     sides of a split by appearing twice in the source.
@@ -139,17 +157,18 @@ def load_examples(corpus: str, *, standin: bool = False, max_rows: int = 0, limi
     if corpus in CORPORA:
         spec = CORPORA[corpus]
         source, config = (standin_path(corpus), None) if standin else (spec.hub_id, spec.hub_config)
-        rows = load_corpus(source, split="train", config=config, limit=max_rows or None)
+        split = "train" if standin else spec.hub_split
+        rows = load_corpus(source, split=split, config=config, limit=max_rows or None)
         to_examples = spec.to_examples
-    elif Path(corpus).suffix:
+    elif Path(corpus).suffix in LOCAL_SUFFIXES or "/" in corpus:
         rows = load_corpus(corpus, limit=max_rows or None)
-        to_examples = _local
+        to_examples = _by_columns
     else:
-        raise ValueError(f"unknown corpus {corpus!r}: use one of {sorted(CORPORA)} or a local file path")
+        raise ValueError(f"unknown corpus {corpus!r}: use one of {sorted(CORPORA)}, a local file or a hub id")
     seen: set[str] = set()
     examples = []
     for example in to_examples(rows, limits):
-        if example.prompt not in seen and example.reference not in seen:
-            seen.update((example.prompt, example.reference))
+        if example.prompt not in seen and (not example.has_reference or example.reference not in seen):
+            seen.update((example.prompt, example.reference) if example.has_reference else (example.prompt,))
             examples.append(example)
     return examples

@@ -35,7 +35,7 @@ from agentic.training.ppo.core import (
     turn_gae,
 )
 from agentic.training.ppo.forward import forward_in_chunks, has_reference, policy_forward, reference_logprobs
-from agentic.training.ppo.value import ValueHead, separate_critic, shared_value_head
+from agentic.training.ppo.value import ValueHead, reward_model_critic, separate_critic, shared_value_head
 from agentic.training.rl_checkpoint import non_finite
 from agentic.training.rl_config import PPOOptions
 
@@ -70,6 +70,18 @@ class PPOTargets:
         return select_rows(self, index)
 
 
+def build_critic(options: PPOOptions, model: nn.Module) -> ValueHead:
+    """The critic ``options.critic`` names: a head on the policy's trunk, a copy of the policy's trunk with a fresh
+    head, or the reward model ``options.critic_model`` (its trunk and head)."""
+    if options.critic == "shared":
+        return shared_value_head(model)
+    if options.critic == "separate":
+        return separate_critic(model)
+    if not options.critic_model:
+        raise ValueError("critic reward-model needs critic_model: the reward model's directory or hub id")
+    return reward_model_critic(options.critic_model, model)
+
+
 class PPO:
     """Turn-level PPO: owns the critic (``value_head``) and the KL coefficient (``kl``).
 
@@ -86,7 +98,7 @@ class PPO:
     ):
         self.options = options
         self.reference = reference
-        self.value_head = shared_value_head(model) if options.critic == "shared" else separate_critic(model)
+        self.value_head = build_critic(options, model)
         self.trained_head = prepare(self.value_head)
         self.kl = KLController(options.kl_coef, options.kl_target, options.kl_horizon)
 

@@ -5,7 +5,10 @@ Two placements, chosen by ``trunk``:
 - shared (``trunk=None``): the head reads the policy's own last hidden state from the policy's
   forward pass; the value loss trains the head and, through it, the policy's trunk;
 - separate (`separate_critic`): the head sits on its own copy of a transformer, so value learning
-  never moves the policy's weights, at the cost of a second forward pass.
+  never moves the policy's weights, at the cost of a second forward pass;
+- from a reward model (`reward_model_critic`): separate, its trunk and head both the reward model's (a one-label
+  sequence classifier over the policy's vocabulary), so the first values are the reward model's own judgements, as
+  the PPO RLHF recipes start their value model.
 
 The head is an ordinary trainable Linear on a hidden state that differs from context to context,
 initialised small so that early values are near 0 and early advantages near the rewards; give it
@@ -16,8 +19,9 @@ from __future__ import annotations
 
 import copy
 
+import torch
 from torch import Tensor, nn
-from transformers import PreTrainedModel
+from transformers import AutoModelForSequenceClassification, PreTrainedModel
 
 
 class ValueHead(nn.Module):
@@ -57,3 +61,23 @@ def separate_critic(model: PreTrainedModel, init_std: float = 0.01) -> ValueHead
     The copy trains what ``model`` trains: a PEFT model's adapters only; pass a plain model for a fully trainable critic."""
     trunk = copy.deepcopy(model.base_model)
     return ValueHead(model.config.hidden_size, trunk=trunk, init_std=init_std).to(model.device)
+
+
+def reward_model_critic(name_or_path: str, policy: PreTrainedModel) -> ValueHead:
+    """A critic whose trunk and head start as the reward model ``name_or_path`` (one label, the policy's vocabulary:
+    it reads the policy's token ids). Its trunk and head train fully, at the value learning rate."""
+    model = AutoModelForSequenceClassification.from_pretrained(name_or_path, dtype=torch.float32)
+    head = getattr(model, "score", None)  # the one-label head of transformers' sequence classifiers (as TRL reads it)
+    if model.config.num_labels != 1 or not isinstance(head, nn.Linear):
+        raise ValueError(f"{name_or_path} is not a reward model (a sequence classifier with one label)")
+    vocabulary, own = policy.get_input_embeddings().weight.shape[0], model.get_input_embeddings().weight.shape[0]
+    if vocabulary != own:
+        raise ValueError(
+            f"reward model {name_or_path} has a vocabulary of {own} tokens and the policy {vocabulary}: a critic "
+            "from it must read the policy's tokens (train the reward model from the policy, or use another critic)"
+        )
+    critic = ValueHead(model.config.hidden_size, trunk=model.base_model)
+    with torch.no_grad():
+        critic.score.weight.copy_(head.weight)
+        critic.score.bias.copy_(head.bias if head.bias is not None else torch.zeros(1))
+    return critic.to(policy.device)
