@@ -56,6 +56,7 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 from peft import PeftModel, get_peft_model
 
+from agentic.encoding import episode_mode
 from agentic.policy import Policy
 from agentic.registry import make_task
 from agentic.rollout import rollout
@@ -95,7 +96,7 @@ def run_rl(options: RLOptions, task: Task | None = None) -> RLResult:
 
     # restore: everything the newest checkpoint holds, in one step
     start = state.restore(checkpoint) if checkpoint else 0
-    run.begin(start, checkpoint, learning_rate)
+    run.begin(start, checkpoint, learning_rate, episode_mode(tokenizer))  # the mode `Policy` below plays in
     process = accelerator.process_index
     trained = accelerator.prepare_model(model).eval()  # what the loss trains (DDP-wrapped under several processes)
     policy = sampling_policy(Policy(accelerator.unwrap_model(trained), tokenizer), task)  # what samples

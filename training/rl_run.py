@@ -99,15 +99,16 @@ class RLRunDir:
                 f"cannot resume {self.path}: its config.json is missing or unreadable ({error})"
             ) from None
 
-    def begin(self, start: int, checkpoint: Path | None, learning_rate: float) -> None:
-        """Record the options; when resuming, make the directory hold what ``checkpoint`` knew (its metrics, and no
-        evaluations or samples of later updates, which the resumed run repeats)."""
+    def begin(self, start: int, checkpoint: Path | None, learning_rate: float, mode: str) -> None:
+        """Record the options and the episodes' ``mode`` (chat or raw); when resuming, make the directory hold what
+        ``checkpoint`` knew (its metrics, and no evaluations or samples of later updates, which the resumed run
+        repeats)."""
         self.evaluated_at = self.saved_at = start
         self.learning_rate = learning_rate
         if self.run is not None:
             if checkpoint is not None:
                 forget_after(self.path, checkpoint, start)
-            extra = {"device": str(self.accelerator.device), "processes": self.accelerator.num_processes}
+            extra = {"device": str(self.accelerator.device), "processes": self.accelerator.num_processes, "mode": mode}
             self.run.write_config(self.options.to_dict() | extra)
         self.bar = tqdm(
             total=self.options.iterations,

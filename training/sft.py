@@ -39,6 +39,8 @@ from transformers import (
 )
 from trl import SFTConfig, SFTTrainer
 
+from agentic.encoding import episode_mode
+from agentic.models import resolve_model as known_model
 from agentic.run_dir import RunDir, write_jsonl
 from agentic.training.demos import demonstrations
 from agentic.training.options import lora_config, trainer_arguments
@@ -142,9 +144,10 @@ class TimeLimit(TrainerCallback):
 
 
 def resolve_model(options: SFTOptions, run: RunDir) -> str:
-    """The model to start from: a hub id or path as given, or the tiny model built into ``<run>/base``."""
+    """The model to start from: a hub id or path as given, a known model's local directory
+    (`agentic.models.resolve_model`), or the tiny model built into ``<run>/base``."""
     if options.model != TINY_MODEL:
-        path = Path(options.model)
+        path = Path(known_model(options.model))
         return str(path.resolve()) if path.is_dir() else options.model
     base = run.path / "base"
     if not (base / "config.json").is_file():
@@ -157,11 +160,12 @@ def run_sft(options: SFTOptions) -> SFTResult:
     started = time.perf_counter()
     run = RunDir(options.out_dir)
     model_name = resolve_model(options, run)
-    run.write_config(asdict(options) | {"base_model": model_name})
     set_seed(options.seed)
     tokenizer = AutoTokenizer.from_pretrained(model_name)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
+    mode = episode_mode(tokenizer)  # as `demonstrations` and `Policy` encode episodes: chat when there is a template
+    run.write_config(asdict(options) | {"base_model": model_name, "mode": mode})
     model = AutoModelForCausalLM.from_pretrained(model_name, dtype=torch.float32)
 
     demos = demonstrations(

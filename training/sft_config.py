@@ -21,7 +21,10 @@ class SFTOptions(Options):
 
     renamed_flags: ClassVar[dict[str, Any]] = LORA_SWITCH
 
-    model: str = option(TINY_MODEL, "model to fine-tune: a directory, a hub id, or `tiny` (built from the task's text)")
+    model: str = option(
+        TINY_MODEL,
+        "model to fine-tune: a directory, a hub id, a name `agentic models list` shows, or `tiny` (built from the task's text)",
+    )
     task: str = option("Arithmetic", "registered task whose oracle demonstrates (see `agentic tasks`)")
     out_dir: str = option("runs/sft", "run directory")
     n_demos: int = option(4000, "oracle demonstrations to train on", bounds="positive")
