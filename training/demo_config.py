@@ -48,7 +48,10 @@ class DemoOptions(Options):
     algorithm: str = option("ppo", "the RL stage", choices=tuple(OPTIONS_BY_ALGORITHM))
     rl_iterations: int = option(80, "RL updates", bounds="positive")
     rl_seconds: float = option(
-        240.0, "start no RL update after this long; 0: no limit", unit="s", bounds="non-negative"
+        1800.0,
+        "safety net: start no RL update after this long (the report then says it cut the run); 0: no limit",
+        unit="s",
+        bounds="non-negative",
     )
     progress: bool = option(True, "show progress bars")
 
