@@ -35,7 +35,10 @@ class DemoOptions(Options):
 
     renamed_flags: ClassVar[dict[str, Any]] = {"--out": "out_dir"}
 
-    task: str = option("Arithmetic", "registered task (see `agentic tasks`)")
+    task: str = option(
+        "Arithmetic",
+        "registered task (see `agentic tasks`), with options as NAME:key=value,... (e.g. ReasoningGym:dataset=chain_sum)",
+    )
     out_dir: str = option("runs/demo", "run directory")
     n_eval: int = option(200, "held-out evaluation seeds 0 .. n_eval-1", bounds="positive")
     seed: int = option(0, "seed of every stage", bounds="non-negative")

@@ -38,7 +38,7 @@ class RLOptions(Options):
     renamed_flags: ClassVar[dict[str, Any]] = {"--lr": "learning_rate", **LORA_SWITCH}
 
     model: str = option("", "the starting model: a directory (full model or PEFT adapter) or a hub id")
-    task: str = option("Arithmetic", "registered task to train on (see `agentic tasks`)")
+    task: str = option("Arithmetic", "registered task to train on (see `agentic tasks`); options: NAME:key=value,...")
     out_dir: str = option("runs/rl", "run directory")
     iterations: int = option(100, "updates", bounds="positive")
     temperature: float = option(
@@ -96,7 +96,11 @@ class RLOptions(Options):
     progress: bool = option(True, "show a progress bar")
 
     def problems(self) -> list[str]:
-        problems = [] if self.model else ["model must be given (a model directory or hub id)"]
+        from agentic.registry import task_spec_problems  # here: reading the options imports nothing heavy
+
+        problems = task_spec_problems(self.task)
+        if not self.model:
+            problems.append("model must be given (a model directory or hub id)")
         if self.n_eval > DEMO_SEED_START:
             problems.append(
                 f"n_eval must be at most {DEMO_SEED_START}: evaluation seeds must not reach the SFT demonstration seeds"
