@@ -78,8 +78,9 @@ class Task:
     allows_ask: ClassVar[bool] = False
     """Whether the agent may need ``<ask>`` here: constrained sampling (`agentic.constraint`) offers it only then."""
     held_out: ClassVar[bool] = True
-    """Whether evaluation instances never occur in training by content (`instance_for`); a task that overrides
-    `instance_for` without keeping that promise sets False and says in ``notes`` how it is evaluated."""
+    """Whether evaluation instances never occur in training by content (`instance_for`). False: any instance for any
+    split, for a task with too few instances to split (a toy) or one that overrides `instance_for` without keeping
+    the promise; such a task says in ``notes`` how it is evaluated."""
     notes: ClassVar[tuple[str, ...]] = ()
     """Caveats `agentic tasks` prints under the task (e.g. how its answers are scored)."""
     free_text: ClassVar[bool] = False
@@ -95,20 +96,22 @@ class Task:
     def instance_for(self, seed: int | None, rng: random.Random, split: str = "training") -> Any:
         """The instance of ``reset(seed=seed, options={"split": split})``: the first instance `sample` draws with
         ``rng`` (itself drawn from ``seed``) that belongs to ``split`` (`split_of`), so that no evaluation
-        instance ever occurs in training, by content, whatever the seeds.
+        instance ever occurs in training, by content, whatever the seeds (any instance when ``held_out`` is False).
 
         A task over a fixed list of instances (a benchmark) may override this to return its ``seed``-th entry, so
         that seeds 0..n-1 cover the list once, in order, as a leaderboard does; it then sets ``held_out`` False
         unless it keeps the splits apart itself.
         """
         check_split(split)
+        if not self.held_out:
+            return self.sample(rng)
         for _ in range(MAX_SPLIT_DRAWS):
             instance = self.sample(rng)
             if self.split_of(instance) == split:
                 return instance
         raise ValueError(
             f"{self.name}: none of {MAX_SPLIT_DRAWS} instances drawn belongs to the {split} split; "
-            "its instances are too few to split"
+            "its instances are too few to split (set held_out = False to draw any instance for any split)"
         )
 
     def split_keys(self, instance: Any) -> tuple[str, ...]:

@@ -100,6 +100,14 @@ def test_a_task_too_small_to_split_says_so():
         task.instance_for(0, random.Random(0), other)
 
 
+def test_a_task_not_held_out_draws_any_instance_for_either_split():
+    class Toy(Die):
+        held_out = False
+
+    faces = {Toy().instance_for(seed, random.Random(seed), "evaluation")["face"] for seed in range(200)}
+    assert len(faces) == 20
+
+
 def test_an_unknown_split_is_refused_in_one_line():
     env = AgenticEnvironment("Arithmetic")
     with pytest.raises(ValueError, match="unknown split 'test'; one of training, evaluation"):
