@@ -49,7 +49,9 @@ class DemoOptions(Options):
         DEMO_SFT.sloppy_demos, "fraction of demonstrations that give up at once", bounds="fraction"
     )
     algorithm: str = option("ppo", "the RL stage", choices=tuple(OPTIONS_BY_ALGORITHM))
-    rl_iterations: int = option(80, "RL updates", bounds="positive")
+    rl_iterations: int = option(
+        80, "RL updates (the RL stage's budget, whatever the machine's speed)", bounds="positive"
+    )
     rl_seconds: float = option(
         1800.0,
         "safety net: start no RL update after this long (the report then says it cut the run); 0: no limit",
