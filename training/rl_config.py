@@ -96,11 +96,7 @@ class RLOptions(Options):
     progress: bool = option(True, "show a progress bar")
 
     def problems(self) -> list[str]:
-        from agentic.registry import task_spec_problems  # here: reading the options imports nothing heavy
-
-        problems = task_spec_problems(self.task)
-        if not self.model:
-            problems.append("model must be given (a model directory or hub id)")
+        problems = [] if self.model else ["model must be given (a model directory or hub id)"]
         if self.n_eval > DEMO_SEED_START:
             problems.append(
                 f"n_eval must be at most {DEMO_SEED_START}: evaluation seeds must not reach the SFT demonstration seeds"
