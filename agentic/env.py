@@ -7,7 +7,9 @@ simulator and comes back as ``<user>…</user>``; ``<finish>`` ends the episode 
 score, unless the task has a next request for the agent (`Task.next_user_turn`, a conversation
 of several requests), which comes back as ``<user>…</user>`` with the event ``"user_turn"``;
 plain text and invalid actions get ``<sys>…</sys>`` feedback. The observation is always the full
-context the policy continues from. ``reset(seed=...)`` takes the instance from `Task.instance_for`.
+context the policy continues from. ``reset(seed=...)`` takes the instance from `Task.instance_for`, for
+the split ``options["split"]`` ("training" unless given; evaluation passes "evaluation"), so that
+evaluation instances never occur in training.
 
 Budgets (defaults from the task's `Budget`, overridable per environment):
 
@@ -43,7 +45,7 @@ from agentic.actions import Action, ActionKind
 from agentic.limits import ACTION_CHARS, OBSERVATION_CHARS, TURN_CHARS, USER_REPLY_CHARS, cap, clean_text
 from agentic.parsing import parse_action
 from agentic.registry import make_task
-from agentic.task import INVALID_EVENTS, Budget, Score, Task, Turn
+from agentic.task import INVALID_EVENTS, Budget, Score, Task, Turn, check_split
 from agentic.tooling import ToolRegistry, ToolResult
 
 MAX_CONTEXT_CHARS = OBSERVATION_CHARS
@@ -115,7 +117,8 @@ class AgenticEnvironment(gymnasium.Env[str, str]):
         super().reset(seed=seed)
         rng = random.Random(int(self.np_random.integers(2**63)))
         options = options or {}
-        self.instance = options["instance"] if "instance" in options else self.task.instance_for(seed, rng)
+        split = check_split(options.get("split", "training"))
+        self.instance = options["instance"] if "instance" in options else self.task.instance_for(seed, rng, split)
         self.tools = ToolRegistry(self.task.instance_tools(self.instance))
         self.state = self.task.initial_state(self.instance)
         self.history = []
@@ -126,7 +129,7 @@ class AgenticEnvironment(gymnasium.Env[str, str]):
                 f"{self.task.name}'s prompt has {len(self.context)} characters, over the observation limit"
             )
         self._done = False
-        return self.context, {"task": self.task.name, "budget": self._budget_left()}
+        return self.context, {"task": self.task.name, "split": split, "budget": self._budget_left()}
 
     def step(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
         if self._done:
@@ -245,10 +248,11 @@ def oracle_action(env: AgenticEnvironment) -> str:
 
 
 def run_episode(
-    env: AgenticEnvironment, act: Callable[[AgenticEnvironment], str], seed: int | None = None
+    env: AgenticEnvironment, act: Callable[[AgenticEnvironment], str], seed: int | None = None, split: str = "training"
 ) -> list[dict[str, Any]]:
-    """Reset ``env`` with ``seed`` and step it with ``act(env)`` until the episode ends; the ``info`` of every step."""
-    env.reset(seed=seed)
+    """Reset ``env`` with ``seed`` for ``split`` and step it with ``act(env)`` until the episode ends; the ``info`` of
+    every step."""
+    env.reset(seed=seed, options={"split": split})
     infos = []
     while True:
         *_, terminated, truncated, info = env.step(act(env))

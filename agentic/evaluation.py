@@ -127,8 +127,10 @@ def evaluate_tool_calls(
     batch_size: int = 64,
     progress: bool = False,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Tool-call metrics at the oracle's decision points on ``seeds``, and a few judged samples."""
-    demonstrations = oracle_trajectories(task, seeds, policy.tokenizer, mode=policy.mode, progress=progress)
+    """Tool-call metrics at the oracle's decision points on ``seeds`` (evaluation instances), and a few judged samples."""
+    demonstrations = oracle_trajectories(
+        task, seeds, policy.tokenizer, mode=policy.mode, split="evaluation", progress=progress
+    )
     points = decision_points(demonstrations)
 
     actions: list[str] = []
@@ -154,7 +156,8 @@ def evaluate(
     progress: bool = False,
     episodes: bool = True,
 ) -> dict[str, Any]:
-    """The whole evaluation of ``policy`` on ``task_name`` over ``seeds`` (held out from training).
+    """The whole evaluation of ``policy`` on ``task_name`` over ``seeds``, on the task's evaluation instances (held
+    out from training by content, `agentic.task.Task.instance_for`).
 
     ``episodes=False`` leaves out the free-running episodes (the report's ``episodes`` is then None).
     """
@@ -162,7 +165,9 @@ def evaluate(
     tool_calls, samples = evaluate_tool_calls(policy, task, seeds, sampling, batch_size, progress)
     played: list[Trajectory] = []
     for start in range(0, len(seeds), batch_size) if episodes else ():
-        played += rollout(policy, task, list(seeds[start : start + batch_size]), sampling, progress=progress)
+        played += rollout(
+            policy, task, list(seeds[start : start + batch_size]), sampling, split="evaluation", progress=progress
+        )
     return {
         "task": task_name,
         "seeds": [min(seeds), max(seeds)] if seeds else [],

@@ -7,6 +7,8 @@ Your own tasks and tools register with `register_task` / `register_tool`.
 
 from __future__ import annotations
 
+import inspect
+import json
 from collections.abc import Callable
 from importlib.metadata import entry_points
 from typing import Any
@@ -50,14 +52,61 @@ def task_names() -> list[str]:
     return sorted(set(_task_factories) | set(_entry_points(TASK_GROUP)))
 
 
-def make_task(name: str, **kwargs: Any) -> Task:
-    """A task by registered name; keyword arguments go to its constructor."""
+def parse_task_spec(spec: str) -> tuple[str, dict[str, Any]]:
+    """A task spec ``NAME`` or ``NAME:key=value,key=value`` (e.g. ``ReasoningGym:dataset=chain_sum,size=500``): the
+    task's name and the keyword arguments for its constructor. A value that reads as a JSON number, ``true``,
+    ``false`` or ``null`` is that; any other is text."""
+    name, _, options = spec.partition(":")
+    kwargs: dict[str, Any] = {}
+    for pair in filter(None, (p.strip() for p in options.split(","))):
+        key, equals, value = (part.strip() for part in pair.partition("="))
+        if not equals or not key.isidentifier():
+            raise ValueError(f"bad task option {pair!r} in {spec!r}: write NAME:key=value,key=value")
+        kwargs[key] = _spec_value(value)
+    return name.strip(), kwargs
+
+
+def _spec_value(text: str) -> Any:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return text
+    return value if value is None or isinstance(value, (bool, int, float)) else text
+
+
+def check_task_spec(spec: str, **kwargs: Any) -> tuple[Callable[..., Task], dict[str, Any]]:
+    """The factory of a task spec (`parse_task_spec`) and its constructor's arguments (the spec's, then ``kwargs``),
+    checked without building the task: an unknown name is a KeyError, options its constructor does not take a
+    ValueError, each one line."""
+    name, options = parse_task_spec(spec)
+    options.update(kwargs)
     if name not in _task_factories:
         found = _entry_points(TASK_GROUP).get(name)
         if found is None:
             raise KeyError(f"unknown task {name!r}; registered tasks: {', '.join(task_names()) or 'none'}")
         _task_factories[name] = found.load()
-    return _task_factories[name](**kwargs)
+    factory = _task_factories[name]
+    try:
+        inspect.signature(factory).bind(**options)
+    except TypeError as err:
+        raise ValueError(f"task {name}: {err}") from None
+    return factory, options
+
+
+def task_spec_problems(spec: str) -> list[str]:
+    """What is wrong with a task spec, for an options class's ``problems`` (empty when nothing is)."""
+    try:
+        check_task_spec(spec)
+    except (KeyError, ValueError) as err:
+        return [str(err.args[0])]
+    return []
+
+
+def make_task(name: str, **kwargs: Any) -> Task:
+    """A task by registered name, or by a spec with its options (`parse_task_spec`, e.g. ``ReasoningGym:dataset=
+    chain_sum``); keyword arguments go to its constructor too (`check_task_spec` says what it refuses)."""
+    factory, options = check_task_spec(name, **kwargs)
+    return factory(**options)
 
 
 def register_tool(t: Tool) -> Tool:

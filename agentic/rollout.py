@@ -31,12 +31,13 @@ from agentic.trajectory import Trajectory, TurnRecord
 
 
 class Episode:
-    """One environment episode recorded token by token: the prompt, then each action's tokens and the reply's."""
+    """One environment episode recorded token by token: the prompt, then each action's tokens and the reply's.
+    ``split``: the split the instance is drawn for (`agentic.task.SPLITS`)."""
 
-    def __init__(self, env: AgenticEnvironment, seed: int, encoding: EpisodeEncoding):
+    def __init__(self, env: AgenticEnvironment, seed: int, encoding: EpisodeEncoding, split: str = "training"):
         self.env = env
         self.encoding = encoding
-        env.reset(seed=seed)
+        env.reset(seed=seed, options={"split": split})
         prompt = encoding.prompt(env)
         self.trajectory = Trajectory(
             env.task.name,
@@ -89,9 +90,11 @@ def rollout(
     seeds: Sequence[int],
     sampling: Sampling = Sampling(),
     *,
+    split: str = "training",
     progress: bool = False,
 ) -> list[Trajectory]:
-    """One episode per seed, all sampled together; trajectories in the order of ``seeds``.
+    """One episode per seed, all sampled together; trajectories in the order of ``seeds``; instances of ``split``
+    (RL rollouts train on "training"; evaluation passes "evaluation").
 
     Each action is at most ``sampling.max_new_tokens`` tokens, no more than the task's
     ``budget.max_action_tokens`` and no more than the room left in the model's context. An
@@ -101,7 +104,8 @@ def rollout(
     valid in its episode's state (`agentic.constraint.episode_grammar`), recorded with the trajectory.
     """
     episodes = [
-        Episode(AgenticEnvironment(task, count_tokens=policy.count_tokens), seed, policy.encoding) for seed in seeds
+        Episode(AgenticEnvironment(task, count_tokens=policy.count_tokens), seed, policy.encoding, split)
+        for seed in seeds
     ]
     batch = policy.decoding_batch([e.trajectory.token_ids for e in episodes], sampling)
 
@@ -135,10 +139,12 @@ def oracle_trajectories(
     tokenizer: PreTrainedTokenizerBase,
     *,
     mode: str = "auto",
+    split: str = "training",
     progress: bool = False,
 ) -> list[Trajectory]:
-    """The task oracle's episodes through the real environment, one per seed: the SFT demonstrations."""
-    return scripted_trajectories(task, seeds, tokenizer, oracle_action, mode=mode, progress=progress)
+    """The task oracle's episodes through the real environment, one per seed: the SFT demonstrations (or, for
+    ``split`` "evaluation", the reference of an evaluation)."""
+    return scripted_trajectories(task, seeds, tokenizer, oracle_action, mode=mode, split=split, progress=progress)
 
 
 def scripted_trajectories(
@@ -148,9 +154,11 @@ def scripted_trajectories(
     act: Callable[[AgenticEnvironment], str],
     *,
     mode: str = "auto",
+    split: str = "training",
     progress: bool = False,
 ) -> list[Trajectory]:
-    """One episode per seed through the real environment, each action chosen by ``act(env)`` (a script, not a model).
+    """One episode per seed of ``split`` through the real environment, each action chosen by ``act(env)`` (a script,
+    not a model).
 
     Episodes are encoded in ``mode`` (`agentic.encoding.episode_mode`: by default chat when the tokenizer
     has a chat template, as `Policy` does), so demonstrations match the episodes the model will play.
@@ -161,7 +169,7 @@ def scripted_trajectories(
     trajectories = []
     for seed in tqdm(seeds, desc="demonstrations", unit="episode", disable=not progress):
         episode = Episode(
-            AgenticEnvironment(task, count_tokens=lambda text: len(encode(tokenizer, text))), seed, encoding
+            AgenticEnvironment(task, count_tokens=lambda text: len(encode(tokenizer, text))), seed, encoding, split
         )
         while not episode.done:
             action = encoding.action(act(episode.env))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import math
 import random
 from collections.abc import Sequence
@@ -10,6 +13,13 @@ from typing import Any, ClassVar
 
 from agentic.actions import Action
 from agentic.tooling import Tool, ToolResult
+
+SPLITS = ("training", "evaluation")
+"""The splits a task draws instances for: SFT demonstrations and RL rollouts use "training", evaluation "evaluation"."""
+EVALUATION_SHARE = 0.2
+"""The fraction of split keys (`Task.split_keys`) that belong to evaluation, by a hash of their content."""
+MAX_SPLIT_DRAWS = 1000
+"""How many instances `Task.instance_for` draws before it gives up finding one of the split asked for."""
 
 INVALID_EVENTS = frozenset({"invalid", "text", "bad_tool_call"})
 """Events of turns that count against the invalid-action budget: unparseable or over-long
@@ -67,6 +77,10 @@ class Task:
     invalid_penalty: ClassVar[float] = 0.1
     allows_ask: ClassVar[bool] = False
     """Whether the agent may need ``<ask>`` here: constrained sampling (`agentic.constraint`) offers it only then."""
+    held_out: ClassVar[bool] = True
+    """Whether evaluation instances never occur in training by content (`instance_for`). False: any instance for any
+    split, for a task with too few instances to split (a toy) or one that overrides `instance_for` without keeping
+    the promise; such a task says in ``notes`` how it is evaluated."""
     notes: ClassVar[tuple[str, ...]] = ()
     """Caveats `agentic tasks` prints under the task (e.g. how its answers are scored)."""
     free_text: ClassVar[bool] = False
@@ -79,13 +93,38 @@ class Task:
         """A new instance drawn with ``rng`` (the environment seeds it from ``reset(seed=...)``)."""
         raise NotImplementedError
 
-    def instance_for(self, seed: int | None, rng: random.Random) -> Any:
-        """The instance of ``reset(seed=seed)``: by default `sample` with ``rng``, which is drawn from ``seed``.
+    def instance_for(self, seed: int | None, rng: random.Random, split: str = "training") -> Any:
+        """The instance of ``reset(seed=seed, options={"split": split})``: the first instance `sample` draws with
+        ``rng`` (itself drawn from ``seed``) that belongs to ``split`` (`split_of`), so that no evaluation
+        instance ever occurs in training, by content, whatever the seeds (any instance when ``held_out`` is False).
 
-        A task over a fixed list of instances (a benchmark) overrides this to return its ``seed``-th entry, so
-        that seeds 0..n-1 cover the list once, in order, as a leaderboard does.
+        A task over a fixed list of instances (a benchmark) may override this to return its ``seed``-th entry, so
+        that seeds 0..n-1 cover the list once, in order, as a leaderboard does; it then sets ``held_out`` False
+        unless it keeps the splits apart itself.
         """
-        return self.sample(rng)
+        check_split(split)
+        if not self.held_out:
+            return self.sample(rng)
+        for _ in range(MAX_SPLIT_DRAWS):
+            instance = self.sample(rng)
+            if self.split_of(instance) == split:
+                return instance
+        raise ValueError(
+            f"{self.name}: none of {MAX_SPLIT_DRAWS} instances drawn belongs to the {split} split; "
+            "its instances are too few to split (set held_out = False to draw any instance for any split)"
+        )
+
+    def split_keys(self, instance: Any) -> tuple[str, ...]:
+        """The contents that identify ``instance`` for leakage: by default its canonical JSON. A task whose
+        instances share a source (a corpus row, a story, a pool entry) returns that source instead, so that
+        instances made from it stay on one side; an instance made from several sources returns each."""
+        return (canonical_json(instance),)
+
+    def split_of(self, instance: Any) -> str | None:
+        """The split ``instance`` belongs to: "evaluation" when every one of its keys does (`key_split`), else
+        "training" when every one does, else neither (None: an instance that mixes the two is never drawn)."""
+        splits = {key_split(key) for key in self.split_keys(instance)}
+        return splits.pop() if len(splits) == 1 else None
 
     def instance_tools(self, instance: Any) -> Sequence[Tool]:
         """The tools offered in ``instance``'s episode: by default the task's ``tools``. A task whose instances
@@ -149,6 +188,31 @@ class Task:
         lines = ['Act with <tool name="NAME">{json arguments}</tool>, <ask>question</ask> or <finish>answer</finish>.']
         lines += [f"- {t.signature()}: {t.description.splitlines()[0] if t.description else ''}" for t in tools]
         return "\n".join(lines)
+
+
+def check_split(split: str) -> str:
+    """``split`` when it is one of `SPLITS`, else a one-line ValueError."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; one of {', '.join(SPLITS)}")
+    return split
+
+
+def key_split(key: str) -> str:
+    """The split of a split key: a fixed `EVALUATION_SHARE` of keys, chosen by a hash of the key's text
+    (BLAKE2b, so the same on every machine and Python run), belongs to evaluation."""
+    digest = int.from_bytes(hashlib.blake2b(key.encode("utf-8"), digest_size=8).digest(), "big")
+    return "evaluation" if digest < EVALUATION_SHARE * 2**64 else "training"
+
+
+def canonical_json(value: Any) -> str:
+    """``value`` as JSON with sorted keys and no spaces (dataclasses as dicts): equal content, equal text."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_plain)
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    return repr(value)
 
 
 def _canonical(value: Any) -> Any:

@@ -125,6 +125,10 @@ class MissingQuantity(Arithmetic):
             )
         )
 
+    def split_keys(self, instance: dict[str, Any]) -> tuple[str, ...]:
+        """The story, which the prompt shows: instances that differ only in the missing number stay on one side."""
+        return (instance["story"],)
+
     def question(self, instance: dict[str, Any]) -> str:
         return f"Task: {instance['story']} Ask for the missing number."
 

@@ -83,6 +83,11 @@ class MultiHopKnowledge(Task):
         answer = format_number(evaluate(f"{first[2]} {operator} {second[2]}"))
         return {"question": question, "facts": [list(first), list(second)], "operator": operator, "answer": answer}
 
+    def split_keys(self, instance: dict[str, Any]) -> tuple[str, ...]:
+        """The entities whose facts the question combines: an evaluation question uses only evaluation entities,
+        so no fact it needs was ever in a training episode."""
+        return tuple(entity for entity, _, _ in instance["facts"])
+
     def question(self, instance: dict[str, Any]) -> str:
         return f"Question: {instance['question']}"
 

@@ -192,6 +192,10 @@ class ReasoningGym(Task):
             "answer": entry["answer"],
         }
 
+    def split_keys(self, instance: dict[str, Any]) -> tuple[str, ...]:
+        """The question, whatever its index in the dataset (datasets may repeat a question)."""
+        return (instance["question"],)
+
     def question(self, instance: dict[str, Any]) -> str:
         return f"Task: {instance['question']}"
 

@@ -161,6 +161,10 @@ class InteractiveStory(Task):
         max_grade = max(1, math.ceil(grade)) + rng.randint(0, 1)
         return {"story": story, "hero": hero, "name": name, "min_words": low, "max_words": high, "max_grade": max_grade}
 
+    def split_keys(self, instance: dict[str, Any]) -> tuple[str, ...]:
+        """The corpus story: every instance made from it (another name, other constraints) stays on one side."""
+        return (instance["story"],)
+
     def question(self, instance: dict[str, Any]) -> str:
         return (
             "Task: write a short story for the user. Ask what they want, check your draft, then finish with the story."

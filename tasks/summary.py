@@ -89,6 +89,10 @@ class GroundedSummary(Task):
             return None
         return {"id": str(row.get("id") or index), "sentences": sentences, "highlights": highlights}
 
+    def split_keys(self, instance: dict[str, Any]) -> tuple[str, ...]:
+        """The article (its sentences), whatever the row's id."""
+        return (" ".join(instance["sentences"]),)
+
     def instructions(self, instance: dict[str, Any]) -> str:
         return (
             f"{self.tool_manual()}\n"

@@ -149,6 +149,7 @@ def test_demonstrations_are_the_chat_the_template_renders_with_the_end_of_turn_t
 def test_a_task_with_only_a_prompt_gets_it_as_one_user_message(tokenizer):
     class OnlyPrompt(Task):
         name = "OnlyPrompt"
+        held_out = False
 
         def sample(self, rng):
             return {}

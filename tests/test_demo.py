@@ -7,6 +7,7 @@ import json
 import pytest
 
 from agentic.cli import main
+from agentic.training.demo import compute_line
 from agentic.training.demo_config import DemoOptions
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -25,6 +26,16 @@ def test_demo_writes_an_untrained_sft_rl_report(tmp_path, capsys):
     assert report["untrained"]["tool_calls"]["decision_points"] == 4
     assert report["sft"]["episodes"]["episodes"] == report["rl"]["episodes"]["episodes"] == 4
     assert report["rl_updates"] == 1 and report["sloppy_demos"] == DemoOptions().sloppy_demos
+    sft_report = json.loads((out / "sft" / "report.json").read_text())
+    assert report["compute"] == {
+        "sft_steps": 1,
+        "sft_tokens": sft_report["tokens_seen"],
+        "rl_updates": 1,
+        "rl_episodes": DemoOptions().rl_options("model").episodes_per_update,
+    }
+    assert sft_report["tokens_seen"] > 0
+    assert f"Compute: SFT 1 steps, {sft_report['tokens_seen']:,} tokens; PPO 1 updates" in printed
+    assert "WARNING" not in printed
     rl_report = json.loads((out / "ppo" / "report.json").read_text())
     assert rl_report["start_model"] == str(out / "sft" / "model"), "RL starts from the SFT model"
     assert (out / "report.md").read_text().startswith("# agentic demo: Arithmetic")
@@ -36,6 +47,19 @@ def test_demo_writes_an_untrained_sft_rl_report(tmp_path, capsys):
         "ppo/plots/training.png",
     ):
         assert (out / path).exists(), path
+
+
+def test_the_demo_says_when_its_safety_net_cut_the_rl_stage():
+    report = {
+        "algorithm": "ppo",
+        "rl_updates_planned": 60,
+        "rl_stop_reason": "time limit of 1800 s",
+        "compute": {"sft_steps": 437, "sft_tokens": 1_234_567, "rl_updates": 41, "rl_episodes": 1312},
+    }
+    line = compute_line(report)
+    assert line.startswith("Compute: SFT 437 steps, 1,234,567 tokens; PPO 41 updates, 1,312 episodes.")
+    assert "WARNING: time limit of 1800 s cut the RL stage at 41 of 60 updates" in line
+    assert "WARNING" not in compute_line({**report, "compute": {**report["compute"], "rl_updates": 60}})
 
 
 def test_bad_demo_options_are_refused_before_any_work(tmp_path, capsys):

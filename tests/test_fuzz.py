@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from agentic import AgenticEnvironment, task_names
-from agentic.bench.fuzz import audit_episode, bench_fuzz, task_from_spec
+from agentic.bench.fuzz import audit_episode, bench_fuzz
 
 TASKS = [*task_names(), "ReasoningGym:dataset=n_queens", "ReasoningGym:dataset=countdown,score_timeout_s=1"]
 SIZE = 20_000  # past the action's character bound; the bench uses 1,000,000
@@ -20,7 +20,7 @@ _ENVS: dict[str, AgenticEnvironment] = {}
 
 def _env(spec: str) -> AgenticEnvironment:
     if spec not in _ENVS:
-        _ENVS[spec] = AgenticEnvironment(task_from_spec(spec))
+        _ENVS[spec] = AgenticEnvironment(spec)
     return _ENVS[spec]
 
 

@@ -26,7 +26,7 @@ class Conversation(Task):
     entries = [("hello", ["greet", "greet again"]), ("bye", ["leave", "leave again"])]
     tools_by_word = {word: (make_echo(word),) for word, _ in entries}
 
-    def instance_for(self, seed, rng):
+    def instance_for(self, seed, rng, split):
         return {"word": self.entries[seed][0], "requests": self.entries[seed][1]}
 
     def instance_tools(self, instance):

@@ -27,6 +27,7 @@ class YesOrNo(Task):
     name = "YesOrNo"
     description = "answer yes"
     budget = Budget(max_turns=1, max_action_tokens=8)
+    held_out = False  # one instance: nothing to hold out
 
     def sample(self, rng: random.Random) -> dict[str, Any]:
         return {}

@@ -66,7 +66,14 @@ def run_demo(options: DemoOptions) -> dict[str, Any]:
         "sft_train_seconds": sft.train_seconds,
         "sft_tokens_per_second": sft.tokens_per_second,
         "rl_updates": rl.iterations,
+        "rl_updates_planned": options.rl_iterations,
         "rl_stop_reason": rl.stop_reason,
+        "compute": {
+            "sft_steps": sft.steps,
+            "sft_tokens": sft.report["tokens_seen"],
+            "rl_updates": rl.iterations,
+            "rl_episodes": rl.iterations * options.rl_options("model").episodes_per_update,
+        },
         "rl_train_seconds": rl.report["train_seconds"],
         "total_seconds": time.perf_counter() - started,
     }
@@ -102,6 +109,22 @@ def summary_rows(report: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     return rows
 
 
+def compute_line(report: dict[str, Any]) -> str:
+    """The compute the demo used (what fixes its result, whatever the machine's speed), and a warning when the RL
+    stage's wall-clock safety net cut it short of its updates."""
+    compute = report["compute"]
+    line = (
+        f"Compute: SFT {compute['sft_steps']} steps, {compute['sft_tokens']:,} tokens; {report['algorithm'].upper()} "
+        f"{compute['rl_updates']} updates, {compute['rl_episodes']:,} episodes."
+    )
+    if compute["rl_updates"] < report["rl_updates_planned"]:
+        line += (
+            f" WARNING: {report['rl_stop_reason']} cut the RL stage at {compute['rl_updates']} of "
+            f"{report['rl_updates_planned']} updates; this table is not the demo's."
+        )
+    return line
+
+
 def column_names(report: dict[str, Any]) -> tuple[str, str, str, str]:
     return ("metric", "untrained", "after SFT", f"after {report['algorithm'].upper()}")
 
@@ -118,6 +141,7 @@ def demo_markdown(report: dict[str, Any]) -> str:
         f"({report['sft_wall_seconds']:.0f} s with demonstrations), {report['sft_tokens_per_second']:,.0f} tokens/s.",
         f"{report['algorithm'].upper()}: {report['rl_updates']} updates ({report['rl_stop_reason']}), {report['rl_train_seconds']:.0f} s. "
         f"Whole demo: {report['total_seconds']:.0f} s.",
+        compute_line(report),
         "",
         "| " + " | ".join(columns) + " |",
         "|---|---|---|---|",

@@ -35,7 +35,10 @@ class DemoOptions(Options):
 
     renamed_flags: ClassVar[dict[str, Any]] = {"--out": "out_dir"}
 
-    task: str = option("Arithmetic", "registered task (see `agentic tasks`)")
+    task: str = option(
+        "Arithmetic",
+        "registered task (see `agentic tasks`), with options as NAME:key=value,... (e.g. ReasoningGym:dataset=chain_sum)",
+    )
     out_dir: str = option("runs/demo", "run directory")
     n_eval: int = option(200, "held-out evaluation seeds 0 .. n_eval-1", bounds="positive")
     seed: int = option(0, "seed of every stage", bounds="non-negative")
@@ -46,9 +49,14 @@ class DemoOptions(Options):
         DEMO_SFT.sloppy_demos, "fraction of demonstrations that give up at once", bounds="fraction"
     )
     algorithm: str = option("ppo", "the RL stage", choices=tuple(OPTIONS_BY_ALGORITHM))
-    rl_iterations: int = option(80, "RL updates", bounds="positive")
+    rl_iterations: int = option(
+        80, "RL updates (the RL stage's budget, whatever the machine's speed)", bounds="positive"
+    )
     rl_seconds: float = option(
-        240.0, "start no RL update after this long; 0: no limit", unit="s", bounds="non-negative"
+        1800.0,
+        "safety net: start no RL update after this long (the report then says it cut the run); 0: no limit",
+        unit="s",
+        bounds="non-negative",
     )
     progress: bool = option(True, "show progress bars")
 

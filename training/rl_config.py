@@ -38,7 +38,7 @@ class RLOptions(Options):
     renamed_flags: ClassVar[dict[str, Any]] = {"--lr": "learning_rate", **LORA_SWITCH}
 
     model: str = option("", "the starting model: a directory (full model or PEFT adapter) or a hub id")
-    task: str = option("Arithmetic", "registered task to train on (see `agentic tasks`)")
+    task: str = option("Arithmetic", "registered task to train on (see `agentic tasks`); options: NAME:key=value,...")
     out_dir: str = option("runs/rl", "run directory")
     iterations: int = option(100, "updates", bounds="positive")
     temperature: float = option(

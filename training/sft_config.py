@@ -25,7 +25,9 @@ class SFTOptions(Options):
         TINY_MODEL,
         "model to fine-tune: a directory, a hub id, a name `agentic models list` shows, or `tiny` (built from the task's text)",
     )
-    task: str = option("Arithmetic", "registered task whose oracle demonstrates (see `agentic tasks`)")
+    task: str = option(
+        "Arithmetic", "registered task whose oracle demonstrates (see `agentic tasks`); options: NAME:key=value,..."
+    )
     out_dir: str = option("runs/sft", "run directory")
     n_demos: int = option(4000, "oracle demonstrations to train on", bounds="positive")
     demo_seed_start: int = option(
@@ -65,7 +67,9 @@ class SFTOptions(Options):
     progress: bool = option(True, "show progress bars")
 
     def problems(self) -> list[str]:
-        problems = []
+        from agentic.registry import task_spec_problems  # here: reading the options imports nothing heavy
+
+        problems = task_spec_problems(self.task)
         if self.max_steps == 0 and not self.epochs > 0:
             problems.append(f"epochs must be positive when max_steps is 0, got {self.epochs}")
         if self.warmup_ratio == 1:

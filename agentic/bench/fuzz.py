@@ -22,7 +22,7 @@ from typing import Any
 
 from agentic.env import AgenticEnvironment, oracle_action, run_episode
 from agentic.limits import OBSERVATION_CHARS
-from agentic.registry import make_task, task_names
+from agentic.registry import task_names
 
 FRAGMENTS = (
     "<tool",
@@ -186,24 +186,17 @@ def audit_episode(env: AgenticEnvironment, rng: random.Random, seed: int, size: 
     return audit
 
 
-def task_from_spec(spec: str) -> Any:
-    """A task from ``NAME`` or ``NAME:key=value,key=value`` (e.g. ``ReasoningGym:dataset=n_queens``)."""
-    name, _, options = spec.partition(":")
-    kwargs = dict(pair.split("=", 1) for pair in options.split(",") if "=" in pair)
-    return make_task(name, **{k: int(v) if v.isdigit() else v for k, v in kwargs.items()})
-
-
 def bench_fuzz(
     tasks: Sequence[str] | None = None, episodes_per_task: int = 1000, seed: int = 0, size: int = 1_000_000
 ) -> dict[str, Any]:
     """Hostile episodes over each task (every registered one by default; ``tasks`` are specs for
-    `task_from_spec`): counts of inputs, exceptions and problems, the slowest step, the largest observation.
+    `agentic.registry.parse_task_spec`): counts of inputs, exceptions and problems, the slowest step, the largest observation.
     One oracle episode first starts what a task starts lazily (a scoring process), untimed."""
     total, per_task = Audit(), {}
     with tempfile.TemporaryDirectory(prefix="agentic-fuzz-") as directory:
         canary = str(Path(directory) / "written-by-an-answer")
         for spec in tasks or task_names():
-            env = AgenticEnvironment(task_from_spec(spec))
+            env = AgenticEnvironment(spec)
             run_episode(env, oracle_action, seed)
             audit = Audit()
             rng = random.Random(f"{seed}:{spec}")

@@ -21,6 +21,10 @@ def _tasks(args: argparse.Namespace, console: Console) -> None:
     for name in task_names():
         task = make_task(name)
         console.print(f"[bold]{name}[/]  ({gym_id(name)})  {task.description}")
+        if task.held_out:
+            console.print("    held out: evaluation instances never occur in training, by content", markup=False)
+        else:
+            console.print("    not held out: evaluation may draw instances that training draws", markup=False)
         for note in task.notes:
             console.print(f"    note: {note}", markup=False)
         if args.schemas:

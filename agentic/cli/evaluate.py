@@ -21,7 +21,11 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
         required=True,
         help="model directory, hub id or a name `agentic models list` shows (full model or PEFT adapter)",
     )
-    parser.add_argument("--task", required=True, help="registered task name")
+    parser.add_argument(
+        "--task",
+        required=True,
+        help="registered task name, with options as NAME:key=value,... (e.g. ReasoningGym:dataset=chain_sum)",
+    )
     parser.add_argument("--n", type=positive_int, default=200, help="number of evaluation seeds (default 200)")
     parser.add_argument(
         "--seed-start", type=non_negative_int, default=0, help="first evaluation seed; SFT demos use 10000 and up"

@@ -70,7 +70,7 @@ def _demo_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _demo(args: argparse.Namespace, console: Console) -> None:
-    from agentic.training.demo import column_names, run_demo, summary_rows
+    from agentic.training.demo import column_names, compute_line, run_demo, summary_rows
     from agentic.training.demo_config import DemoOptions
 
     options = options_from(DemoOptions, args)
@@ -86,6 +86,7 @@ def _demo(args: argparse.Namespace, console: Console) -> None:
         f"SFT {report['sft_train_seconds']:.0f} s of training, {options.algorithm.upper()} {report['rl_updates']} updates in "
         f"{report['rl_train_seconds']:.0f} s; whole demo {report['total_seconds']:.0f} s. Report: {options.out_dir}/report.md; model: {report['model_dir']}"
     )
+    console.print(compute_line(report), markup=False)
 
 
 def _launch_note(algorithm: str, description: str) -> str:

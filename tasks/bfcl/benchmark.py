@@ -103,7 +103,9 @@ def run_category(
             result.verdicts.append(_verdict(task, env.instance, steps, infos[-1]["event"] == "finish"))
     else:
         for start in range(0, len(seeds), batch_size):
-            trajectories += rollout(policy, task, seeds[start : start + batch_size], sampling, progress=progress)
+            trajectories += rollout(
+                policy, task, seeds[start : start + batch_size], sampling, split="evaluation", progress=progress
+            )
         result.verdicts = [_verdict(task, t.instance, trajectory_steps(t), t.terminated) for t in trajectories]
     result.seconds = time.perf_counter() - started
     return result, trajectories

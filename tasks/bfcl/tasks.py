@@ -88,6 +88,11 @@ class BFCLTask(Task):
 
     category: ClassVar[str] = ""
     budget = Budget(max_turns=12, max_tool_calls=10)
+    held_out = False
+    notes = (
+        "evaluation is not held out within a category (seeds 0..n-1 are all its entries, training seeds cycle "
+        "through them too): train on one family (live, non-live, multi-turn) and evaluate on another",
+    )
     max_output_chars: ClassVar[int] = 2000
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -128,7 +133,8 @@ class BFCLTask(Task):
         """The oracle's calls, per user turn."""
         return [[oracle_call(instance["function"], answer) for answer in instance["ground_truth"]]]
 
-    def instance_for(self, seed: int | None, rng: random.Random) -> dict[str, Any]:
+    def instance_for(self, seed: int | None, rng: random.Random, split: str = "training") -> dict[str, Any]:
+        """Entry ``seed`` (a training entry from `TRAINING_SEEDS` up) whatever ``split``: BFCL holds out by family."""
         if seed is None:
             return self.sample(rng)
         pool = self.training_entries if seed >= TRAINING_SEEDS else self.entries

@@ -52,7 +52,10 @@ class RewardModelTask(Task):
     def sample(self, rng: Any) -> dict[str, str]:
         return {"prompt": rng.choice(self.prompts)}
 
-    def instance_for(self, seed: int | None, rng: Any) -> dict[str, str]:
+    held_out = False  # the corpus pipeline splits its prompts itself: a task holds one split's prompts
+    notes = ("evaluation prompts are split off by the corpus pipeline (prepare), not by this task",)
+
+    def instance_for(self, seed: int | None, rng: Any, split: str = "training") -> dict[str, str]:
         return {"prompt": self.prompts[seed]} if self.ordered and seed is not None else self.sample(rng)
 
     def prompt(self, instance: dict[str, str]) -> str:
