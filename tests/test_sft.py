@@ -2,6 +2,7 @@
 
 import json
 
+import datasets
 import pytest
 import torch
 from peft import PeftModel
@@ -14,7 +15,7 @@ from agentic.training.bench_sft import bench_sft
 from agentic.training.sft import demo_dataset, run_sft, sft_trainer
 from agentic.training.sft_config import DEMO_SEED_START, SFTOptions
 from agentic.training.tiny_model import build_tiny_model
-from agentic.trajectory import read_trajectories
+from agentic.trajectory import from_dataset, read_trajectories
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -94,10 +95,12 @@ def test_the_run_directory_has_config_demos_metrics_report_plot_and_model(full_r
     assert config["n_demos"] == 32 and config["base_model"]
     demos = read_trajectories(run / "demos.jsonl")
     assert len(demos) == 32 and all(d.success for d in demos)
+    assert from_dataset(datasets.load_dataset("json", data_files=str(run / "demos.jsonl"), split="train")) == demos
     assert [d.seed for d in demos] == list(range(DEMO_SEED_START, DEMO_SEED_START + 32)), (
         "demo seeds never meet evaluation seeds"
     )
     metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert datasets.load_dataset("json", data_files=str(run / "metrics.jsonl"), split="train").num_rows == len(metrics)
     logged = [m for m in metrics if "loss" in m]
     assert [m["step"] for m in logged] == [2, 4, 6, 8, 10, 12]
     assert all({"learning_rate", "grad_norm", "num_input_tokens_seen"} <= m.keys() for m in logged)
