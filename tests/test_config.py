@@ -117,12 +117,14 @@ def toy_model(tmp_path_factory) -> str:
 def test_resume_reads_the_saved_config_and_refuses_a_flag_that_disagrees(toy_model, tmp_path, capsys):
     out_dir = str(tmp_path / "run")
     first = ["--model", toy_model, "--task", "YesOrNo", "--out-dir", out_dir, "--groups", "4", "--group-size", "2"]
-    assert main(["grpo", *first, "--iterations", "1", "--n-eval", "0", "--checkpoint-every", "1", "--no-progress"]) == 0
+    first += ["--report-to", "none", "--no-progress"]
+    assert main(["grpo", *first, "--iterations", "1", "--n-eval", "0", "--checkpoint-every", "1"]) == 0
     capsys.readouterr()
     assert main(["grpo", "--resume", "--out-dir", out_dir, "--iterations", "2"]) == 0
     assert "GRPO 2 updates (completed)" in capsys.readouterr().out
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
     assert (saved["groups"], saved["group_size"], saved["iterations"], saved["progress"]) == (4, 2, 2, False)
+    assert saved["report_to"] == "none" and not (tmp_path / "run" / "tensorboard").exists()
 
     assert main(["grpo", "--resume", "--out-dir", out_dir, "--learning-rate", "0.5", "--iterations", "3"]) == 2
     error = capsys.readouterr().err

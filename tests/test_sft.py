@@ -1,6 +1,7 @@
 """Agentic SFT on a very small GPT-NeoX: loss on agent tokens only, a working run directory, LoRA adapters, reproducibility."""
 
 import json
+import shutil
 
 import datasets
 import pytest
@@ -187,3 +188,30 @@ def test_bench_compares_the_trainer_with_a_bare_loop_on_the_same_batches(model_d
     assert result["trl"]["mean_loss"] == pytest.approx(result["bare"]["mean_loss"], rel=1e-4), (
         "same model, batches, masking and steps"
     )
+
+
+def test_a_lora_run_directory_loads_after_being_moved_and_through_auto_peft(tmp_path):
+    from peft import AutoPeftModelForCausalLM
+
+    result = run_sft(
+        SFTOptions(
+            model="tiny",
+            out_dir=str(tmp_path / "run"),
+            n_demos=8,
+            max_steps=2,
+            batch_size=4,
+            lora_rank=4,
+            progress=False,
+        )  # fmt: skip
+    )
+    assert isinstance(AutoPeftModelForCausalLM.from_pretrained(result.model_dir), PeftModel)
+    before = Policy.from_pretrained(result.model_dir)
+    ids = torch.tensor([before.encode("Task: compute 2 + 3.\n")])
+    moved = tmp_path / "elsewhere" / "copy"
+    shutil.move(tmp_path / "run", moved)
+    after = Policy.from_pretrained(moved / "model")
+    with torch.no_grad():
+        assert torch.equal(after.model(ids).logits, before.model(ids).logits), "the same adapter over the same base"
+    shutil.rmtree(moved / "base")
+    with pytest.raises(FileNotFoundError, match=r"trained over the base model at .*run/base or .*, which is not there"):
+        Policy.from_pretrained(moved / "model")

@@ -266,3 +266,44 @@ def _flag_value(action: argparse.Action, value: Any) -> Any:
     if action.choices and converted not in action.choices:
         raise ValueError(f"must be one of {', '.join(map(str, action.choices))}, got {converted!r}")
     return converted
+
+
+_LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
+
+
+def add_output_flags(parser: argparse.ArgumentParser) -> None:
+    """``-v`` / ``-q`` on the ``agentic`` command: how much it logs (`configure_output`)."""
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="log what runs do (-vv: and debug detail)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="log errors only, the libraries' too")
+
+
+def configure_output(args: argparse.Namespace) -> None:
+    """Python `logging` for one command line: the ``agentic`` loggers to stderr at WARNING, INFO with ``-v``, DEBUG
+    with ``-vv`` (transformers' and datasets' at INFO too), ERROR with ``-q`` (theirs too); ``--no-progress`` turns
+    off every progress bar, datasets' included."""
+    import logging
+
+    from transformers.utils import logging as transformers_logging
+
+    verbose, quiet = getattr(args, "verbose", 0), getattr(args, "quiet", False)
+    logger = logging.getLogger("agentic")
+    for handler in [h for h in logger.handlers if getattr(h, "agentic_cli", False)]:
+        logger.removeHandler(handler)  # a handler of an earlier command line in this process (its stderr may be gone)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.agentic_cli = True  # type: ignore[attr-defined]
+    handler.setFormatter(logging.Formatter(_LOG_FORMAT))
+    logger.addHandler(handler)
+    logger.propagate = False
+    logger.setLevel(logging.ERROR if quiet else {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG))
+    if quiet or verbose > 1:
+        import datasets
+
+        transformers_logging.set_verbosity(logging.ERROR if quiet else logging.INFO)
+        datasets.logging.set_verbosity(logging.ERROR if quiet else logging.INFO)
+    if hasattr(args, "progress"):  # a command with progress bars: datasets' follow its --progress / --no-progress
+        import datasets
+
+        if args.progress:
+            datasets.enable_progress_bars()
+        else:
+            datasets.disable_progress_bars()
