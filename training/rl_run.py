@@ -178,7 +178,8 @@ class RLRunDir:
                 if (model_dir / "adapter_config.json").is_file():
                     record_base(model_dir)  # so that the run directory loads after being moved
             report = self.write_report(done, failure or stop_reason, started)
-        self.accelerator.end_training()
+        for tracker in self.accelerator.trackers:  # not `end_training`: it also ends the process group
+            tracker.finish()
         self.accelerator.wait_for_everyone()
         if failure:
             raise TrainingDiverged(failure)
