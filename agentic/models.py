@@ -129,11 +129,18 @@ def local_model(name: str) -> Path | None:
 
 def resolve_model(name_or_path: str | Path) -> str:
     """What ``--model`` means: a known model's name is its local directory (fetched and converted on first use,
-    saying so on stderr); an existing path, a hub id or anything else is returned unchanged (as a string)."""
+    saying so on stderr); an existing path, a hub id or anything else is returned unchanged (as a string). What can
+    only be a local path (a `Path`, or text starting with ``.``, ``/`` or ``~``, or with more than one ``/``, which
+    no hub id has) and does not exist is a FileNotFoundError, "no such model directory", rather than a hub lookup."""
     text = str(name_or_path)
     if text in MODELS and not Path(text).exists():
         return str(get_model(text, report=report_to_stderr))
-    return text
+    path = Path(text).expanduser()
+    if (
+        isinstance(name_or_path, Path) or text.startswith((".", "/", "~")) or text.count("/") > 1
+    ) and not path.exists():
+        raise FileNotFoundError(f"no such model directory: {text}")
+    return str(path) if text.startswith("~") else text
 
 
 def get_model(name: str, out: str | Path | None = None, report: Callable[[str], None] = report_to_stderr) -> Path:

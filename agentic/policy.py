@@ -62,13 +62,14 @@ class Policy:
         dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
         path = Path(name_or_path)
         if (path / "adapter_config.json").is_file():
-            from peft import AutoPeftModelForCausalLM, PeftConfig
+            from peft import PeftModel
 
-            model = AutoPeftModelForCausalLM.from_pretrained(path, dtype=dtype)
+            from agentic.adapters import adapter_base
+
+            base = adapter_base(path)  # also where the run directory was moved (`agentic.adapters`)
+            model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base, dtype=dtype), path)
             has_tokenizer = (path / "tokenizer_config.json").is_file()
-            tokenizer = AutoTokenizer.from_pretrained(
-                path if has_tokenizer else PeftConfig.from_pretrained(path).base_model_name_or_path
-            )
+            tokenizer = AutoTokenizer.from_pretrained(path if has_tokenizer else base)
         else:
             model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype=dtype)
             tokenizer = AutoTokenizer.from_pretrained(name_or_path)

@@ -83,15 +83,17 @@ def timed(summary: dict[str, Any]) -> Iterator[dict[str, Any]]:
 
 
 class RunDir:
-    """Owns one run's directory (created when first written to) and its TensorBoard writer (opened on first use)."""
+    """Owns one run's directory (created when first written to) and its TensorBoard writer (opened on first use;
+    none with ``tensorboard=False``)."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, *, tensorboard: bool = True):
         self.path = Path(path)
+        self.tensorboard = tensorboard
         self._writer = None
 
     def stage(self, name: str) -> RunDir:
         """The run directory of one stage of this run (``path/name``)."""
-        return RunDir(self.path / name)
+        return RunDir(self.path / name, tensorboard=self.tensorboard)
 
     @property
     def model_dir(self) -> Path:
@@ -119,6 +121,8 @@ class RunDir:
         self.path.mkdir(parents=True, exist_ok=True)
         with (self.path / "metrics.jsonl").open("a", encoding="utf-8") as stream:
             stream.write(json.dumps(_jsonable(record), ensure_ascii=False) + "\n")
+        if not self.tensorboard:
+            return
         writer = self._tensorboard()
         for key, value in record.items():
             if (

@@ -6,11 +6,19 @@ instance, the episode state, the environment) are passed by the environment and
 never shown to the model. `ToolRegistry.call` validates arguments with jsonschema
 before the call, enforces a time-out and an output cap, and turns every failure into
 a `ToolResult` whose text names the problem. Sizes follow `agentic.limits`.
+
+An ``async def`` tool is awaited in its worker thread, on an event loop of its own, under its time-out like any
+tool (one without a time-out is refused when made). Tools pickle, and so do the tasks and environments that hold
+them (`pickle`, gymnasium's ``AsyncVectorEnv``): ``@tool`` puts the `Tool` in its function's place in the module,
+so a tool is pickled by its module and name (`Tool.__reduce__`), not through its function.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
+import dataclasses
+import importlib
 import inspect
 import json
 import math
@@ -67,6 +75,55 @@ class Tool:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.fn(*args, **kwargs)
 
+    def __post_init__(self) -> None:
+        if inspect.iscoroutinefunction(self.fn) and not self.timeout_s > 0:
+            raise ValueError(
+                f"async tool {self.name} needs a time-out (timeout_s > 0): it is awaited in a worker thread "
+                "that the time-out stops"
+            )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle by reference where this tool is a module attribute: ``@tool`` put it in its function's place, so
+        pickle cannot find the function by its own name. A tool made around such a function under another name
+        (``arithmetic = tool(calculator.fn, name="arithmetic")``) is rebuilt around the function found through
+        the tool that holds it; any other tool pickles its fields, its function as pickle can (a local function
+        cannot, and pickle says so)."""
+        module, qualname = getattr(self.fn, "__module__", None) or "", getattr(self.fn, "__qualname__", None) or ""
+        for name in (qualname, self.name):
+            if _module_attribute(module, name) is self:
+                return _tool_at, (module, name)
+        holder = _module_attribute(module, qualname)
+        if isinstance(holder, Tool) and holder.fn is self.fn:
+            values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "fn"}
+            return _tool_around, (module, qualname, values)
+        return Tool, tuple(getattr(self, f.name) for f in dataclasses.fields(self))
+
+
+def _module_attribute(module: str, qualname: str) -> Any:
+    """``module.qualname`` (dotted names followed), or None when it is not there."""
+    if not (module and qualname):
+        return None
+    try:
+        value = importlib.import_module(module)
+        for part in qualname.split("."):
+            value = getattr(value, part)
+    except (ImportError, AttributeError):
+        return None
+    return value
+
+
+def _tool_at(module: str, qualname: str) -> Tool:
+    """The tool at ``module.qualname``, where an unpickled tool is found; a clear error when it is not there."""
+    found = _module_attribute(module, qualname)
+    if not isinstance(found, Tool):
+        raise ImportError(f"cannot unpickle the tool {module}.{qualname}: no such tool in that module")
+    return found
+
+
+def _tool_around(module: str, qualname: str, values: dict[str, Any]) -> Tool:
+    """A pickled `Tool` rebuilt around the function of the tool found at ``module.qualname``, with its other fields."""
+    return Tool(fn=_tool_at(module, qualname).fn, **values)
+
 
 def _type_name(spec: dict[str, Any]) -> str:
     kind = spec.get("type", "any")
@@ -85,7 +142,9 @@ def tool(
     """Decorator: ``@tool`` or ``@tool(name=..., schema=..., timeout_s=...)`` makes a `Tool`.
 
     ``schema`` is the JSON Schema of the parameters object; without it the schema is
-    generated from the signature and docstring.
+    generated from the signature and docstring. An ``async def`` function is awaited when called,
+    within ``timeout_s`` (which must then be positive: the coroutine runs on an event loop of its own,
+    in the worker thread that the time-out stops).
     """
 
     if not (math.isfinite(timeout_s) and timeout_s >= 0):
@@ -175,6 +234,10 @@ class ToolRegistry:
         self._validators[t.name] = _Validator(t.parameters)
         return t
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled as its tools; the validators (of a class jsonschema makes at run time) are made again."""
+        return ToolRegistry, (list(self._tools.values()),)
+
     def __contains__(self, name: object) -> bool:
         return name in self._tools
 
@@ -213,7 +276,7 @@ class ToolRegistry:
         t = self._tools[name]
         injected = {k: (context or {}).get(k) for k in t.injected}
         try:
-            value = _run_with_timeout(lambda: t.fn(**arguments, **injected), t.timeout_s)
+            value = _run_with_timeout(lambda: _awaited(t.fn(**arguments, **injected), t.timeout_s), t.timeout_s)
         except ToolTimeout:
             return ToolResult(name, arguments, "timeout", f"error: {name} timed out after {t.timeout_s:g}s")
         except Exception as err:  # the tool's own failure is an observation, not a crash
@@ -282,6 +345,20 @@ class _ToolCall(threading.Thread):
         with self.lock:
             if not self.finished and self.ident is not None:
                 ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self.ident), ctypes.py_object(ToolTimeout))
+
+
+_ASYNC_GRACE_S = 0.5
+"""How long after its time-out an async tool's own event loop cancels it, ending the worker thread's wait."""
+
+
+def _awaited(value: Any, timeout_s: float) -> Any:
+    """A tool's value: a coroutine (an ``async def`` tool's) run to its end on an event loop of this thread, and
+    cancelled a little after ``timeout_s`` (the caller has had its time-out by then; this ends the worker's wait)."""
+    if not inspect.iscoroutine(value):
+        return value
+    if not timeout_s:  # a coroutine from a tool declared without async: await it without a deadline
+        return asyncio.run(value)
+    return asyncio.run(asyncio.wait_for(value, timeout_s + _ASYNC_GRACE_S))
 
 
 def _run_with_timeout(fn: Callable[[], Any], timeout_s: float) -> Any:

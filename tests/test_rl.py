@@ -14,6 +14,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+import datasets
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -29,7 +30,7 @@ from agentic.training.rl import run_rl
 from agentic.training.rl_checkpoint import CheckpointError
 from agentic.training.rl_config import TRAIN_SEED_START, GRPOOptions, PPOOptions, RLOptions
 from agentic.training.sft_config import DEMO_SEED_START
-from agentic.trajectory import read_trajectories
+from agentic.trajectory import from_dataset, read_trajectories
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -127,7 +128,10 @@ def test_a_ppo_run_raises_the_reward_and_leaves_a_complete_run_dir(toy_model, tm
         "samples/update-000008.jsonl",
     ):
         assert (result.run_dir / name).is_file(), name
-    assert len(read_trajectories(result.run_dir / "samples" / "update-000001.jsonl")) == 2
+    samples = result.run_dir / "samples" / "update-000001.jsonl"
+    assert len(read_trajectories(samples)) == 2
+    loaded = from_dataset(datasets.load_dataset("json", data_files=str(samples), split="train"))
+    assert [t.transcript for t in loaded] == [t.transcript for t in read_trajectories(samples)]
     assert sorted(p.name for p in (result.run_dir / "checkpoints").iterdir()) == ["update-000006", "update-000008"]
     report = json.loads((result.run_dir / "report.json").read_text())
     assert report["updates"] == 8 and report["episodes"] == 256 and report["stop_reason"] == "completed"

@@ -1,7 +1,9 @@
 """Agentic SFT on a very small GPT-NeoX: loss on agent tokens only, a working run directory, LoRA adapters, reproducibility."""
 
 import json
+import shutil
 
+import datasets
 import pytest
 import torch
 from peft import PeftModel
@@ -14,7 +16,7 @@ from agentic.training.bench_sft import bench_sft
 from agentic.training.sft import demo_dataset, run_sft, sft_trainer
 from agentic.training.sft_config import DEMO_SEED_START, SFTOptions
 from agentic.training.tiny_model import build_tiny_model
-from agentic.trajectory import read_trajectories
+from agentic.trajectory import from_dataset, read_trajectories
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -94,10 +96,12 @@ def test_the_run_directory_has_config_demos_metrics_report_plot_and_model(full_r
     assert config["n_demos"] == 32 and config["base_model"]
     demos = read_trajectories(run / "demos.jsonl")
     assert len(demos) == 32 and all(d.success for d in demos)
+    assert from_dataset(datasets.load_dataset("json", data_files=str(run / "demos.jsonl"), split="train")) == demos
     assert [d.seed for d in demos] == list(range(DEMO_SEED_START, DEMO_SEED_START + 32)), (
         "demo seeds never meet evaluation seeds"
     )
     metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert datasets.load_dataset("json", data_files=str(run / "metrics.jsonl"), split="train").num_rows == len(metrics)
     logged = [m for m in metrics if "loss" in m]
     assert [m["step"] for m in logged] == [2, 4, 6, 8, 10, 12]
     assert all({"learning_rate", "grad_norm", "num_input_tokens_seen"} <= m.keys() for m in logged)
@@ -184,3 +188,30 @@ def test_bench_compares_the_trainer_with_a_bare_loop_on_the_same_batches(model_d
     assert result["trl"]["mean_loss"] == pytest.approx(result["bare"]["mean_loss"], rel=1e-4), (
         "same model, batches, masking and steps"
     )
+
+
+def test_a_lora_run_directory_loads_after_being_moved_and_through_auto_peft(tmp_path):
+    from peft import AutoPeftModelForCausalLM
+
+    result = run_sft(
+        SFTOptions(
+            model="tiny",
+            out_dir=str(tmp_path / "run"),
+            n_demos=8,
+            max_steps=2,
+            batch_size=4,
+            lora_rank=4,
+            progress=False,
+        )  # fmt: skip
+    )
+    assert isinstance(AutoPeftModelForCausalLM.from_pretrained(result.model_dir), PeftModel)
+    before = Policy.from_pretrained(result.model_dir)
+    ids = torch.tensor([before.encode("Task: compute 2 + 3.\n")])
+    moved = tmp_path / "elsewhere" / "copy"
+    shutil.move(tmp_path / "run", moved)
+    after = Policy.from_pretrained(moved / "model")
+    with torch.no_grad():
+        assert torch.equal(after.model(ids).logits, before.model(ids).logits), "the same adapter over the same base"
+    shutil.rmtree(moved / "base")
+    with pytest.raises(FileNotFoundError, match=r"trained over the base model at .*run/base or .*, which is not there"):
+        Policy.from_pretrained(moved / "model")

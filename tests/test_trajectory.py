@@ -26,11 +26,15 @@ from agentic.trajectory import (
 
 
 @pytest.fixture(scope="module")
-def trajectories(tmp_path_factory):
+def policy(tmp_path_factory):
+    return Policy.from_pretrained(build_tiny_model(["Arithmetic"], tmp_path_factory.mktemp("tiny"), seeds=range(20)))
+
+
+@pytest.fixture(scope="module")
+def trajectories(policy):
     """Sampled episodes (finite log-probs) and oracle demonstrations (NaN log-probs) together."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    policy = Policy.from_pretrained(build_tiny_model(["Arithmetic"], tmp_path_factory.mktemp("tiny"), seeds=range(20)))
     sampled = rollout(policy, "Arithmetic", [0, 1, 2], Sampling(max_new_tokens=8))
     torch.set_num_threads(threads)
     return sampled + oracle_trajectories("Arithmetic", [3, 4], policy.tokenizer)
@@ -97,3 +101,49 @@ def test_render_tells_agent_from_environment_text(trajectories):
         assert styled[AGENT_STYLE] == visible("".join(turn.action for turn in trajectory.turns))
         assert styled[ENVIRONMENT_STYLE] == visible("".join(turn.reply for turn in trajectory.turns))
         assert f"turn {len(trajectory.turns)}:" in text.plain
+
+
+def _load_json(path) -> list[Trajectory]:
+    """A JSONL file through `datasets.load_dataset("json", ...)`, as a user of the Hugging Face stack loads it."""
+    import datasets
+
+    return from_dataset(datasets.load_dataset("json", data_files=str(path), split="train"))
+
+
+def assert_same_but_float_reading(loaded: list[Trajectory], expected: list[Trajectory]) -> None:
+    """Equal in every field; log-probs to 1e-12 (load_dataset's JSON reader re-encodes with ujson, which may read
+    a float one unit in its last place off), NaN in the same places."""
+    assert len(loaded) == len(expected)
+    for got, want in zip(loaded, expected):
+        assert replace(got, logprobs=[]) == replace(want, logprobs=[])
+        assert [math.isnan(x) for x in got.logprobs] == [math.isnan(x) for x in want.logprobs]
+        assert got.logprobs == pytest.approx(want.logprobs, rel=1e-12, nan_ok=True)
+
+
+def test_a_jsonl_file_of_several_tasks_loads_through_load_dataset(trajectories, policy, tmp_path):
+    """Instances and breakdowns of different shapes share one file: they are JSON text in every record."""
+    others = oracle_trajectories("TwoHop", [7], policy.tokenizer)
+    mixed = trajectories + others + [replace(trajectories[0], instance=[1, "two", None], breakdown={"x": 0.5})]
+    path = write_jsonl(mixed, tmp_path / "mixed.jsonl")
+    assert isinstance(json.loads(path.read_text().splitlines()[0])["instance"], str)
+    assert read_trajectories(path) == mixed
+    assert_same_but_float_reading(_load_json(path), mixed)
+    assert from_dataset(to_dataset(mixed)) == mixed
+
+
+def test_files_written_before_instances_were_json_text_still_load(trajectories, tmp_path):
+    old = tmp_path / "old.jsonl"
+    records = []
+    for trajectory in trajectories:
+        record = trajectory.to_dict()
+        records.append({**record, "instance": trajectory.instance, "breakdown": trajectory.breakdown})
+    old.write_text("".join(json.dumps(record) + "\n" for record in records))
+    assert read_trajectories(old) == trajectories
+    assert_same_but_float_reading(_load_json(old), trajectories)
+
+
+def test_a_record_whose_instance_text_is_not_json_is_refused_with_its_line(trajectories, tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({**trajectories[0].to_dict(), "instance": "{not json"}) + "\n")
+    with pytest.raises(ValueError, match="bad.jsonl, line 1: not a trajectory"):
+        read_trajectories(bad)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from agentic.options import Options, option
+from agentic.training.options import REPORT_TO_HELP
 from agentic.training.rl_config import OPTIONS_BY_ALGORITHM, RLOptions
 from agentic.training.sft_config import SFTOptions
 
@@ -59,6 +60,7 @@ class DemoOptions(Options):
         bounds="non-negative",
     )
     progress: bool = option(True, "show progress bars")
+    report_to: str = option("tensorboard", REPORT_TO_HELP)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -77,6 +79,7 @@ class DemoOptions(Options):
             sloppy_demos=self.sloppy_demos,
             seed=self.seed,
             progress=self.progress,
+            report_to=self.report_to,
         )
 
     def rl_options(self, model: str | Path, out_dir: str | Path = "runs/demo/rl") -> RLOptions:
@@ -91,5 +94,6 @@ class DemoOptions(Options):
             checkpoint_every=0,
             seed=self.seed,
             progress=self.progress,
+            report_to=self.report_to,
             **DEMO_RL[self.algorithm],
         )

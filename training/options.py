@@ -3,8 +3,37 @@ TRL-based trainer here starts from (agentic SFT, the corpus pipeline's tiny base
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import Any
+
+TRACKERS = ("tensorboard", "wandb", "trackio", "mlflow")
+"""Where `--report-to` may send a run's metrics besides metrics.jsonl (``none``: nowhere else). TensorBoard events
+go to the run directory's tensorboard/ (`agentic.run_dir.RunDir`); the others through TRL's trainer (SFT) or
+accelerate's trackers (PPO, GRPO)."""
+REPORT_TO_HELP = f"experiment trackers besides metrics.jsonl: none, or comma-separated {', '.join(TRACKERS)}"
+
+
+def trackers(report_to: str) -> list[str]:
+    """The trackers ``report_to`` names (``none``: none)."""
+    names = [name.strip() for name in report_to.split(",") if name.strip()]
+    return [] if names == ["none"] else names
+
+
+def tracker_problems(report_to: str) -> list[str]:
+    """Why ``report_to`` cannot be used: a name that is no tracker, or a tracker whose package is not installed."""
+    problems = []
+    for name in trackers(report_to):
+        if name not in TRACKERS:
+            problems.append(f"report_to: unknown tracker {name!r}; use none or {', '.join(TRACKERS)}")
+        elif importlib.util.find_spec(name) is None:
+            problems.append(f"report_to: {name} is not installed (pip install {name})")
+    return problems
+
+
+def external_trackers(report_to: str) -> list[str]:
+    """The trackers a trainer reports to itself: all but TensorBoard, which the run directory writes."""
+    return [name for name in trackers(report_to) if name != "tensorboard"]
 
 
 def lora_config(rank: int, alpha: int = 0, target_modules: str = "all-linear", dropout: float = 0.0) -> Any:

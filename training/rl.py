@@ -63,7 +63,7 @@ from agentic.rollout import rollout
 from agentic.sampling import Sampling
 from agentic.task import INVALID_EVENTS, Task
 from agentic.training.grpo import GRPO
-from agentic.training.options import lora_config
+from agentic.training.options import external_trackers, lora_config
 from agentic.training.ppo import PPO, NonFiniteGuard, RewardNormalizer, TurnBatch, collate
 from agentic.training.rl_checkpoint import (
     CheckpointError,
@@ -141,11 +141,12 @@ def run_rl(options: RLOptions, task: Task | None = None) -> RLResult:
 
 
 def make_accelerator(options: RLOptions) -> Accelerator:
-    """CUDA with bf16 autocast where available, else the CPU (which lets several processes use gloo); refuses an
-    update that the processes cannot share evenly."""
+    """CUDA with bf16 autocast where available, else the CPU (which lets several processes use gloo), with the
+    trackers ``report_to`` names; refuses an update that the processes cannot share evenly."""
     accelerator = Accelerator(
         cpu=not torch.cuda.is_available(),
         mixed_precision="bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no",
+        log_with=external_trackers(options.report_to) or None,  # TensorBoard: the run directory writes it
     )
     if options.instances_per_update % accelerator.num_processes:
         raise ValueError(

@@ -13,6 +13,7 @@ from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
 from agentic.options import Options, option
+from agentic.training.options import REPORT_TO_HELP, tracker_problems
 from agentic.training.sft_config import DEMO_SEED_START, LORA_SWITCH
 
 TRAIN_SEED_START = 1_000_000
@@ -23,6 +24,7 @@ RESUMABLE_CHANGES = (
     "max_seconds",
     "resume",
     "progress",
+    "report_to",
     "eval_every",
     "checkpoint_every",
     "samples_per_update",
@@ -100,9 +102,11 @@ class RLOptions(Options):
         3, "consecutive non-finite updates (each rolled back) that stop the run", bounds="positive"
     )
     progress: bool = option(True, "show a progress bar")
+    report_to: str = option("tensorboard", REPORT_TO_HELP)
 
     def problems(self) -> list[str]:
         problems = [] if self.model else ["model must be given (a model directory or hub id)"]
+        problems += tracker_problems(self.report_to)
         if self.n_eval > DEMO_SEED_START:
             problems.append(
                 f"n_eval must be at most {DEMO_SEED_START}: evaluation seeds must not reach the SFT demonstration seeds"

@@ -24,10 +24,12 @@ from typing import Any
 from accelerate import Accelerator
 from tqdm.auto import tqdm
 
+from agentic.adapters import record_base
 from agentic.evaluation import evaluate, report_rows
 from agentic.policy import Policy
 from agentic.run_dir import RunDir, write_jsonl
 from agentic.sampling import Sampling
+from agentic.training.options import trackers
 from agentic.training.ppo import TrainingDiverged
 from agentic.training.rl_checkpoint import CheckpointError, checkpoint_name, latest_checkpoint, save_checkpoint
 from agentic.training.rl_config import RLOptions, options_from_config
@@ -69,7 +71,8 @@ class RLRunDir:
         self.options, self.accelerator = options, accelerator
         self.path = Path(options.out_dir)
         self.main = accelerator.is_main_process
-        self.run = RunDir(self.path) if self.main else None
+        tensorboard = "tensorboard" in trackers(options.report_to)
+        self.run = RunDir(self.path, tensorboard=tensorboard) if self.main else None
         self.evaluated_at = self.saved_at = 0
         self.learning_rate = options.learning_rate
         self.bar: Any = None
@@ -110,6 +113,7 @@ class RLRunDir:
                 forget_after(self.path, checkpoint, start)
             extra = {"device": str(self.accelerator.device), "processes": self.accelerator.num_processes, "mode": mode}
             self.run.write_config(self.options.to_dict() | extra)
+        self.accelerator.init_trackers(self.path.name, config=self.options.to_dict())  # those of `report_to`
         self.bar = tqdm(
             total=self.options.iterations,
             initial=start,
@@ -128,6 +132,7 @@ class RLRunDir:
         """Update ``done``'s metrics, and its first transcripts under samples/."""
         if self.run is not None:
             self.run.log(done, record | {"first_seed": self.options.train_seeds(done - 1).start})
+            self.accelerator.log(_numbers(record), step=done)
             if self.options.samples_per_update:
                 samples = trajectories[: self.options.samples_per_update]
                 write_jsonl(samples, self.path / "samples" / f"{checkpoint_name(done)}.jsonl")
@@ -142,6 +147,7 @@ class RLRunDir:
                 report = evaluate(policy, self.options.task, list(self.options.eval_seeds), greedy)
             self.run.write_json(f"eval/{checkpoint_name(step)}.json", report)
             self.run.log(step, eval_metrics(report), prefix="eval/")
+            self.accelerator.log({f"eval/{k}": v for k, v in _numbers(eval_metrics(report)).items()}, step=step)
         self.evaluated_at = step
         self.accelerator.wait_for_everyone()
 
@@ -173,7 +179,11 @@ class RLRunDir:
             if not failure:
                 policy.model.save_pretrained(model_dir)
                 policy.tokenizer.save_pretrained(model_dir)
+                if (model_dir / "adapter_config.json").is_file():
+                    record_base(model_dir)  # so that the run directory loads after being moved
             report = self.write_report(done, failure or stop_reason, started)
+        for tracker in self.accelerator.trackers:  # not `end_training`: it also ends the process group
+            tracker.finish()
         self.accelerator.wait_for_everyone()
         if failure:
             raise TrainingDiverged(failure)
@@ -225,6 +235,13 @@ def forget_after(run_path: Path, checkpoint: Path, iteration: int) -> None:
     for path in [*(run_path / "eval").glob("update-*.json"), *(run_path / "samples").glob("update-*.jsonl")]:
         if int(_UPDATE_FILE.fullmatch(path.name).group(1)) > iteration:
             path.unlink()
+
+
+def _numbers(metrics: dict[str, Any]) -> dict[str, float]:
+    """The finite numbers of ``metrics``: what a tracker takes."""
+    return {
+        k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    }
 
 
 def eval_metrics(report: dict[str, Any]) -> dict[str, float]:

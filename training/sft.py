@@ -16,12 +16,15 @@ where available, CPU float32 otherwise. The same options and seed give the same 
 
 The run directory (`agentic.run_dir.RunDir`) receives config.json, demos.jsonl (render one with
 ``agentic show``), metrics.jsonl and TensorBoard logs, checkpoints/, plots/training.png,
-report.json / report.md, and the final model in ``model/`` (a PEFT adapter directory with LoRA);
-both `Policy.from_pretrained` and ``AutoModelForCausalLM.from_pretrained`` load it.
+report.json / report.md, and the final model in ``model/``: with LoRA a PEFT adapter directory, which
+`Policy.from_pretrained` loads (also after the run directory was moved: `agentic.adapters`), and
+``peft.AutoPeftModelForCausalLM.from_pretrained`` where the base model still is where it was trained; without
+LoRA a full model for ``AutoModelForCausalLM.from_pretrained``.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -39,14 +42,17 @@ from transformers import (
 )
 from trl import SFTConfig, SFTTrainer
 
+from agentic.adapters import record_base
 from agentic.encoding import episode_mode
 from agentic.models import resolve_model as known_model
 from agentic.run_dir import RunDir, write_jsonl
 from agentic.training.demos import demonstrations
-from agentic.training.options import lora_config, trainer_arguments
+from agentic.training.options import external_trackers, lora_config, trackers, trainer_arguments
 from agentic.training.sft_config import TINY_MODEL, TOKENIZER_DEMOS, SFTOptions
 from agentic.training.tiny_model import build_tiny_model
 from agentic.trajectory import Trajectory
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -101,6 +107,8 @@ def sft_trainer(
         save_total_limit=2,
         disable_tqdm=not options.progress,
         include_num_input_tokens_seen="non_padding",
+        report_to=external_trackers(options.report_to) or "none",
+        run_name=Path(options.out_dir).name,
     )
     lora = options.lora_rank and lora_config(options.lora_rank, options.lora_alpha, options.lora_target_modules)
     trainer = SFTTrainer(
@@ -144,11 +152,12 @@ class TimeLimit(TrainerCallback):
 
 
 def resolve_model(options: SFTOptions, run: RunDir) -> str:
-    """The model to start from: a hub id or path as given, a known model's local directory
+    """The model to start from: a directory (made absolute), a hub id, a known model's name
     (`agentic.models.resolve_model`), or the tiny model built into ``<run>/base``."""
     if options.model != TINY_MODEL:
-        path = Path(known_model(options.model))
-        return str(path.resolve()) if path.is_dir() else options.model
+        name_or_path = known_model(options.model)
+        path = Path(name_or_path)
+        return str(path.resolve()) if path.is_dir() else name_or_path
     base = run.path / "base"
     if not (base / "config.json").is_file():
         build_tiny_model([options.task], base, seeds=options.demo_seeds[:TOKENIZER_DEMOS], seed=options.seed)
@@ -158,7 +167,7 @@ def resolve_model(options: SFTOptions, run: RunDir) -> str:
 def run_sft(options: SFTOptions) -> SFTResult:
     """Demonstrations -> `SFTTrainer` -> ``<out_dir>/model``, with config, metrics, checkpoints, plot and report in ``out_dir``."""
     started = time.perf_counter()
-    run = RunDir(options.out_dir)
+    run = RunDir(options.out_dir, tensorboard="tensorboard" in trackers(options.report_to))
     model_name = resolve_model(options, run)
     set_seed(options.seed)
     tokenizer = AutoTokenizer.from_pretrained(model_name)
@@ -177,6 +186,7 @@ def run_sft(options: SFTOptions) -> SFTResult:
         progress=options.progress,
     )
     write_jsonl(demos, run.path / "demos.jsonl")
+    log.info("%d demonstrations of %s from %s written to %s", len(demos), options.task, model_name, run.path)
 
     time_limit = TimeLimit(options.max_seconds or float("inf"))
     trainer = sft_trainer(model, tokenizer, demo_dataset(demos), options, [RunDirLogger(run), time_limit])
@@ -184,8 +194,8 @@ def run_sft(options: SFTOptions) -> SFTResult:
     output = trainer.train()
     train_seconds = time.perf_counter() - train_started
 
-    trainer.save_model(str(run.model_dir))
-    tokenizer.save_pretrained(run.model_dir)
+    log.info("trained %d steps in %.1f s; saving the model to %s", output.global_step, train_seconds, run.model_dir)
+    save_model(trainer, tokenizer, run.model_dir, options.model)
     run.plot(["loss", "learning_rate", "grad_norm", "mean_token_accuracy"])
     run.close()
 
@@ -211,6 +221,15 @@ def run_sft(options: SFTOptions) -> SFTResult:
         report["tokens_per_second"],
         report,
     )
+
+
+def save_model(trainer: SFTTrainer, tokenizer: PreTrainedTokenizerBase, model_dir: Path, model: str) -> None:
+    """The trained model (or adapter) and its tokenizer in ``model_dir``; an adapter's base is recorded so that the
+    run directory loads after being moved (`agentic.adapters`), by name too where ``model`` is a name or hub id."""
+    trainer.save_model(str(model_dir))
+    tokenizer.save_pretrained(model_dir)
+    if (model_dir / "adapter_config.json").is_file():
+        record_base(model_dir, name="" if Path(model).is_dir() or model == TINY_MODEL else model)
 
 
 def loss_curve(log_history: list[dict[str, Any]], steps: int, mean_loss: float) -> list[tuple[int, float]]:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from agentic.options import Options, option
+from agentic.training.options import REPORT_TO_HELP, tracker_problems
 
 TINY_MODEL = "tiny"
 DEMO_SEED_START = 10_000
@@ -65,11 +66,13 @@ class SFTOptions(Options):
     )
     log_every: int = option(10, "log the loss every this many steps", bounds="positive")
     progress: bool = option(True, "show progress bars")
+    report_to: str = option("tensorboard", REPORT_TO_HELP)
 
     def problems(self) -> list[str]:
         from agentic.registry import task_spec_problems  # here: reading the options imports nothing heavy
 
         problems = task_spec_problems(self.task)
+        problems += tracker_problems(self.report_to)
         if self.max_steps == 0 and not self.epochs > 0:
             problems.append(f"epochs must be positive when max_steps is 0, got {self.epochs}")
         if self.warmup_ratio == 1:

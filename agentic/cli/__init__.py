@@ -15,7 +15,7 @@ from importlib.metadata import entry_points
 
 from rich.console import Console
 
-from agentic.cli.command import COMMAND_GROUP, Command, Parser, UsageError
+from agentic.cli.command import COMMAND_GROUP, Command, Parser, UsageError, add_output_flags, configure_output
 
 __all__ = ["COMMAND_GROUP", "Command", "UsageError", "build_parser", "commands", "main"]
 
@@ -35,10 +35,12 @@ def build_parser(argv: Sequence[str] = ()) -> Parser:
     """The ``agentic`` parser for the command line ``argv``: every command is listed, and the one ``argv``
     names gets its arguments."""
     parser = Parser(prog="agentic", description="Multi-turn agentic RL for small language models.")
+    add_output_flags(parser)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    named = next((word for word in argv if not word.startswith("-")), None)  # after -v / -q, which take no value
     for command in commands():
         subparser = sub.add_parser(command.name, help=command.help, description=command.description or command.help)
-        if list(argv[:1]) == [command.name]:
+        if named == command.name:
             command.add_arguments(subparser)
         subparser.set_defaults(run=command.run)
     return parser
@@ -53,6 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         argv = sys.argv[1:] if argv is None else list(argv)
         args = build_parser(argv).parse_args(argv)
+        configure_output(args)
         args.run(args, console)
     except UsageError as err:
         print(err, file=sys.stderr)

@@ -23,7 +23,7 @@ from typing import Any
 
 from rich.console import Console
 
-from agentic.cli.command import Command, UsageError, add_option_flags, options_from
+from agentic.cli.command import Command, UsageError, add_config_flag, add_option_flags, options_from
 
 
 @dataclass(frozen=True)
@@ -130,6 +130,7 @@ def add_corpus_commands(corpus: argparse.ArgumentParser) -> None:
         add_option_flags(parser, identity(command), deprecated={"--out": "out_dir"})
         for name in stage_names:
             stages()[name].add_to(parser)
+        add_config_flag(parser)
         parser.set_defaults(run=_handle)
 
 

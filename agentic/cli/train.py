@@ -8,13 +8,14 @@ import argparse
 from rich.console import Console
 from rich.table import Table
 
-from agentic.cli.command import Command, add_option_flags, options_from
+from agentic.cli.command import Command, add_config_flag, add_option_flags, options_from
 
 
 def _sft_arguments(parser: argparse.ArgumentParser) -> None:
     from agentic.training.sft_config import SFTOptions
 
     add_option_flags(parser, SFTOptions, deprecated=SFTOptions.renamed_flags)
+    add_config_flag(parser)
 
 
 def _sft(args: argparse.Namespace, console: Console) -> None:
@@ -33,6 +34,7 @@ def _rl_arguments(algorithm: str):
 
         options_class = OPTIONS_BY_ALGORITHM[algorithm]
         add_option_flags(parser, options_class, deprecated=options_class.renamed_flags)
+        add_config_flag(parser, resume=True)
 
     return add
 
@@ -67,6 +69,7 @@ def _demo_arguments(parser: argparse.ArgumentParser) -> None:
     from agentic.training.demo_config import DemoOptions
 
     add_option_flags(parser, DemoOptions, deprecated=DemoOptions.renamed_flags)
+    add_config_flag(parser)
 
 
 def _demo(args: argparse.Namespace, console: Console) -> None:

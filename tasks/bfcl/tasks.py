@@ -161,7 +161,7 @@ class BFCLTask(Task):
         key = json.dumps([function, owner], sort_keys=True)
         if key not in self._built:
             self._built[key] = tool(
-                _acknowledge if owner is None else _backend_call(owner, function["name"]),
+                _acknowledge if owner is None else _BackendCall(owner, function["name"]),
                 name=function["name"],
                 description=function.get("description", ""),
                 schema=function_schema(function),
@@ -272,15 +272,16 @@ def _acknowledge(**arguments: Any) -> str:
     return ACKNOWLEDGEMENT
 
 
-def _backend_call(owner: str, name: str):
-    """The function behind one back-end tool: the method ``name`` of the episode's ``owner`` back-end (in ``state``);
-    with no owner (documented, but no class has the method) the call fails as in BFCL."""
-    route = {name: owner} if owner else {}
+class _BackendCall:
+    # The function behind one back-end tool: the method ``name`` of the episode's ``owner`` back-end (in ``state``);
+    # with no owner (documented, but no class has the method) the call fails as in BFCL. An object rather than a
+    # closure so that the tool pickles; no class docstring, which `tool` would take for the tool's description.
 
-    def call(state: dict[str, Any], **arguments: Any) -> str:
-        return execute(state["backends"], route, name, (), arguments)
+    def __init__(self, owner: str, name: str):
+        self.route, self.name = ({name: owner} if owner else {}), name
 
-    return call
+    def __call__(self, state: dict[str, Any], **arguments: Any) -> str:
+        return execute(state["backends"], self.route, self.name, (), arguments)
 
 
 LIVE_BUDGET = Budget(max_turns=12, max_tool_calls=10, max_action_tokens=512)
