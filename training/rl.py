@@ -5,7 +5,10 @@
 
 1. rollout: each process samples its share of the update's task instances (`RLOptions.process_seeds`) with
    `agentic.rollout.rollout`, recording the sampling log-probs; the sampling seed is derived from
-   (seed, i, process), so the batch is a function of the update number;
+   (seed, i, process), so the batch is a function of the update number. With ``constrained`` each action is
+   drawn from the grammar of the valid actions (`agentic.constraint`) and the batch replays each position's mask
+   once (`collate`), so that the loss's log-probs (the ratio), the reference's (the KL) and the entropy are the
+   masked, renormalised distribution's, the one sampled from;
 2. rewards: the environment's reward of each turn; episodes with a non-finite reward are left out; each episode's
    last reward is normalised and clipped when ``reward_normalization`` / ``reward_clip`` ask for it;
 3. advantages: PPO's critic, KL-penalised rewards and GAE over turns, or GRPO's group-normalised returns;
@@ -110,7 +113,7 @@ def run_rl(options: RLOptions, task: Task | None = None) -> RLResult:
         rollout_seconds = time.perf_counter() - tick
         # 2. rewards: the environment's; non-finite ones left out, the last normalised and clipped as asked
         trajectories, reward_stats = state.rewards(trajectories, accelerator)
-        batch = collate(trajectories, policy.pad_id).to(accelerator.device)
+        batch = collate(trajectories, policy.pad_id, tokenizer).to(accelerator.device)  # constraint masks replayed once
         with accelerator.autocast():
             # 3. advantages
             targets = algorithm.advantages(trained, batch)
@@ -279,7 +282,12 @@ def sample(
     """This process's episodes of update ``iteration`` (0-based), sampled with a seed of (seed, update, process)."""
     seeds = options.process_seeds(iteration, accelerator.process_index, accelerator.num_processes)
     seed = derived_seed(options.seed, iteration, accelerator.process_index)
-    sampling = Sampling(temperature=options.temperature, max_new_tokens=options.max_new_tokens, seed=seed)
+    sampling = Sampling(
+        temperature=options.temperature,
+        max_new_tokens=options.max_new_tokens,
+        seed=seed,
+        constrained=options.constrained,
+    )
     with accelerator.autocast():
         return rollout(policy, task, seeds, sampling)
 

@@ -39,9 +39,13 @@ from transformers import (
 )
 from trl import SFTConfig, SFTTrainer
 
+from agentic.evaluation import evaluate
+from agentic.policy import Policy
 from agentic.run_dir import RunDir, write_jsonl
+from agentic.sampling import Sampling
 from agentic.training.demos import demonstrations
 from agentic.training.options import lora_config, trainer_arguments
+from agentic.training.rl_run import eval_metrics
 from agentic.training.sft_config import TINY_MODEL, TOKENIZER_DEMOS, SFTOptions
 from agentic.training.tiny_model import build_tiny_model
 from agentic.trajectory import Trajectory
@@ -183,6 +187,7 @@ def run_sft(options: SFTOptions) -> SFTResult:
     trainer.save_model(str(run.model_dir))
     tokenizer.save_pretrained(run.model_dir)
     run.plot(["loss", "learning_rate", "grad_norm", "mean_token_accuracy"])
+    evaluation = final_evaluation(options, run)
     run.close()
 
     curve = loss_curve(trainer.state.log_history, output.global_step, output.training_loss)
@@ -194,7 +199,9 @@ def run_sft(options: SFTOptions) -> SFTResult:
         trainer,
         demos,
         curve,
-        timing | {"stopped_by_time_limit": time_limit.reached, "mean_train_loss": output.training_loss},
+        timing
+        | {"stopped_by_time_limit": time_limit.reached, "mean_train_loss": output.training_loss}
+        | {"evaluation": evaluation},
     )
     run.write_report(report, _markdown(report))
     return SFTResult(
@@ -207,6 +214,19 @@ def run_sft(options: SFTOptions) -> SFTResult:
         report["tokens_per_second"],
         report,
     )
+
+
+def final_evaluation(options: SFTOptions, run: RunDir) -> dict[str, Any] | None:
+    """The final model's greedy evaluation on held-out seeds ``0 .. n_eval-1`` (under the constraint when
+    ``constrained``), written to ``eval.json``; its headline numbers, or None when ``n_eval`` is 0."""
+    if not options.n_eval:
+        return None
+    policy = Policy.from_pretrained(run.model_dir)
+    report = evaluate(
+        policy, options.task, range(options.n_eval), Sampling(temperature=0.0, constrained=options.constrained)
+    )
+    run.write_json("eval.json", report)
+    return eval_metrics(report) | {"constrained": options.constrained}
 
 
 def loss_curve(log_history: list[dict[str, Any]], steps: int, mean_loss: float) -> list[tuple[int, float]]:
@@ -258,4 +278,14 @@ def _markdown(report: dict[str, Any]) -> str:
 - training: {report["steps"]} steps ({report["epochs"]:.2f} epochs){" stopped by the time limit" if report["stopped_by_time_limit"] else ""}, final loss {report["final_loss"]:.4f}
 - speed: {report["tokens_seen"]:,} tokens in {report["train_seconds"]:.1f} s ({report["tokens_per_second"]:,.0f} tokens/s); whole run {report["wall_seconds"]:.1f} s
 - model: `{report["model_dir"]}`
-"""
+{_evaluation_line(report["evaluation"])}"""
+
+
+def _evaluation_line(evaluation: dict[str, Any] | None) -> str:
+    if evaluation is None:
+        return ""
+    how = "constrained" if evaluation["constrained"] else "unconstrained"
+    return (
+        f"- held-out evaluation (greedy, {how}, `eval.json`): success {evaluation['success']:.3f}, tool-call accuracy "
+        f"{evaluation['tool_call_accuracy']:.3f}, invalid-action rate {evaluation['invalid_action_rate']:.3f}\n"
+    )
