@@ -89,28 +89,29 @@ def test_constrained_trajectories_need_the_tokenizer_and_free_ones_get_no_masks(
     assert collate(free, policy.pad_id, policy.tokenizer).masks is None
 
 
-def test_the_first_ppo_update_has_ratio_one_and_no_kl_to_a_reference_equal_to_the_policy(policy, trajectories):
+def first_update(policy, trajectories, options) -> tuple[dict[str, float], object]:
+    """One update of ``options``' algorithm, the reference a copy of the policy: its diagnostics and the batch."""
     model = policy.model
-    options = PPOOptions(model="tiny", epochs=1, minibatch_size=len(trajectories), kl_coef=0.1)
-    algorithm = PPO(options, model, copy.deepcopy(model))
+    algorithm = (PPO if isinstance(options, PPOOptions) else GRPO)(options, model, copy.deepcopy(model))
     state = TrainingState(model, algorithm, algorithm.optimizer(model, 1e-3), options)
     batch = collate(trajectories, policy.pad_id, policy.tokenizer)
     targets = algorithm.advantages(model, batch)
-    stats = targets.stats | optimize(model, state, batch, targets, seed=0)
+    return targets.stats | optimize(model, state, batch, targets, seed=0), batch
+
+
+def test_the_first_ppo_update_has_ratio_one_and_no_kl_to_a_reference_equal_to_the_policy(policy, trajectories):
+    options = PPOOptions(model="tiny", epochs=1, minibatch_size=len(trajectories), kl_coef=0.1)
+    stats, batch = first_update(policy, trajectories, options)
     assert stats["kl"] == pytest.approx(0.0, abs=1e-4) and stats["kl_k3"] == pytest.approx(0.0, abs=1e-6)
     assert stats["approx_kl"] == pytest.approx(0.0, abs=1e-6) and stats["clip_fraction"] == 0.0
     assert math.isfinite(stats["entropy"]) and not stats["skipped"]
-    recomputed, recorded = agent_logprobs(model, batch)
+    recomputed, recorded = agent_logprobs(policy.model, batch)
     assert not torch.allclose(recomputed, recorded, atol=1e-4), "the update moved the policy"
 
 
 def test_grpo_takes_its_kl_term_under_the_masks_too(policy, trajectories):
-    model = policy.model
     options = GRPOOptions(model="tiny", group_size=2, minibatch_size=len(trajectories), kl_coef=0.1)
-    algorithm = GRPO(options, model, copy.deepcopy(model))
-    state = TrainingState(model, algorithm, algorithm.optimizer(model, 1e-3), options)
-    batch = collate(trajectories, policy.pad_id, policy.tokenizer)
-    stats = optimize(model, state, batch, algorithm.advantages(model, batch), seed=0)
+    stats, _ = first_update(policy, trajectories, options)
     assert stats["kl_per_token"] == pytest.approx(0.0, abs=1e-6) and stats["approx_kl"] == pytest.approx(0.0, abs=1e-6)
 
 
