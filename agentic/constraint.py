@@ -111,10 +111,22 @@ def episode_grammar(env: AgenticEnvironment, max_tokens: int) -> str:
     return action_grammar(tools, ask=env.task.allows_ask, max_tokens=max_tokens)
 
 
+def tools_left_out(tools: Sequence[Tool], max_tokens: int) -> list[str]:
+    """The names of the ``tools`` a call to which cannot fit in an action of ``max_tokens`` tokens: the grammar
+    leaves them out, so a constrained policy can never call them (raise the limit)."""
+    room = _room(max_tokens)
+    return [tool.name for tool in tools if _tool_rule("tool", tool.name, tool.parameters, room) is None]
+
+
+def _room(max_tokens: int) -> int:
+    """The tokens an action of ``max_tokens`` keeps for its sentinel and content, after the thought's share."""
+    return max_tokens - min(max_tokens // THOUGHT_SHARE, max(max_tokens - len("<finish></finish>"), 0))
+
+
 @lru_cache(maxsize=256)
 def _grammar(tools: tuple[tuple[str, str], ...], ask: bool, max_tokens: int) -> str:
-    thought = min(max_tokens // THOUGHT_SHARE, max(max_tokens - len("<finish></finish>"), 0))
-    room = max_tokens - thought
+    room = _room(max_tokens)
+    thought = max_tokens - room
     rules = [_tool_rule(f"tool_{i}", name, json.loads(schema), room) for i, (name, schema) in enumerate(tools)]
     rules = [rule for rule in rules if rule is not None]
     if ask and room >= len("<ask></ask>"):

@@ -120,7 +120,18 @@ def test_the_command_line_trains_and_evaluates_under_the_constraint(model_dir, t
     out = tmp_path / algorithm
     size = ["--episodes", "8"] if algorithm == "ppo" else ["--groups", "4", "--group-size", "2"]
     argv = [algorithm, "--model", str(model_dir), "--out-dir", str(out), "--constrained", "--iterations", "1"]
-    argv += [*size, "--epochs", "1", "--minibatch-size", "8", "--n-eval", "2", "--no-progress"]
+    argv += [
+        *size,
+        "--epochs",
+        "1",
+        "--minibatch-size",
+        "8",
+        "--n-eval",
+        "2",
+        "--max-new-tokens",
+        "128",
+        "--no-progress",
+    ]
     assert main(argv) == 0, capsys.readouterr().err
     (update,) = [row for row in map(json.loads, (out / "metrics.jsonl").read_text().splitlines()) if "reward" in row]
     assert update["invalid_action_rate"] == 0.0 and update["approx_kl"] == pytest.approx(0.0, abs=1e-6)
@@ -150,3 +161,13 @@ def test_sft_refuses_a_constraint_with_nothing_to_evaluate(tmp_path, capsys):
     error = capsys.readouterr().err
     assert "constrained applies to the evaluation: give n_eval too" in error and len(error.strip().splitlines()) == 1
     assert not (tmp_path / "sft").exists()
+
+
+def test_a_constrained_run_whose_actions_cannot_hold_a_tool_call_is_refused(model_dir, tmp_path, capsys):
+    """At 64 tokens the thought's share, the calculator's tags and its shortest arguments leave no room."""
+    out = tmp_path / "ppo"
+    argv = ["ppo", "--model", str(model_dir), "--out-dir", str(out), "--constrained", "--max-new-tokens", "64"]
+    assert main([*argv, "--no-progress"]) == 2
+    error = capsys.readouterr().err
+    assert "cannot hold a call to calculator" in error and "raise max_new_tokens" in error
+    assert len(error.strip().splitlines()) == 1 and not out.exists()

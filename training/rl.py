@@ -59,6 +59,7 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 from peft import PeftModel, get_peft_model
 
+from agentic.constraint import tools_left_out
 from agentic.policy import Policy
 from agentic.registry import make_task
 from agentic.rollout import rollout
@@ -88,6 +89,7 @@ def run_rl(options: RLOptions, task: Task | None = None) -> RLResult:
     started = time.perf_counter()
     accelerator = make_accelerator(options)
     task = task if task is not None else make_task(options.task)
+    check_constraint_fits(options, task)
     run = RLRunDir(options, accelerator)
     checkpoint = run.checkpoint_to_resume()
     set_seed(options.seed)
@@ -139,6 +141,18 @@ def run_rl(options: RLOptions, task: Task | None = None) -> RLResult:
 
     failure = state.guard.stop_reason or state.every_update_rolled_back(done)
     return run.finish(done, policy, state, failure, stop_reason or "completed", started)
+
+
+def check_constraint_fits(options: RLOptions, task: Task) -> None:
+    """Refuse a constrained run whose actions are too short to call one of the task's tools (its grammar would leave
+    the tool out, and the policy could never learn to call it)."""
+    limit = min(options.max_new_tokens, task.budget.max_action_tokens)
+    left_out = tools_left_out(task.tools, limit) if options.constrained else []
+    if left_out:
+        raise ValueError(
+            f"under the constraint an action of {limit} tokens cannot hold a call to {', '.join(left_out)} "
+            "(its tags and shortest arguments): raise max_new_tokens"
+        )
 
 
 def make_accelerator(options: RLOptions) -> Accelerator:
