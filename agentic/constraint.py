@@ -28,7 +28,9 @@ the masked, renormalised distribution, and the recorded log-probs are under it.
 
 For RL, a trajectory stores each distinct grammar once (``Trajectory.grammars``) and, per turn, which one it was
 sampled under (``Trajectory.turn_grammars``); the masks are not stored but replayed: the matcher's state is a
-function of the grammar and the tokens, so `constrained_masks` recomputes each position's mask exactly.
+function of the grammar and the tokens, so `constrained_bitmasks` (packed) and `constrained_masks` (boolean)
+recompute each position's mask exactly. PPO and GRPO replay them once per rollout batch
+(`agentic.training.ppo.batch.collate`) and take the ratio, the KL to the reference and the entropy under them.
 """
 
 from __future__ import annotations
@@ -110,10 +112,22 @@ def episode_grammar(env: AgenticEnvironment, max_tokens: int) -> str:
     return action_grammar(tools, ask=env.task.allows_ask, max_tokens=max_tokens)
 
 
+def tools_left_out(tools: Sequence[Tool], max_tokens: int) -> list[str]:
+    """The names of the ``tools`` a call to which cannot fit in an action of ``max_tokens`` tokens: the grammar
+    leaves them out, so a constrained policy can never call them (raise the limit)."""
+    room = _room(max_tokens)
+    return [tool.name for tool in tools if _tool_rule("tool", tool.name, tool.parameters, room) is None]
+
+
+def _room(max_tokens: int) -> int:
+    """The tokens an action of ``max_tokens`` keeps for its sentinel and content, after the thought's share."""
+    return max_tokens - min(max_tokens // THOUGHT_SHARE, max(max_tokens - len("<finish></finish>"), 0))
+
+
 @lru_cache(maxsize=256)
 def _grammar(tools: tuple[tuple[str, str], ...], ask: bool, max_tokens: int) -> str:
-    thought = min(max_tokens // THOUGHT_SHARE, max(max_tokens - len("<finish></finish>"), 0))
-    room = max_tokens - thought
+    room = _room(max_tokens)
+    thought = max_tokens - room
     rules = [_tool_rule(f"tool_{i}", name, json.loads(schema), room) for i, (name, schema) in enumerate(tools)]
     rules = [rule for rule in rules if rule is not None]
     if ask and room >= len("<ask></ask>"):
@@ -303,11 +317,12 @@ class Grammars:
 _BITS = torch.arange(32, dtype=torch.int32)
 
 
-def unpack(bitmask: np.ndarray, vocab_size: int) -> torch.Tensor:
-    """Bool ``[rows, vocab_size]`` from llguidance's bitmask (bit ``t % 32`` of word ``t // 32`` allows token ``t``);
-    tokens past the bitmask are not allowed (a model's output layer may be wider than its tokenizer)."""
-    words = torch.from_numpy(bitmask)
-    allowed = ((words.unsqueeze(-1) >> _BITS) & 1).view(words.shape[0], -1).bool()
+def unpack(bitmask: np.ndarray | torch.Tensor, vocab_size: int) -> torch.Tensor:
+    """Bool ``[rows, vocab_size]`` from llguidance's bitmask (bit ``t % 32`` of word ``t // 32`` allows token ``t``),
+    on the bitmask's device; tokens past the bitmask are not allowed (a model's output layer may be wider than its
+    tokenizer)."""
+    words = torch.as_tensor(bitmask)
+    allowed = ((words.unsqueeze(-1) >> _BITS.to(words.device)) & 1).view(words.shape[0], -1).bool()
     if allowed.shape[1] >= vocab_size:
         return allowed[:, :vocab_size]
     return torch.nn.functional.pad(allowed, (0, vocab_size - allowed.shape[1]), value=False)
@@ -366,9 +381,25 @@ def constrained_masks(
     """Bool ``[len(token_ids), vocab_size]``: row ``t`` holds the tokens that could be drawn at position ``t``.
 
     So it masks the logits computed from the tokens before ``t`` (``logits[t - 1]`` of a forward pass over
-    ``token_ids``). Every token is allowed outside the turns sampled under a grammar. Recomputed by replaying
-    each constrained turn's tokens through its grammar's matcher; None when no turn was constrained.
-    ``vocab_size`` defaults to llguidance's count of the tokenizer's tokens (pass the model's, if wider).
+    ``token_ids``). Every token is allowed outside the turns sampled under a grammar. None when no turn was
+    constrained (see `constrained_bitmasks`). ``vocab_size`` defaults to llguidance's count of the tokenizer's
+    tokens (pass the model's, if wider).
+    """
+    replayed = constrained_bitmasks(trajectory, tokenizer)
+    if replayed is None:
+        return None
+    positions, bitmask = replayed
+    masks = torch.ones(len(trajectory.token_ids), vocab_size or Grammars.of(tokenizer).vocab_size, dtype=torch.bool)
+    masks[positions] = unpack(bitmask, masks.shape[1])
+    return masks
+
+
+def constrained_bitmasks(
+    trajectory: Trajectory, tokenizer: PreTrainedTokenizerBase
+) -> tuple[list[int], np.ndarray] | None:
+    """The positions sampled under a grammar and, packed as llguidance writes it (`unpack` reads it), the mask of
+    the tokens that could be drawn at each: ``(positions, int32 [len(positions), words])``; None when no turn was
+    constrained. Recomputed by replaying each constrained turn's tokens through its grammar's matcher.
     """
     if not trajectory.turn_grammars:
         return None
@@ -377,16 +408,15 @@ def constrained_masks(
             f"the trajectory has {len(trajectory.turns)} turns but {len(trajectory.turn_grammars)} grammar indices"
         )
     grammars = Grammars.of(tokenizer)
-    vocab_size = vocab_size or grammars.vocab_size
-    masks = torch.ones(len(trajectory.token_ids), vocab_size, dtype=torch.bool)
-    for turn, index in zip(trajectory.turns, trajectory.turn_grammars):
-        if index < 0:
-            continue
+    turns = [(turn, index) for turn, index in zip(trajectory.turns, trajectory.turn_grammars) if index >= 0]
+    positions = [position for turn, _ in turns for position in range(turn.start, turn.end)]
+    bitmask = grammars.bitmask(len(positions))
+    row = 0
+    for turn, index in turns:
         matcher = grammars.matcher(trajectory.grammars[index])
-        bitmask = grammars.bitmask(turn.end - turn.start)
-        for row, position in enumerate(range(turn.start, turn.end)):
+        for position in range(turn.start, turn.end):
             grammars.fill([(matcher, row)], bitmask)
             if not matcher.consume_token(trajectory.token_ids[position]):
                 raise ValueError(f"token {position} of the trajectory is outside its turn's grammar: wrong tokenizer?")
-        masks[turn.start : turn.end] = unpack(bitmask, vocab_size)
-    return masks
+            row += 1
+    return positions, bitmask

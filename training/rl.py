@@ -5,7 +5,10 @@
 
 1. rollout: each process samples its share of the update's task instances (`RLOptions.process_seeds`) with
    `agentic.rollout.rollout`, recording the sampling log-probs; the sampling seed is derived from
-   (seed, i, process), so the batch is a function of the update number;
+   (seed, i, process), so the batch is a function of the update number. With ``constrained`` each action is
+   drawn from the grammar of the valid actions (`agentic.constraint`) and the batch replays each position's mask
+   once (`collate`), so that the loss's log-probs (the ratio), the reference's (the KL) and the entropy are the
+   masked, renormalised distribution's, the one sampled from;
 2. rewards: the environment's reward of each turn; episodes with a non-finite reward are left out; each episode's
    last reward is normalised and clipped when ``reward_normalization`` / ``reward_clip`` ask for it;
 3. advantages: PPO's critic, KL-penalised rewards and GAE over turns, or GRPO's group-normalised returns;
@@ -56,6 +59,7 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 from peft import PeftModel, get_peft_model
 
+from agentic.constraint import tools_left_out
 from agentic.encoding import episode_mode
 from agentic.policy import Policy
 from agentic.registry import make_task
@@ -86,6 +90,7 @@ def run_rl(options: RLOptions, task: Task | None = None) -> RLResult:
     started = time.perf_counter()
     accelerator = make_accelerator(options)
     task = task if task is not None else make_task(options.task)
+    check_constraint_fits(options, task)
     run = RLRunDir(options, accelerator)
     checkpoint = run.checkpoint_to_resume()
     set_seed(options.seed)
@@ -112,7 +117,7 @@ def run_rl(options: RLOptions, task: Task | None = None) -> RLResult:
         # 2. rewards: the environment's; non-finite ones left out, the last normalised and clipped as asked
         eos_ids = policy.stop_rule.stop_ids if task.free_text else None  # free text: a response ends at eos
         trajectories, reward_stats = state.rewards(trajectories, accelerator, eos_ids)
-        batch = collate(trajectories, policy.pad_id).to(accelerator.device)
+        batch = collate(trajectories, policy.pad_id, tokenizer).to(accelerator.device)  # constraint masks replayed once
         with accelerator.autocast():
             # 3. advantages
             targets = algorithm.advantages(trained, batch)
@@ -138,6 +143,18 @@ def run_rl(options: RLOptions, task: Task | None = None) -> RLResult:
 
     failure = state.guard.stop_reason or state.every_update_rolled_back(done)
     return run.finish(done, policy, state, failure, stop_reason or "completed", started)
+
+
+def check_constraint_fits(options: RLOptions, task: Task) -> None:
+    """Refuse a constrained run whose actions are too short to call one of the task's tools (its grammar would leave
+    the tool out, and the policy could never learn to call it)."""
+    limit = min(options.max_new_tokens, task.budget.max_action_tokens)
+    left_out = tools_left_out(task.tools, limit) if options.constrained else []
+    if left_out:
+        raise ValueError(
+            f"under the constraint an action of {limit} tokens cannot hold a call to {', '.join(left_out)} "
+            "(its tags and shortest arguments): raise max_new_tokens"
+        )
 
 
 def make_accelerator(options: RLOptions) -> Accelerator:
@@ -308,7 +325,12 @@ def sample(
     """This process's episodes of update ``iteration`` (0-based), sampled with a seed of (seed, update, process)."""
     seeds = options.process_seeds(iteration, accelerator.process_index, accelerator.num_processes)
     seed = derived_seed(options.seed, iteration, accelerator.process_index)
-    sampling = Sampling(temperature=options.temperature, max_new_tokens=options.max_new_tokens, seed=seed)
+    sampling = Sampling(
+        temperature=options.temperature,
+        max_new_tokens=options.max_new_tokens,
+        seed=seed,
+        constrained=options.constrained,
+    )
     with accelerator.autocast():
         return rollout(policy, task, seeds, sampling)
 

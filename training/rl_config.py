@@ -49,6 +49,11 @@ class RLOptions(Options):
         bounds="positive",
     )
     max_new_tokens: int = option(64, "longest action sampled", unit="tokens", bounds="positive")
+    constrained: bool = option(
+        False,
+        "sample every action (rollouts and evaluations) from the grammar of the valid actions; the ratio, the KL and "
+        "the entropy are then taken under the same masks (needs llguidance)",
+    )
     learning_rate: float = option(
         1e-5,
         "policy learning rate; 0: by model size (1e-5 from 50M parameters, 5e-5 below; ten times that with LoRA)",

@@ -142,9 +142,10 @@ class RLRunDir:
     def evaluate(self, policy: Policy, step: int) -> None:
         """The greedy evaluation on the held-out seeds, as ``eval/update-N.json`` and ``eval/...`` metrics."""
         if self.run is not None:
-            greedy = Sampling(temperature=0.0, max_new_tokens=self.options.max_new_tokens)
+            options = self.options
+            greedy = Sampling(temperature=0.0, max_new_tokens=options.max_new_tokens, constrained=options.constrained)
             with self.accelerator.autocast():
-                report = evaluate(policy, self.options.task, list(self.options.eval_seeds), greedy)
+                report = evaluate(policy, options.task, list(options.eval_seeds), greedy)
             self.run.write_json(f"eval/{checkpoint_name(step)}.json", report)
             self.run.log(step, eval_metrics(report), prefix="eval/")
             self.accelerator.log({f"eval/{k}": v for k, v in _numbers(eval_metrics(report)).items()}, step=step)

@@ -44,10 +44,14 @@ from trl import SFTConfig, SFTTrainer
 
 from agentic.adapters import record_base
 from agentic.encoding import episode_mode
+from agentic.evaluation import evaluate
 from agentic.models import resolve_model as known_model
+from agentic.policy import Policy
 from agentic.run_dir import RunDir, write_jsonl
+from agentic.sampling import Sampling
 from agentic.training.demos import demonstrations
 from agentic.training.options import external_trackers, lora_config, trackers, trainer_arguments
+from agentic.training.rl_run import eval_metrics
 from agentic.training.sft_config import TINY_MODEL, TOKENIZER_DEMOS, SFTOptions
 from agentic.training.tiny_model import build_tiny_model
 from agentic.trajectory import Trajectory
@@ -197,6 +201,7 @@ def run_sft(options: SFTOptions) -> SFTResult:
     log.info("trained %d steps in %.1f s; saving the model to %s", output.global_step, train_seconds, run.model_dir)
     save_model(trainer, tokenizer, run.model_dir, options.model)
     run.plot(["loss", "learning_rate", "grad_norm", "mean_token_accuracy"])
+    evaluation = final_evaluation(options, run)
     run.close()
 
     curve = loss_curve(trainer.state.log_history, output.global_step, output.training_loss)
@@ -208,7 +213,9 @@ def run_sft(options: SFTOptions) -> SFTResult:
         trainer,
         demos,
         curve,
-        timing | {"stopped_by_time_limit": time_limit.reached, "mean_train_loss": output.training_loss},
+        timing
+        | {"stopped_by_time_limit": time_limit.reached, "mean_train_loss": output.training_loss}
+        | {"evaluation": evaluation},
     )
     run.write_report(report, _markdown(report))
     return SFTResult(
@@ -230,6 +237,19 @@ def save_model(trainer: SFTTrainer, tokenizer: PreTrainedTokenizerBase, model_di
     tokenizer.save_pretrained(model_dir)
     if (model_dir / "adapter_config.json").is_file():
         record_base(model_dir, name="" if Path(model).is_dir() or model == TINY_MODEL else model)
+
+
+def final_evaluation(options: SFTOptions, run: RunDir) -> dict[str, Any] | None:
+    """The final model's greedy evaluation on held-out seeds ``0 .. n_eval-1`` (under the constraint when
+    ``constrained``), written to ``eval.json``; its headline numbers, or None when ``n_eval`` is 0."""
+    if not options.n_eval:
+        return None
+    policy = Policy.from_pretrained(run.model_dir)
+    report = evaluate(
+        policy, options.task, range(options.n_eval), Sampling(temperature=0.0, constrained=options.constrained)
+    )
+    run.write_json("eval.json", report)
+    return eval_metrics(report) | {"constrained": options.constrained}
 
 
 def loss_curve(log_history: list[dict[str, Any]], steps: int, mean_loss: float) -> list[tuple[int, float]]:
@@ -281,4 +301,14 @@ def _markdown(report: dict[str, Any]) -> str:
 - training: {report["steps"]} steps ({report["epochs"]:.2f} epochs){" stopped by the time limit" if report["stopped_by_time_limit"] else ""}, final loss {report["final_loss"]:.4f}
 - speed: {report["tokens_seen"]:,} tokens in {report["train_seconds"]:.1f} s ({report["tokens_per_second"]:,.0f} tokens/s); whole run {report["wall_seconds"]:.1f} s
 - model: `{report["model_dir"]}`
-"""
+{_evaluation_line(report["evaluation"])}"""
+
+
+def _evaluation_line(evaluation: dict[str, Any] | None) -> str:
+    if evaluation is None:
+        return ""
+    how = "constrained" if evaluation["constrained"] else "unconstrained"
+    return (
+        f"- held-out evaluation (greedy, {how}, `eval.json`): success {evaluation['success']:.3f}, tool-call accuracy "
+        f"{evaluation['tool_call_accuracy']:.3f}, invalid-action rate {evaluation['invalid_action_rate']:.3f}\n"
+    )

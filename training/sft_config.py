@@ -65,6 +65,14 @@ class SFTOptions(Options):
         0, "save a resumable trainer checkpoint every this many steps; 0: none", bounds="non-negative"
     )
     log_every: int = option(10, "log the loss every this many steps", bounds="positive")
+    n_eval: int = option(
+        0,
+        "greedy evaluation of the final model on held-out seeds 0 .. n_eval-1 (eval.json, the report); 0: none",
+        bounds="non-negative",
+    )
+    constrained: bool = option(
+        False, "evaluate under the constraint: each action drawn from the grammar of the valid actions (llguidance)"
+    )
     progress: bool = option(True, "show progress bars")
     report_to: str = option("tensorboard", REPORT_TO_HELP)
 
@@ -77,6 +85,10 @@ class SFTOptions(Options):
             problems.append(f"epochs must be positive when max_steps is 0, got {self.epochs}")
         if self.warmup_ratio == 1:
             problems.append("warmup_ratio must be below 1")
+        if self.n_eval > self.demo_seed_start:
+            problems.append(f"n_eval must be at most demo_seed_start ({self.demo_seed_start}): seeds held out")
+        if self.constrained and not self.n_eval:
+            problems.append("constrained applies to the evaluation: give n_eval too")
         return problems
 
     @property

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
-from typing import TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
+import numpy as np
 import torch
 from torch import Tensor
 
+from agentic.constraint import constrained_bitmasks, unpack
 from agentic.trajectory import Trajectory
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 Rows = TypeVar("Rows")
 
@@ -21,6 +27,58 @@ def select_rows(value: Rows, index: Tensor) -> Rows:
         value,
         **{f.name: getattr(value, f.name)[index] for f in fields(value) if isinstance(getattr(value, f.name), Tensor)},
     )
+
+
+@dataclass(frozen=True)
+class TokenMasks:
+    """The tokens each position of a batch could be drawn from, for trajectories sampled under the constraint
+    (`agentic.constraint`): the masks replayed once per rollout batch, each distinct one stored once, packed.
+
+    ``index[b, t]`` is the row of ``bits`` that holds position ``t``'s mask (-1: every token allowed, as outside
+    constrained turns); ``bits`` holds llguidance's packed masks (32 tokens an int32 word). Positions share few
+    distinct masks (a thought's free text, a JSON string's characters), so ``bits`` stays small even at a
+    vocabulary of 50k tokens (6 KB a mask); the boolean masks exist only inside `apply`, a minibatch at a time.
+    """
+
+    index: Tensor  # [B, T] long
+    bits: Tensor  # [U, ceil(vocab / 32)] int32
+
+    def rows(self, index: Tensor) -> TokenMasks:
+        return replace(self, index=self.index[index])
+
+    def to(self, device: torch.device | str) -> TokenMasks:
+        return TokenMasks(self.index.to(device), self.bits.to(device))
+
+    def apply(self, logits: Tensor) -> Tensor:
+        """``logits`` ``[B, T - 1, V]`` (``logits[:, t]`` predicting position ``t + 1``) with every token that could
+        not be drawn set to -inf: log-softmax of the result is the masked, renormalised distribution sampled from."""
+        index = self.index[:, 1:]
+        constrained = index >= 0
+        allowed = torch.ones_like(logits, dtype=torch.bool)
+        allowed[constrained] = unpack(self.bits, logits.shape[-1])[index[constrained]]
+        return logits.masked_fill(~allowed, -math.inf)
+
+
+def token_masks(
+    trajectories: Sequence[Trajectory], n_tokens: int, tokenizer: PreTrainedTokenizerBase | None
+) -> TokenMasks | None:
+    """The trajectories' constraint masks as a `TokenMasks` (None when none was sampled under the constraint), each
+    replayed from its grammars by `agentic.constraint.constrained_bitmasks`."""
+    if not any(t.turn_grammars for t in trajectories):
+        return None
+    if tokenizer is None:
+        raise ValueError("trajectories sampled under the constraint need the tokenizer to replay their masks")
+    index = torch.full((len(trajectories), n_tokens), -1, dtype=torch.long)
+    rows, parts = [], []
+    for row, trajectory in enumerate(trajectories):
+        replayed = constrained_bitmasks(trajectory, tokenizer)
+        if replayed is not None:
+            rows += [(row, position) for position in replayed[0]]
+            parts.append(replayed[1])
+    bits, inverse = torch.from_numpy(np.concatenate(parts)).unique(dim=0, return_inverse=True)
+    if rows:
+        index[tuple(torch.tensor(rows).T)] = inverse
+    return TokenMasks(index, bits)
 
 
 @dataclass(frozen=True)
@@ -40,6 +98,7 @@ class TurnBatch:
     turn_rewards: Tensor  # [B, K] float, the environment's reward per turn (shaping, plus the score on the last)
     turn_mask: Tensor  # [B, K] bool, True on real turns
     instances: Tensor  # [B] long, one id per task instance (task, seed), numbered in order of first appearance
+    masks: TokenMasks | None = None  # under the constraint: the tokens each position could be drawn from
 
     def __len__(self) -> int:
         return self.input_ids.shape[0]
@@ -51,17 +110,22 @@ class TurnBatch:
 
     def rows(self, index: Tensor) -> TurnBatch:
         """The trajectories at ``index``, a minibatch."""
-        return select_rows(self, index)
+        return replace(select_rows(self, index), masks=None if self.masks is None else self.masks.rows(index))
 
     def to(self, device: torch.device | str) -> TurnBatch:
-        return replace(self, **{f.name: getattr(self, f.name).to(device) for f in fields(self)})
+        moved: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)}
+        return replace(self, **{name: value.to(device) for name, value in moved.items() if value is not None})
 
 
-def collate(trajectories: Sequence[Trajectory], pad_id: int) -> TurnBatch:
+def collate(
+    trajectories: Sequence[Trajectory], pad_id: int, tokenizer: PreTrainedTokenizerBase | None = None
+) -> TurnBatch:
     """Pad ``trajectories`` into one `TurnBatch`.
 
     Every agent token must carry its sampling log-prob (trajectories from `agentic.rollout.rollout`;
-    oracle demonstrations have none), and every turn a decision point (a non-empty prompt).
+    oracle demonstrations have none), and every turn a decision point (a non-empty prompt). Trajectories
+    sampled under the constraint have their masks replayed here, once per rollout batch (`token_masks`),
+    which needs the ``tokenizer`` they were sampled with.
     """
     if not trajectories:
         raise ValueError("no trajectories to collate")
@@ -77,6 +141,7 @@ def collate(trajectories: Sequence[Trajectory], pad_id: int) -> TurnBatch:
         "turn_rewards": torch.zeros(len(trajectories), n_turns),
         "turn_mask": torch.zeros(len(trajectories), n_turns, dtype=torch.bool),
         "instances": instance_ids(trajectories),
+        "masks": token_masks(trajectories, n_tokens, tokenizer),
     }
     for row, trajectory in enumerate(trajectories):
         n = len(trajectory.token_ids)

@@ -14,6 +14,7 @@ running statistics (as TRL's running moments).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
@@ -32,12 +33,26 @@ def masked_whiten(values: Tensor, mask: Tensor, eps: float = 1e-8) -> Tensor:
     return torch.where(mask.bool(), (values - mean) * torch.rsqrt(variance + eps), 0.0)
 
 
-def token_logprobs(logits: Tensor, input_ids: Tensor) -> tuple[Tensor, Tensor]:
+def token_logprobs(
+    logits: Tensor, input_ids: Tensor, mask: Callable[[Tensor], Tensor] | None = None
+) -> tuple[Tensor, Tensor]:
     """Log-prob of each token under ``logits`` (float32 log-softmax, ``logits[:, :-1]`` predicting ``input_ids[:, 1:]``)
-    and the entropy of the distribution it was drawn from, both ``[B, T]`` and 0 at position 0 (nothing predicts it)."""
-    logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)
+    and the entropy of the distribution it was drawn from, both ``[B, T]`` and 0 at position 0 (nothing predicts it).
+
+    ``mask`` (under the constraint: `agentic.training.ppo.batch.TokenMasks.apply`) sets the logits of the tokens that
+    could not be drawn to -inf first: the log-probs and entropy are then the masked, renormalised distribution's, the
+    one sampled from. This is the one place training turns logits into log-probs, so the ratio, the reference's
+    log-probs for the KL and the entropy all use the same masks.
+    """
+    logits = logits[:, :-1].float()
+    if mask is not None:
+        logits = mask(logits)
+    logp = torch.log_softmax(logits, dim=-1)
     chosen = logp.gather(-1, input_ids[:, 1:, None]).squeeze(-1)
-    entropy = -(logp.exp() * logp).sum(-1)
+    if mask is None:
+        entropy = -(logp.exp() * logp).sum(-1)
+    else:  # a token masked out has probability 0 and adds nothing (0 * -inf would be NaN)
+        entropy = -(logp.exp() * logp.masked_fill(logp == -math.inf, 0.0)).sum(-1)
     first = chosen.new_zeros(chosen.shape[0], 1)
     return torch.cat([first, chosen], dim=1), torch.cat([first, entropy], dim=1)
 

@@ -29,10 +29,13 @@ class PolicyForward:
 
 
 def policy_forward(policy: nn.Module, batch: TurnBatch, value_head: ValueHead | None = None) -> PolicyForward:
-    """One forward pass of the policy over the batch (plus the critic's own, when it has a trunk)."""
+    """One forward pass of the policy over the batch (plus the critic's own, when it has a trunk); the log-probs and
+    entropies under the batch's constraint masks, if it has any."""
     shared = value_head is not None and extract_model_from_parallel(value_head).shared
     output = policy(input_ids=batch.input_ids, attention_mask=batch.attention_mask, output_hidden_states=shared)
-    logprobs, entropy = token_logprobs(output.logits, batch.input_ids)
+    logprobs, entropy = token_logprobs(
+        output.logits, batch.input_ids, None if batch.masks is None else batch.masks.apply
+    )
     values = None
     if value_head is not None:
         hidden = output.hidden_states[-1] if shared else None
