@@ -161,6 +161,17 @@ def _tool_rule(rule: str, name: str, parameters: dict[str, Any], room: int) -> s
     return f"{rule}: {json.dumps(opening)} %json {json.dumps(schema, ensure_ascii=True)} {json.dumps('</tool>')}"
 
 
+def size_bounded(parameters: dict[str, Any]) -> bool:
+    """Whether `bounded_arguments` can guarantee its byte bound for this schema: every array has ``maxItems`` and
+    every object is closed to properties it does not list (BFCL's functions often are not; the built-in tools are)."""
+    for node in _subschemas(parameters):
+        if _has_type(node, "array") and "maxItems" not in node:
+            return False
+        if _has_type(node, "object") and node.get("additionalProperties", True) is not False:
+            return False
+    return True
+
+
 def bounded_arguments(parameters: dict[str, Any], max_bytes: int) -> dict[str, Any] | None:
     """A copy of a tool's parameter schema whose arguments, in llguidance's JSON, take at most ``max_bytes``
     bytes (so tokens), or None when they cannot.
