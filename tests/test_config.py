@@ -89,7 +89,7 @@ def test_a_choice_outside_the_flag_choices_and_a_missing_file_are_refused(tmp_pa
     config = tmp_path / "config.yaml"
     config.write_text("critic: shareable\n")
     assert main(["ppo", "--config", str(config)]) == 2
-    assert "critic: must be one of shared, separate, got 'shareable'" in capsys.readouterr().err
+    assert "critic: must be one of shared, separate, reward-model, got 'shareable'" in capsys.readouterr().err
     assert main(["sft", "--config", str(tmp_path / "absent.yaml")]) == 2
     assert "cannot read the config file" in capsys.readouterr().err
 
