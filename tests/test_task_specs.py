@@ -9,6 +9,7 @@ import pytest
 from agentic import AgenticEnvironment
 from agentic.cli import main
 from agentic.registry import make_task, parse_task_spec
+from agentic.trajectory import read_trajectories
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -48,8 +49,8 @@ def test_sft_trains_on_the_task_the_spec_chooses(tmp_path, capsys):
     out_dir = tmp_path / "sft"
     flags = ["--task", "ReasoningGym:dataset=chain_sum,size=50", "--out-dir", str(out_dir), "--no-progress"]
     assert main(["sft", *flags, "--n-demos", "8", "--max-steps", "1"]) == 0
-    demos = [json.loads(line) for line in (out_dir / "demos.jsonl").read_text().splitlines()]
-    assert len(demos) == 8 and {d["instance"]["dataset"] for d in demos} == {"chain_sum"}
+    demos = read_trajectories(out_dir / "demos.jsonl")
+    assert len(demos) == 8 and {d.instance["dataset"] for d in demos} == {"chain_sum"}
     assert json.loads((out_dir / "config.json").read_text())["task"] == "ReasoningGym:dataset=chain_sum,size=50"
 
 
