@@ -158,7 +158,10 @@ def _tool_rule(rule: str, name: str, parameters: dict[str, Any], room: int) -> s
     schema = bounded_arguments(parameters, room - len(opening) - len("</tool>"))
     if schema is None:
         return None
-    return f"{rule}: {json.dumps(opening)} %json {json.dumps(schema, ensure_ascii=True)} {json.dumps('</tool>')}"
+    line = f"{rule}: {json.dumps(opening)} %json {json.dumps(schema, ensure_ascii=True)} {json.dumps('</tool>')}"
+    # Bounds the byte count cannot foresee (a string of format "date" needs 10 characters) may leave no argument
+    # that fits: llguidance then finds the schema unsatisfiable, and the tool does not fit, as above.
+    return line if not _llguidance().LLMatcher.validate_grammar(f"start: {rule}\n{line}\n") else None
 
 
 def size_bounded(parameters: dict[str, Any]) -> bool:
