@@ -15,6 +15,25 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
+@pytest.fixture(scope="module")
+def small_arithmetic_model(tmp_path_factory) -> str:
+    """A one-layer tiny model of ~40k parameters for Arithmetic: the default model's code path in a fraction of the
+    time (built once per test module)."""
+    from agentic.training.tiny_model import build_tiny_model
+
+    return str(
+        build_tiny_model(
+            ["Arithmetic"],
+            tmp_path_factory.mktemp("small"),
+            seeds=range(20),
+            hidden_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=64,
+        )
+    )
+
+
 @pytest.fixture(scope="module", autouse=True)
 def fresh_accelerate_state():
     """Each test module starts without accelerate's process-wide state: a TRL trainer (bf16 on by default) and the

@@ -15,26 +15,14 @@ from agentic.rollout import oracle_trajectories
 from agentic.training.bench_sft import bench_sft
 from agentic.training.sft import demo_dataset, run_sft, sft_trainer
 from agentic.training.sft_config import DEMO_SEED_START, SFTOptions
-from agentic.training.tiny_model import build_tiny_model
 from agentic.trajectory import from_dataset, read_trajectories
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    """A one-layer model of ~40k parameters: the same code path as the default model, in a fraction of the time."""
-    return str(
-        build_tiny_model(
-            ["Arithmetic"],
-            tmp_path_factory.mktemp("base"),
-            seeds=range(20),
-            hidden_size=32,
-            num_hidden_layers=1,
-            num_attention_heads=2,
-            intermediate_size=64,
-        )
-    )
+def model_dir(small_arithmetic_model) -> str:
+    return small_arithmetic_model
 
 
 def options(model_dir, out_dir, **overrides) -> SFTOptions:

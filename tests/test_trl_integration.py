@@ -29,18 +29,8 @@ SEEDS = range(1_000_000, 1_000_016)
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory) -> str:
-    return str(
-        build_tiny_model(
-            ["Arithmetic"],
-            tmp_path_factory.mktemp("tiny"),
-            seeds=range(20),
-            hidden_size=32,
-            num_hidden_layers=1,
-            num_attention_heads=2,
-            intermediate_size=64,
-        )
-    )
+def model_dir(small_arithmetic_model) -> str:
+    return small_arithmetic_model
 
 
 def make_trainer(model_dir: str, out_dir, rollout_func, **config) -> GRPOTrainer:
