@@ -43,17 +43,3 @@ def fresh_accelerate_state():
     from accelerate.state import AcceleratorState
 
     AcceleratorState._reset_state(reset_partial_state=True)
-
-
-@pytest.fixture(autouse=True)
-def agentic_logging_restored():
-    """Each test starts with the ``agentic`` logger as a library user has it: a command line run in-process
-    (`agentic.cli.main`) points it at its own stderr and stops propagation, which would hide later tests' log
-    records from ``caplog``."""
-    import logging
-
-    logger = logging.getLogger("agentic")
-    saved = (list(logger.handlers), logger.propagate, logger.level)
-    yield
-    logger.handlers[:], logger.propagate = saved[0], saved[1]
-    logger.setLevel(saved[2])

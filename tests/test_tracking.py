@@ -51,3 +51,15 @@ def test_bars_show_without_no_progress_and_quiet_logs_nothing_but_errors(sft_fla
     assert "INFO" not in error and "WARNING" not in error
     assert "examples/s]" in error, "datasets' bars, which --no-progress removes"
     assert (tmp_path / "run" / "tensorboard").is_dir(), "TensorBoard is the default tracker"
+
+
+def test_a_command_run_in_process_leaves_the_callers_logging_as_it_was(caplog):
+    import logging
+
+    logger = logging.getLogger("agentic")
+    before = (list(logger.handlers), logger.propagate, logger.level)
+    assert main(["-v", "tasks"]) == 0
+    assert (list(logger.handlers), logger.propagate, logger.level) == before
+    with caplog.at_level(logging.WARNING):
+        logging.getLogger("agentic.tasks").warning("a record after the command")
+    assert "a record after the command" in caplog.text

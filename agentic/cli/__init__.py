@@ -15,7 +15,7 @@ from importlib.metadata import entry_points
 
 from rich.console import Console
 
-from agentic.cli.command import COMMAND_GROUP, Command, Parser, UsageError, add_output_flags, configure_output
+from agentic.cli.command import COMMAND_GROUP, Command, Parser, UsageError, add_output_flags, configured_output
 
 __all__ = ["COMMAND_GROUP", "Command", "UsageError", "build_parser", "commands", "main"]
 
@@ -55,8 +55,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         argv = sys.argv[1:] if argv is None else list(argv)
         args = build_parser(argv).parse_args(argv)
-        configure_output(args)
-        args.run(args, console)
+        with configured_output(args):
+            args.run(args, console)
     except UsageError as err:
         print(err, file=sys.stderr)
         return 2

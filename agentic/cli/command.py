@@ -4,11 +4,12 @@ that raises it, and the flags built from an options dataclass."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import difflib
 import math
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -272,27 +273,28 @@ _LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
 
 
 def add_output_flags(parser: argparse.ArgumentParser) -> None:
-    """``-v`` / ``-q`` on the ``agentic`` command: how much it logs (`configure_output`)."""
+    """``-v`` / ``-q`` on the ``agentic`` command: how much it logs (`configured_output`)."""
     parser.add_argument("-v", "--verbose", action="count", default=0, help="log what runs do (-vv: and debug detail)")
     parser.add_argument("-q", "--quiet", action="store_true", help="log errors only, the libraries' too")
 
 
-def configure_output(args: argparse.Namespace) -> None:
-    """Python `logging` for one command line: the ``agentic`` loggers to stderr at WARNING, INFO with ``-v``, DEBUG
-    with ``-vv`` (transformers' and datasets' at INFO too), ERROR with ``-q`` (theirs too); ``--no-progress`` turns
-    off every progress bar, datasets' included."""
+@contextlib.contextmanager
+def configured_output(args: argparse.Namespace) -> Iterator[None]:
+    """Python `logging` for one command line, put back as it was when the command returns (a command run in-process,
+    from a notebook or a test, must not leave the ``agentic`` logger writing to its stderr and hiding records from
+    the caller's handlers): the ``agentic`` loggers to stderr at WARNING, INFO with ``-v``, DEBUG with ``-vv``
+    (transformers' and datasets' at INFO too), ERROR with ``-q`` (theirs too); ``--no-progress`` turns off every
+    progress bar, datasets' included. (transformers' and datasets' settings stay: they are their own libraries'.)"""
     import logging
 
     from transformers.utils import logging as transformers_logging
 
     verbose, quiet = getattr(args, "verbose", 0), getattr(args, "quiet", False)
     logger = logging.getLogger("agentic")
-    for handler in [h for h in logger.handlers if getattr(h, "agentic_cli", False)]:
-        logger.removeHandler(handler)  # a handler of an earlier command line in this process (its stderr may be gone)
+    saved = (list(logger.handlers), logger.propagate, logger.level)
     handler = logging.StreamHandler(sys.stderr)
-    handler.agentic_cli = True  # type: ignore[attr-defined]
     handler.setFormatter(logging.Formatter(_LOG_FORMAT))
-    logger.addHandler(handler)
+    logger.handlers[:] = [handler]
     logger.propagate = False
     logger.setLevel(logging.ERROR if quiet else {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG))
     if quiet or verbose > 1:
@@ -307,3 +309,8 @@ def configure_output(args: argparse.Namespace) -> None:
             datasets.enable_progress_bars()
         else:
             datasets.disable_progress_bars()
+    try:
+        yield
+    finally:
+        logger.handlers[:], logger.propagate = saved[0], saved[1]
+        logger.setLevel(saved[2])
