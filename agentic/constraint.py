@@ -9,7 +9,8 @@ turn's token limit. It is narrower than the parser in documented ways: the thoug
 no ``<`` (llguidance's lexer is greedy and never backtracks, so a thought that may hold ``<`` would swallow the
 sentinel's first byte); arguments are JSON laid out as `json.dumps` writes it or compactly (`JSON_FORMAT`), keys
 in the schema's order, no ``\\uXXXX`` escapes; numbers lie within ±`NUMBER_BOUND` with at most 6 decimals
-(``1e400`` is JSON that Python reads as infinity, which `parse_action` refuses); and lengths are bounded.
+(``1e400`` is JSON that Python reads as infinity, which `parse_action` refuses); a value the schema leaves open
+is a scalar or a flat array or object of them (`OPEN_VALUE`); and lengths are bounded.
 
 Lengths: every token holds at least one byte, so the grammar bounds an action of the turn's limit of L tokens
 by construction. The thought gets at most L / `THOUGHT_SHARE` tokens and each ask/finish text what the tags
@@ -81,6 +82,18 @@ _TOOL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
 _SUBSCHEMA_MAPS = ("properties", "patternProperties", "$defs", "definitions")
 _SUBSCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
 _SUBSCHEMA_SINGLE = ("items", "additionalProperties", "not", "contains", "if", "then", "else")
+_SCALARS = [{"type": "string"}, {"type": "number"}, {"type": "boolean"}, {"type": "null"}]
+OPEN_VALUE = {
+    "anyOf": [
+        *_SCALARS,
+        {"type": "array", "items": {"anyOf": _SCALARS}},
+        {"type": "object", "additionalProperties": {"anyOf": _SCALARS}},
+    ]
+}
+"""What a constrained argument may hold where its schema says nothing (an untyped value, an array without
+``items``, an object open to other properties): a scalar, or an array or object of scalars, so that its numbers
+and strings are bounded like the typed ones (any JSON there would admit ``1e400``, which `parse_action` refuses)."""
+_SCHEMA_KEYWORDS = ("type", "enum", "const", "anyOf", "oneOf", "allOf", "$ref", "not", "properties", "items")
 GrammarFor = Callable[[int, int], str]
 """The grammar of a batch row's action, given the row and the action's token limit."""
 
@@ -179,12 +192,15 @@ def bounded_arguments(parameters: dict[str, Any], max_bytes: int) -> dict[str, A
     """A copy of a tool's parameter schema whose arguments, in llguidance's JSON, take at most ``max_bytes``
     bytes (so tokens), or None when they cannot.
 
-    Numbers lie within ±`NUMBER_BOUND` with at most 6 decimals; the bytes left after everything else are shared
-    among the string fields as ``maxLength`` at `BYTES_PER_CHARACTER` a character; arrays count at their
+    Unconstrained values get `OPEN_VALUE`'s schema; numbers lie within ±`NUMBER_BOUND` with at most 6 decimals;
+    the bytes left after everything else are shared among the string fields as ``maxLength`` at
+    `BYTES_PER_CHARACTER` a character; arrays count at their
     ``maxItems``. A schema whose size has no bound (an array without ``maxItems``, an object open to other
     properties) gets the same limits but no guarantee.
     """
     schema = copy.deepcopy(parameters)
+    for node in list(_subschemas(schema)):
+        _close_open_values(node)
     for node in _subschemas(schema):
         if _has_type(node, "integer") or _has_type(node, "number"):
             node["minimum"] = max(node.get("minimum", -NUMBER_BOUND), -NUMBER_BOUND)
@@ -202,6 +218,16 @@ def bounded_arguments(parameters: dict[str, Any], max_bytes: int) -> dict[str, A
             node["maxLength"] = min(node.get("maxLength", share), share)
     schema["x-guidance"] = dict(JSON_FORMAT)
     return schema
+
+
+def _close_open_values(node: dict[str, Any]) -> None:
+    """Gives ``node``'s unconstrained values the `OPEN_VALUE` schema, in place."""
+    if not any(key in node for key in _SCHEMA_KEYWORDS):
+        node.update(copy.deepcopy(OPEN_VALUE))
+    if _has_type(node, "object") and node.get("additionalProperties", True) is True:
+        node["additionalProperties"] = copy.deepcopy(OPEN_VALUE)
+    if _has_type(node, "array") and node.get("items", True) is True:
+        node["items"] = copy.deepcopy(OPEN_VALUE)
 
 
 def _size(node: Any) -> tuple[int, int]:

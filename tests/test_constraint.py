@@ -71,6 +71,8 @@ summary drafts (up to some 470 characters, quotes escaped) only fit a larger lim
                 "additionalProperties": False,
             },
             "note": {"type": ["string", "null"], "maxLength": 5},
+            "extra": {"type": "object"},
+            "anything": {"description": "no type: any JSON value"},
         },
         "required": ["count", "ratio", "mode"],
     }
@@ -302,6 +304,25 @@ def test_json_the_parser_refuses_or_that_has_no_bound_is_not_admitted(tiny_token
         assert parse_action(text).kind is ActionKind.INVALID
     plain = '<tool name="probe">{"count": 0, "ratio": 2, "mode": "fast"}</tool>'
     assert admits(action_grammar([probe], ask=False, max_tokens=1000), tiny_tokenizer, plain)
+
+
+@pytest.mark.parametrize(
+    ("open_values", "admitted"),
+    [
+        ('"extra": {"a": 1, "b": "x"}, "anything": [true, null]', True),
+        ('"extra": {"a": -1E310}', False),
+        ('"anything": 1e400', False),
+        ('"extra": {"a": {"deeper": {"x": 1}}}', False),
+    ],
+)
+def test_values_the_schema_leaves_open_are_bounded_scalars(tiny_tokenizer, open_values, admitted):
+    """An object open to other keys and an untyped value hold scalars or flat arrays/objects of them, their
+    numbers bounded: any JSON there would admit ``-1E310``, which the parser refuses (a hypothesis walk found it
+    in a BFCL function's open object)."""
+    text = f'<tool name="probe">{{"count": 0, "ratio": 2, "mode": "fast", {open_values}}}</tool>'
+    assert admits(action_grammar([probe], ask=False, max_tokens=1000), tiny_tokenizer, text) is admitted
+    if admitted:
+        check_valid(text, [probe], ask_allowed=False)
 
 
 def test_the_tool_budget_spent_leaves_only_ask_and_finish():
