@@ -249,6 +249,8 @@ def test_a_dataset_of_no_known_format_is_refused_naming_the_accepted_columns(sma
     error = capsys.readouterr().err.strip()
     assert "the columns text is none of: token_ids + loss_mask (trajectories); messages (messages); prompt +" in error
     assert len(error.splitlines()) == 1
+    with pytest.raises(ValueError, match="one datasets.Dataset .one split., got DatasetDict"):
+        sft_rows(datasets.DatasetDict({"train": load_sft_dataset(str(path))}), None, max_length=8)
     with pytest.raises(ValueError, match="sloppy_demos applies to the oracle's demonstrations"):
         SFTOptions(dataset=str(path), sloppy_demos=0.5)
 

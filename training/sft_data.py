@@ -118,6 +118,8 @@ def load_sft_dataset(source: str, split: str = "train") -> datasets.Dataset:
 
 def data_format(dataset: datasets.Dataset) -> str:
     """The `FORMATS` name the dataset's columns identify; a ValueError naming the accepted column sets otherwise."""
+    if not isinstance(dataset, datasets.Dataset):
+        raise ValueError(f"the training data must be one datasets.Dataset (one split), got {type(dataset).__name__}")
     for name, columns in FORMATS.items():
         if set(columns) <= set(dataset.column_names):
             return name
