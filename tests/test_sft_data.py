@@ -138,17 +138,7 @@ def test_a_prompt_completion_run_learns_the_agents_tokens_not_the_environments_r
 
 def test_a_runs_demonstrations_train_again_through_dataset_as_the_same_rows(small_arithmetic_model, tmp_path):
     """``demos.jsonl`` (and the same trajectories as parquet and saved to disk) give the rows the built-in path trained on."""
-    common = [
-        "--model",
-        small_arithmetic_model,
-        "--task",
-        TASK,
-        "--max-steps",
-        "1",
-        "--batch-size",
-        "4",
-        "--no-progress",
-    ]
+    common = f"--model {small_arithmetic_model} --task {TASK} --max-steps 1 --batch-size 4 --no-progress".split()
     assert main(["sft", *common, "--n-demos", "8", "--out-dir", str(tmp_path / "built-in")]) == 0
     built_in = json.loads((tmp_path / "built-in" / "config.json").read_text())["training_data"]
     demos = tmp_path / "built-in" / "demos.jsonl"
@@ -159,12 +149,12 @@ def test_a_runs_demonstrations_train_again_through_dataset_as_the_same_rows(smal
         out = tmp_path / source.name.replace(".", "-")
         assert main(["sft", *common, "--dataset", str(source), "--out-dir", str(out)]) == 0
         again = json.loads((out / "config.json").read_text())["training_data"]
-        assert again["format"] == "trajectories" and again["task"] == TASK, "provenance sees the task trained on"
-        assert (again["kept"], again["tokens"], again["agent_tokens"]) == (
+        assert again["format"] == "trajectories" and again["task"] == TASK, "the trajectories' task is recorded"
+        assert [again[key] for key in ("kept", "tokens", "agent_tokens")] == [
             8,
             built_in["tokens"],
             built_in["agent_tokens"],
-        )
+        ]
         assert again["sha256"] == built_in["sha256"], "the same token rows and masks"
 
 
