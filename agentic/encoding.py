@@ -91,6 +91,12 @@ class EpisodeEncoding:
         """The episode's first segment, from an environment just reset."""
         return Segment(env.context, encode(self.tokenizer, env.context))
 
+    def conversation_prompt(self, messages: Sequence[dict[str, str]]) -> Segment:
+        """The first segment of an episode that starts with these messages (`prompt_messages`' form: the system
+        message, then the user's), as `prompt` encodes a task's: in raw text each content ends a line."""
+        text = "".join(message["content"] + "\n" for message in messages)
+        return Segment(text, encode(self.tokenizer, text))
+
     def action(self, text: str) -> Segment:
         """A scripted (not sampled) action as the agent's tokens: all of them are learnt."""
         return Segment(text, encode(self.tokenizer, text))
@@ -155,7 +161,9 @@ class ChatEncoding(EpisodeEncoding):
         self.end_of_turn_id, self.end_of_turn_text = self._end_of_turn()
 
     def prompt(self, env: Any) -> Segment:
-        messages = prompt_messages(env.task, env.instance)
+        return self.conversation_prompt(prompt_messages(env.task, env.instance))
+
+    def conversation_prompt(self, messages: Sequence[dict[str, str]]) -> Segment:
         if len(messages) == 2 and self.system_prompt is None:
             messages = [{"role": "user", "content": f"{messages[0]['content']}\n{messages[1]['content']}"}]
         framing = self.system_prompt if len(messages) == 2 else self.user_prompt

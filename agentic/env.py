@@ -48,6 +48,16 @@ from agentic.registry import make_task
 from agentic.task import INVALID_EVENTS, Budget, Score, Task, Turn, check_split
 from agentic.tooling import ToolRegistry, ToolResult
 
+REPLY_TAGS = {"tool": "result", "user": "user", "system": "sys"}
+"""The tag of the environment's reply that stands for a chat message of each role: a tool's output, the user's words,
+the environment's own feedback."""
+
+
+def reply_text(tag: str, text: str) -> str:
+    """What the environment appends for a reply tagged ``tag`` (one of `REPLY_TAGS`' values)."""
+    return f"\n<{tag}>{text}</{tag}>\n"
+
+
 MAX_CONTEXT_CHARS = OBSERVATION_CHARS
 _SUBWORD = re.compile(r"\s?(?:\w{1,6}|[^\w\s])|\s{1,6}")
 
@@ -201,11 +211,11 @@ class AgenticEnvironment(gymnasium.Env[str, str]):
         if action.kind is ActionKind.FINISH:
             request = self.task.next_user_turn(self.instance, action.content, self.history)
             if request is not None:
-                return "user_turn", f"\n<user>{request}</user>\n", None, None
+                return "user_turn", reply_text("user", request), None, None
             return "finish", "", None, self.task.score(self.instance, action.content, self.history)
         if action.kind is ActionKind.ASK:
             reply = cap(str(self.user(self.instance, action.content, self.state)), USER_REPLY_CHARS)
-            return "ask", f"\n<user>{reply}</user>\n", None, None
+            return "ask", reply_text("user", reply), None, None
         if action.kind is ActionKind.TOOL:
             if action.tool in self.tools and self.tool_calls >= self.budget.max_tool_calls:
                 return "over_budget", "\n", None, None
@@ -213,15 +223,15 @@ class AgenticEnvironment(gymnasium.Env[str, str]):
                 action.tool, action.arguments, {"instance": self.instance, "state": self.state, "env": self}
             )
             if not result.executed:
-                return "bad_tool_call", f"\n<sys>{result.text}</sys>\n", result, None
+                return "bad_tool_call", reply_text("sys", result.text), result, None
             self.tool_calls += 1
-            return ("tool" if result.ok else "tool_error"), f"\n<result>{result.text}</result>\n", result, None
+            return ("tool" if result.ok else "tool_error"), reply_text("result", result.text), result, None
         if action.kind is ActionKind.TEXT:
             message = (
                 'no action: end the turn with <tool name="NAME">{...}</tool>, <ask>...</ask> or <finish>...</finish>'
             )
-            return "text", f"\n<sys>{message}</sys>\n", None, None
-        return "invalid", f"\n<sys>{action.error}</sys>\n", None, None
+            return "text", reply_text("sys", message), None, None
+        return "invalid", reply_text("sys", action.error), None, None
 
     def _spent_budget(self, event: str, context_chars: int) -> str | None:
         if event == "over_budget":

@@ -34,6 +34,18 @@ def small_arithmetic_model(tmp_path_factory) -> str:
     )
 
 
+@pytest.fixture(scope="module")
+def chat_model_dir(tmp_path_factory):
+    """The chat Llama of `chat_model` saved as a pretrained instruct model is: weights, tokenizer, chat template."""
+    from chat_model import chat_llama, chat_tokenizer
+
+    path = tmp_path_factory.mktemp("chat-llama")
+    tokenizer = chat_tokenizer()
+    chat_llama(tokenizer).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
 @pytest.fixture(scope="module", autouse=True)
 def fresh_accelerate_state():
     """Each test module starts without accelerate's process-wide state: a TRL trainer (bf16 on by default) and the

@@ -312,16 +312,8 @@ def _generated(tokenizer, point) -> tuple[str, list[int]]:
     return tokenizer.decode(ids), ids
 
 
-@pytest.fixture(scope="module")
-def llama_dir(tokenizer, tmp_path_factory):
-    path = tmp_path_factory.mktemp("chat-llama")
-    chat_llama(tokenizer).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
-
-
-def test_play_with_a_model_encodes_the_episode_as_the_engine_does(llama_dir):
-    policy = Policy.from_pretrained(llama_dir)
+def test_play_with_a_model_encodes_the_episode_as_the_engine_does(chat_model_dir):
+    policy = Policy.from_pretrained(chat_model_dir)
     greedy = Sampling(temperature=0, max_new_tokens=8)
     for seed in range(3):
         engine = rollout(policy, "MissingQuantity", [seed], greedy)[0]
@@ -344,9 +336,9 @@ def test_play_with_a_model_encodes_the_episode_as_the_engine_does(llama_dir):
         assert played == expected and len(played) > 1
 
 
-def test_eval_takes_a_token_limit_skips_episodes_and_reports_the_mode_and_progress(llama_dir, tmp_path, capsys):
+def test_eval_takes_a_token_limit_skips_episodes_and_reports_the_mode_and_progress(chat_model_dir, tmp_path, capsys):
     out = tmp_path / "eval"
-    argv = ["eval", "--model", str(llama_dir), "--task", "Arithmetic", "--n", "3", "--out-dir", str(out)]
+    argv = ["eval", "--model", str(chat_model_dir), "--task", "Arithmetic", "--n", "3", "--out-dir", str(out)]
     assert main([*argv, "--no-episodes", "--max-new-tokens", "5"]) == 0
     captured = capsys.readouterr()
     report = json.loads((out / "report.json").read_text())
@@ -362,7 +354,7 @@ def test_eval_takes_a_token_limit_skips_episodes_and_reports_the_mode_and_progre
     assert report["mode"] == "raw" and report["episodes"]["episodes"] == 3
 
 
-def test_bench_rollout_compares_the_engine_with_loops_that_re_render_the_chat(llama_dir):
-    result = bench_rollout(str(llama_dir), "Arithmetic", n_episodes=3, max_new_tokens=4, repeats=1)
+def test_bench_rollout_compares_the_engine_with_loops_that_re_render_the_chat(chat_model_dir):
+    result = bench_rollout(str(chat_model_dir), "Arithmetic", n_episodes=3, max_new_tokens=4, repeats=1)
     assert result["mode"] == "chat" and set(result["speedup"]) == {"batched_generate", "sequential"}
     assert all(result[side]["agent_tokens_per_s"] > 0 for side in ("engine", "batched_generate", "sequential"))

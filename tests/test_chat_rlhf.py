@@ -6,7 +6,6 @@ import json
 
 import pytest
 import torch
-from chat_model import chat_llama, chat_tokenizer
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from agentic import cli
@@ -18,29 +17,19 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def instruct_model(tmp_path_factory):
-    """A tiny chat model saved as a pretrained instruct model is: weights, tokenizer, chat template."""
-    path = tmp_path_factory.mktemp("instruct")
-    tokenizer = chat_tokenizer()
-    chat_llama(tokenizer).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
-
-
-@pytest.fixture(scope="module")
-def chat_run(instruct_model, tmp_path_factory):
+def chat_run(chat_model_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "chat"
     small = "--eval-size 8 --heldout-size 24 --train-size 32 --reward-epochs 1 --reward-max-length 128"
     small += " --ppo-iterations 2 --ppo-episodes 8 --ppo-max-new-tokens 6 --no-ppo-progress"
     small += " --eval-max-new-tokens 6 --eval-table-prompts 4"
-    command = f"corpus run --model {instruct_model} --corpus chat --preferences chat --standin --recipe smollm-rlhf"
+    command = f"corpus run --model {chat_model_dir} --corpus chat --preferences chat --standin --recipe smollm-rlhf"
     assert cli.main([*command.split(), "--out-dir", str(out), *small.split()]) == 0
     return out
 
 
-def test_prompts_only_keep_the_instruct_model_as_the_policy(chat_run, instruct_model):
+def test_prompts_only_keep_the_chat_model_dir_as_the_policy(chat_run, chat_model_dir):
     summary = json.loads((chat_run / "sft" / "summary.json").read_text())
-    assert summary["trained"] is False and (chat_run / "sft" / "model").resolve() == instruct_model.resolve()
+    assert summary["trained"] is False and (chat_run / "sft" / "model").resolve() == chat_model_dir.resolve()
 
 
 def test_the_reward_model_reads_chats_and_reports_accuracy_and_margin_with_intervals(chat_run):
@@ -52,11 +41,11 @@ def test_the_reward_model_reads_chats_and_reports_accuracy_and_margin_with_inter
     assert set(summary["heldout"]["by_kind"]) == {"off_topic", "repetitive", "refusal", "terse"}
 
 
-def test_the_reward_model_scores_a_chat_as_reward_trainer_tokenizes_it(instruct_model, tmp_path):
+def test_the_reward_model_scores_a_chat_as_reward_trainer_tokenizes_it(chat_model_dir, tmp_path):
     """TRL's RewardTrainer trains on ``apply_chat_template(prompt + chosen)``: the scorer must read the same ids."""
     torch.manual_seed(0)
-    AutoModelForSequenceClassification.from_pretrained(instruct_model, num_labels=1).save_pretrained(tmp_path)
-    tokenizer = AutoTokenizer.from_pretrained(instruct_model)
+    AutoModelForSequenceClassification.from_pretrained(chat_model_dir, num_labels=1).save_pretrained(tmp_path)
+    tokenizer = AutoTokenizer.from_pretrained(chat_model_dir)
     tokenizer.save_pretrained(tmp_path)
     scorer = RewardScorer(tmp_path, chat=True)
     messages = [{"role": "user", "content": "Hi?"}, {"role": "assistant", "content": "Hello!"}]
@@ -85,7 +74,7 @@ def test_ppo_plays_one_turn_chat_episodes_with_the_recipe(chat_run):
     assert (chat_run / "ppo" / "plots" / "training.png").is_file() and any((chat_run / "ppo" / "tensorboard").iterdir())
 
 
-def test_the_report_compares_ppo_with_the_instruct_model_before_and_after(chat_run):
+def test_the_report_compares_ppo_with_the_chat_model_dir_before_and_after(chat_run):
     results = json.loads((chat_run / "eval" / "results.json").read_text())
     assert list(results["stages"]) == ["base", "ppo"]
     win = results["stages"]["ppo"]["win_rate"]

@@ -53,8 +53,9 @@ from agentic.training.demos import demonstrations
 from agentic.training.options import external_trackers, lora_config, trackers, trainer_arguments
 from agentic.training.rl_run import eval_metrics
 from agentic.training.sft_config import TINY_MODEL, TOKENIZER_DEMOS, SFTOptions
+from agentic.training.sft_data import SFTData, load_sft_dataset, sft_rows
 from agentic.training.tiny_model import build_tiny_model
-from agentic.trajectory import Trajectory
+from agentic.trajectory import Trajectory, to_dataset
 
 log = logging.getLogger(__name__)
 
@@ -168,8 +169,9 @@ def resolve_model(options: SFTOptions, run: RunDir) -> str:
     return str(base.resolve())
 
 
-def run_sft(options: SFTOptions) -> SFTResult:
-    """Demonstrations -> `SFTTrainer` -> ``<out_dir>/model``, with config, metrics, checkpoints, plot and report in ``out_dir``."""
+def run_sft(options: SFTOptions, dataset: datasets.Dataset | None = None) -> SFTResult:
+    """Demonstrations (or ``dataset``, or ``options.dataset``: `training_data`) -> `SFTTrainer` -> ``<out_dir>/model``,
+    with config, metrics, checkpoints, plot and report in ``out_dir``."""
     started = time.perf_counter()
     run = RunDir(options.out_dir, tensorboard="tensorboard" in trackers(options.report_to))
     model_name = resolve_model(options, run)
@@ -178,22 +180,12 @@ def run_sft(options: SFTOptions) -> SFTResult:
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     mode = episode_mode(tokenizer)  # as `demonstrations` and `Policy` encode episodes: chat when there is a template
-    run.write_config(asdict(options) | {"base_model": model_name, "mode": mode})
+    data, data_report = training_data(options, tokenizer, run, dataset)
+    run.write_config(asdict(options) | {"base_model": model_name, "mode": mode, "training_data": data.summary})
     model = AutoModelForCausalLM.from_pretrained(model_name, dtype=torch.float32)
 
-    demos = demonstrations(
-        options.task,
-        options.demo_seeds,
-        tokenizer,
-        sloppy_rate=options.sloppy_demos,
-        seed=options.seed,
-        progress=options.progress,
-    )
-    write_jsonl(demos, run.path / "demos.jsonl")
-    log.info("%d demonstrations of %s from %s written to %s", len(demos), options.task, model_name, run.path)
-
     time_limit = TimeLimit(options.max_seconds or float("inf"))
-    trainer = sft_trainer(model, tokenizer, demo_dataset(demos), options, [RunDirLogger(run), time_limit])
+    trainer = sft_trainer(model, tokenizer, data.rows, options, [RunDirLogger(run), time_limit])
     train_started = time.perf_counter()
     output = trainer.train()
     train_seconds = time.perf_counter() - train_started
@@ -211,7 +203,7 @@ def run_sft(options: SFTOptions) -> SFTResult:
         model_name,
         run.model_dir,
         trainer,
-        demos,
+        data_report,
         curve,
         timing
         | {"stopped_by_time_limit": time_limit.reached, "mean_train_loss": output.training_loss}
@@ -228,6 +220,48 @@ def run_sft(options: SFTOptions) -> SFTResult:
         report["tokens_per_second"],
         report,
     )
+
+
+def training_data(
+    options: SFTOptions, tokenizer: PreTrainedTokenizerBase, run: RunDir, dataset: datasets.Dataset | None
+) -> tuple[SFTData, dict[str, Any]]:
+    """The rows to train on and what the report says of them: from ``dataset``, or the one ``options.dataset`` names,
+    in any of `agentic.training.sft_data`'s formats; without either, from the task oracle's demonstrations (written
+    to ``demos.jsonl``). Both go through `sft_rows`, so their records (``config.json``'s ``training_data``) compare."""
+    if dataset is not None and options.dataset:
+        raise ValueError("give run_sft a dataset or options.dataset, not both")
+    if dataset is None and not options.dataset:
+        demos = demonstrations(
+            options.task,
+            options.demo_seeds,
+            tokenizer,
+            sloppy_rate=options.sloppy_demos,
+            seed=options.seed,
+            progress=options.progress,
+        )
+        write_jsonl(demos, run.path / "demos.jsonl")
+        log.info("%d demonstrations of %s written to %s", len(demos), options.task, run.path)
+        data = sft_rows(to_dataset(demos), tokenizer, max_length=options.max_length, source="demos.jsonl")
+        return data, demo_report(demos, options.demo_seeds)
+    source = options.dataset or "a datasets.Dataset given to run_sft"
+    if dataset is None:
+        dataset = load_sft_dataset(options.dataset, options.dataset_split)
+    data = sft_rows(dataset, tokenizer, max_length=options.max_length, source=source)
+    log.info("%d rows of %s (%s) to train on", data.summary["kept"], source, data.summary["format"])
+    summary = data.summary
+    report = {"demos": summary["kept"], "demo_tokens": summary["tokens"], "demo_agent_tokens": summary["agent_tokens"]}
+    return data, report | {"dataset": summary}
+
+
+def demo_report(demos: list[Trajectory], seeds: range) -> dict[str, Any]:
+    """What the report says of the oracle's demonstrations."""
+    return {
+        "demos": len(demos),
+        "demo_success_rate": sum(t.success for t in demos) / len(demos),
+        "demo_seeds": [seeds.start, seeds.stop - 1],
+        "demo_tokens": sum(len(t.token_ids) for t in demos),
+        "demo_agent_tokens": sum(sum(t.loss_mask) for t in demos),
+    }
 
 
 def save_model(trainer: SFTTrainer, tokenizer: PreTrainedTokenizerBase, model_dir: Path, model: str) -> None:
@@ -265,11 +299,12 @@ def sft_report(
     model_name: str,
     model_dir: Path,
     trainer: SFTTrainer,
-    demos: list[Trajectory],
+    data: dict[str, Any],
     curve: list[tuple[int, float]],
     extra: dict[str, Any],
 ) -> dict[str, Any]:
-    """What report.json holds: the model, the demonstrations, the training and its speed."""
+    """What report.json holds: the model, the training data (``data``: `demo_report`'s or a dataset's), the
+    training and its speed."""
     tokens_seen = trainer.state.num_input_tokens_seen
     return {
         "task": options.task,
@@ -279,11 +314,7 @@ def sft_report(
         "device": str(trainer.args.device),
         "parameters": sum(p.numel() for p in trainer.model.parameters()),
         "trainable_parameters": sum(p.numel() for p in trainer.model.parameters() if p.requires_grad),
-        "demos": len(demos),
-        "demo_success_rate": sum(t.success for t in demos) / len(demos),
-        "demo_seeds": [options.demo_seeds.start, options.demo_seeds.stop - 1],
-        "demo_tokens": sum(len(t.token_ids) for t in demos),
-        "demo_agent_tokens": sum(sum(t.loss_mask) for t in demos),
+        **data,
         "steps": trainer.state.global_step,
         "epochs": trainer.state.epoch,
         "final_loss": curve[-1][1],
@@ -297,11 +328,20 @@ def _markdown(report: dict[str, Any]) -> str:
     return f"""# Agentic SFT: {report["task"]}
 
 - base model: `{report["base_model"]}` ({report["parameters"]:,} parameters, {report["trainable_parameters"]:,} trained, {mode}) on {report["device"]}
-- demonstrations: {report["demos"]} episodes, {report["demo_success_rate"]:.0%} successful (seeds {report["demo_seeds"][0]}..{report["demo_seeds"][1]}), {report["demo_tokens"]:,} tokens of which {report["demo_agent_tokens"]:,} agent tokens carry the loss
+- {_data_line(report)}, {report["demo_tokens"]:,} tokens of which {report["demo_agent_tokens"]:,} agent tokens carry the loss
 - training: {report["steps"]} steps ({report["epochs"]:.2f} epochs){" stopped by the time limit" if report["stopped_by_time_limit"] else ""}, final loss {report["final_loss"]:.4f}
 - speed: {report["tokens_seen"]:,} tokens in {report["train_seconds"]:.1f} s ({report["tokens_per_second"]:,.0f} tokens/s); whole run {report["wall_seconds"]:.1f} s
 - model: `{report["model_dir"]}`
 {_evaluation_line(report["evaluation"])}"""
+
+
+def _data_line(report: dict[str, Any]) -> str:
+    if "dataset" not in report:
+        seeds = report["demo_seeds"]
+        return f"demonstrations: {report['demos']} episodes, {report['demo_success_rate']:.0%} successful (seeds {seeds[0]}..{seeds[1]})"
+    data = report["dataset"]
+    dropped = f", {data['rows'] - data['kept']} dropped" if data["dropped"] else ""
+    return f"dataset: `{data['source']}` ({data['format']}), {data['kept']} of {data['rows']} rows{dropped}"
 
 
 def _evaluation_line(evaluation: dict[str, Any] | None) -> str:

@@ -29,6 +29,16 @@ class SFTOptions(Options):
     task: str = option(
         "Arithmetic", "registered task whose oracle demonstrates (see `agentic tasks`); options: NAME:key=value,..."
     )
+    dataset: str = option(
+        "",
+        "train on this dataset instead of the oracle's demonstrations (--task then names the task evaluated and the "
+        "text the tiny model's tokenizer learns): a "
+        "JSONL/JSON/parquet file, a directory datasets' save_to_disk wrote, or a hub id; holding trajectories this "
+        "project wrote (token_ids + loss_mask), chats (messages, with tool turns) or prompt + completion",
+    )
+    dataset_split: str = option(
+        "train", "split of --dataset to train on (e.g. train; train[:1000] for a data file or a hub id)"
+    )
     out_dir: str = option("runs/sft", "run directory")
     n_demos: int = option(4000, "oracle demonstrations to train on", bounds="positive")
     demo_seed_start: int = option(
@@ -87,6 +97,10 @@ class SFTOptions(Options):
             problems.append("warmup_ratio must be below 1")
         if self.n_eval > self.demo_seed_start:
             problems.append(f"n_eval must be at most demo_seed_start ({self.demo_seed_start}): seeds held out")
+        if self.dataset and self.sloppy_demos:
+            problems.append("sloppy_demos applies to the oracle's demonstrations, not to a dataset")
+        if not self.dataset_split:
+            problems.append("dataset_split must name a split")
         if self.constrained and not self.n_eval:
             problems.append("constrained applies to the evaluation: give n_eval too")
         return problems
