@@ -9,6 +9,7 @@ from dataclasses import replace
 import pytest
 import torch
 from peft import LoraConfig, get_peft_model
+from PIL import Image
 from safetensors.torch import load_file
 from toy_yes_no import YesOrNo, warmed_up_policy
 from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
@@ -106,6 +107,8 @@ def test_sft_trains_a_model_object_in_place_on_an_unregistered_task(small_arithm
     assert {demo["task"] for demo in demos} == {"EchoNumber"} and all(demo["success"] for demo in demos)
     assert result.report["task"] == "EchoNumber" and result.report["evaluation"] is not None
     assert not result.report["stopped_by_callback"]
+    short_name = "/".join(small_arithmetic_model.split("/")[-2:])
+    assert Image.open(result.run_dir / "plots" / "training.png").info["Title"] == f"SFT on EchoNumber — {short_name}"
 
 
 def test_an_sft_callback_stops_the_run_and_the_report_says_so(small_arithmetic_model, tmp_path):

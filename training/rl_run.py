@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 from agentic.adapters import record_base
 from agentic.evaluation import evaluate, report_rows
 from agentic.policy import Policy
-from agentic.run_dir import RunDir, write_jsonl
+from agentic.run_dir import Panel, RunDir, plot_title, write_jsonl
 from agentic.sampling import Sampling
 from agentic.task import Task
 from agentic.training.callbacks import Callback, stop_asked
@@ -38,20 +38,37 @@ from agentic.training.rl_checkpoint import CheckpointError, checkpoint_name, lat
 from agentic.training.rl_config import RLOptions, options_from_config
 from agentic.trajectory import Trajectory
 
-TRAINING_PLOT = (
-    "reward",
-    "score",
-    "success",
-    "kl",
-    "entropy",
-    "policy_loss",
-    "clip_fraction",
-    "value_loss",
-    "missing_eos",
-    "explained_variance",
-    "invalid_action_rate",
+REWARD_PANELS = (
+    Panel(("reward",), "reward: mean episode return (higher is better)"),
+    Panel(("score",), "task score (higher is better)"),
+    Panel(("success",), "success rate (rollouts)"),
 )
-EVAL_PLOT = ("eval/success", "eval/tool_call_accuracy", "eval/mean_return")
+KL_PANELS = {
+    "ppo": Panel(
+        ("kl", "kl_k3"),
+        "KL to the reference, nats per episode",
+        (
+            "k1 = log π − log π_ref, the penalty (an estimate: < 0 when the samples are likelier under the reference)",
+            "k3, never < 0 (logged beside it)",
+        ),
+    ),
+    "grpo": Panel(("kl_per_token",), "KL to the reference per token (k3 ≥ 0, the loss term)"),
+}
+LOSS_PANELS = (
+    Panel(("entropy",), "entropy, nats per agent token"),
+    Panel(("policy_loss",), "policy loss (clipped surrogate, minimised)"),
+    Panel(("clip_fraction",), "share of agent tokens clipped"),
+    Panel(("value_loss",), "value loss (lower is better)"),
+    Panel(("explained_variance",), "critic's explained variance (1 best; ≤ 0 no better than the mean)"),
+    Panel(("missing_eos",), "share of responses cut without eos (lower is better)"),
+    Panel(("invalid_action_rate",), "invalid-action rate (lower is better)"),
+)
+EVAL_PLOT = (
+    Panel(("eval/success",), "held-out success (greedy)"),
+    Panel(("eval/tool_call_accuracy",), "held-out tool-call accuracy (greedy)"),
+    Panel(("eval/mean_return",), "held-out mean return (greedy)"),
+)
+"""Evaluation curves; success and tool-call accuracy with the Wilson 95% bands `eval_metrics` logs."""
 _UPDATE_FILE = re.compile(r"update-(\d+)\.jsonl?")
 
 
@@ -227,8 +244,10 @@ class RLRunDir:
         """Plots, report.json and report.md, from the metrics and evaluations on disk (so a resumed run reports its
         whole history)."""
         run, options, accelerator = self.run, self.options, self.accelerator
-        run.plot(TRAINING_PLOT, "training.png")
-        run.plot(EVAL_PLOT, "eval.png")
+        title = plot_title(options.name.upper(), options.task, options.model)
+        training = (*REWARD_PANELS, KL_PANELS[options.name], *LOSS_PANELS)
+        run.plot(training, "training.png", title=title, x_label="update")
+        run.plot(EVAL_PLOT, "eval.png", title=f"{title}: held-out evaluation", x_label="update")
         rows = [r for r in run.metrics() if "seconds" in r and r["step"] <= done]
         evaluations = saved_evaluations(run.path, done)
         episodes = sum(r["episodes"] for r in rows)
@@ -279,16 +298,21 @@ def _numbers(metrics: dict[str, Any]) -> dict[str, float]:
 
 
 def eval_metrics(report: dict[str, Any]) -> dict[str, float]:
-    """The numbers of an `agentic.evaluation.evaluate` report that go on the training curves."""
+    """The numbers of an `agentic.evaluation.evaluate` report that go on the training curves: each proportion with its
+    Wilson 95% interval (``<name>_low``, ``<name>_high``)."""
     calls, episodes = report["tool_calls"], report["episodes"]
-    return {
-        "tool_call_accuracy": calls["tool_call_accuracy"]["value"],
-        "tool_call_validity": calls["tool_call_validity"]["value"],
-        "success": episodes["success"]["value"],
-        "mean_return": episodes["mean_return"],
-        "mean_turns": episodes["mean_turns"],
-        "invalid_action_rate": episodes["invalid_action_rate"]["value"],
+    proportions = {
+        "tool_call_accuracy": calls["tool_call_accuracy"],
+        "tool_call_validity": calls["tool_call_validity"],
+        "success": episodes["success"],
+        "invalid_action_rate": episodes["invalid_action_rate"],
     }
+    intervals = {f"{name}_{end}": p[end] for name, p in proportions.items() for end in ("low", "high")}
+    return (
+        {name: p["value"] for name, p in proportions.items()}
+        | {"mean_return": episodes["mean_return"], "mean_turns": episodes["mean_turns"]}
+        | intervals
+    )
 
 
 def saved_evaluations(run_path: Path, last: int) -> dict[int, dict[str, Any]]:

@@ -48,7 +48,7 @@ from agentic.encoding import episode_mode
 from agentic.evaluation import evaluate
 from agentic.models import resolve_model as known_model
 from agentic.policy import Policy
-from agentic.run_dir import RunDir, write_jsonl
+from agentic.run_dir import Panel, RunDir, plot_title, write_jsonl
 from agentic.sampling import Sampling
 from agentic.task import Task
 from agentic.training.demos import demonstrations
@@ -60,6 +60,12 @@ from agentic.training.tiny_model import build_tiny_model
 from agentic.trajectory import Trajectory
 
 log = logging.getLogger(__name__)
+SFT_PLOT = (
+    Panel(("loss",), "training loss: cross-entropy on agent tokens (lower is better)"),
+    Panel(("mean_token_accuracy",), "agent-token accuracy (higher is better)"),
+    Panel(("learning_rate",), "learning rate"),
+    Panel(("grad_norm",), "gradient norm (before clipping)"),
+)
 
 
 @dataclass(frozen=True)
@@ -216,7 +222,7 @@ def run_sft(
 
     log.info("trained %d steps in %.1f s; saving the model to %s", output.global_step, train_seconds, run.model_dir)
     save_model(trainer, tokenizer, run.model_dir, names.get("model", options.model))
-    run.plot(["loss", "learning_rate", "grad_norm", "mean_token_accuracy"])
+    run.plot(SFT_PLOT, title=plot_title("SFT", names["task"], names.get("model", options.model)), x_label="step")
     evaluation = final_evaluation(options, run, spec)
     run.close()
 
