@@ -210,11 +210,18 @@ class RunDir:
         (self.path / "report.md").write_text(markdown.rstrip() + "\n", encoding="utf-8")
 
     def plot(
-        self, panels: Iterable[Panel | str], name: str = "training.png", *, title: str = "", x_label: str = "step"
+        self,
+        panels: Iterable[Panel | str],
+        name: str = "training.png",
+        *,
+        title: str = "",
+        x_label: str = "step",
+        records: list[dict[str, Any]] | None = None,
     ) -> Path | None:
-        """``plots/<name>``: `metrics_figure` of this run's metrics, its ``title`` also in the PNG's metadata; None
-        when none of the panels' metrics was logged."""
-        figure = metrics_figure(self.metrics(), panels, title=title, x_label=x_label)
+        """``plots/<name>``: `metrics_figure` of this run's metrics (or of ``records``, e.g. a trainer's log history),
+        its ``title`` also in the PNG's metadata; None when none of the panels' metrics was logged."""
+        records = self.metrics() if records is None else records
+        figure = metrics_figure(records, panels, title=title, x_label=x_label)
         if figure is None:
             return None
         target = self.path / "plots" / name
