@@ -1,6 +1,6 @@
 """The Python API takes objects as TRL's trainers do: `run_sft` and `run_rl` train a model object (in place) on a task
 object the registry never saw, call callbacks on every step or update, stop when one asks, and record in config.json
-what they started from, so that resuming such a run needs the objects again."""
+what they started from, so that resuming such a run needs the objects again; `run_demo` takes a task object too."""
 
 import json
 import random
@@ -17,6 +17,8 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
 from agentic import Budget, Score, Task, finish
 from agentic.registry import make_task
 from agentic.training.callbacks import RLCallback
+from agentic.training.demo import run_demo
+from agentic.training.demo_config import DemoOptions
 from agentic.training.rl import run_rl
 from agentic.training.rl_config import PPOOptions
 from agentic.training.sft import run_sft
@@ -219,3 +221,13 @@ def test_ppo_trains_the_adapters_of_a_peft_model_object(toy, tmp_path):
     assert (result.model_dir / "adapter_config.json").is_file()
     config = json.loads((result.run_dir / "config.json").read_text())
     assert config["model"] == str(tmp_path / "toy") and config["model_object"] == class_path(peft)
+
+
+def test_the_demo_runs_on_an_unregistered_task(tmp_path):
+    options = DemoOptions(out_dir=str(tmp_path), n_eval=4, n_demos=16, epochs=1.0, rl_iterations=1, progress=False)
+    report = run_demo(options, EchoNumber())
+    assert report["task"] == "EchoNumber" and report["rl_updates"] == 1
+    assert (tmp_path / "report.md").read_text().startswith("# agentic demo: EchoNumber")
+    for stage in ("", "sft", "ppo"):
+        config = json.loads((tmp_path / stage / "config.json").read_text())
+        assert config["task"] == "EchoNumber" and config["task_object"] == class_path(EchoNumber()), stage
