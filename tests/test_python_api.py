@@ -15,6 +15,7 @@ from toy_yes_no import YesOrNo, warmed_up_policy
 from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
 
 from agentic import Budget, Score, Task, finish
+from agentic.cli import main
 from agentic.registry import make_task
 from agentic.training.callbacks import RLCallback
 from agentic.training.demo import run_demo
@@ -198,7 +199,7 @@ def test_a_callback_stops_ppo_and_the_report_says_which(toy, tmp_path):
     assert max(result.evaluations) == 2, "the final evaluation is of the policy the callback stopped"
 
 
-def test_resuming_a_run_started_from_objects_needs_them_again(toy, tmp_path):
+def test_resuming_a_run_started_from_objects_needs_them_again(toy, tmp_path, capsys):
     options = rl_options(tmp_path, iterations=2)
     run_rl(options, SayYes(), model=toy.model, tokenizer=toy.tokenizer)
     more = replace(options, iterations=4, resume=True)
@@ -206,6 +207,10 @@ def test_resuming_a_run_started_from_objects_needs_them_again(toy, tmp_path):
         run_rl(more, SayYes())
     with pytest.raises(ValueError, match=r"it was started from a task object \(.*SayYes, recorded as 'SayYes'\);"):
         run_rl(more, model=toy.model, tokenizer=toy.tokenizer)
+    capsys.readouterr()
+    assert main(["ppo", "--resume", "--out-dir", str(tmp_path), "--iterations", "4"]) == 2, "nor from the command line"
+    error = capsys.readouterr().err
+    assert "it was started from a model object" in error and len(error.strip().splitlines()) == 1, error
     resumed = run_rl(more, SayYes(), model=warmed_up_policy().model, tokenizer=toy.tokenizer)
     assert resumed.iterations == 4 and sorted(resumed.evaluations) == [0, 2, 4]
 
