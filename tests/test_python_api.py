@@ -16,6 +16,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
 
 from agentic import Budget, Score, Task, finish
 from agentic.cli import main
+from agentic.policy import Policy
 from agentic.registry import make_task
 from agentic.training.callbacks import RLCallback
 from agentic.training.demo import run_demo
@@ -112,6 +113,19 @@ def test_sft_trains_a_model_object_in_place_on_an_unregistered_task(small_arithm
     assert not result.report["stopped_by_callback"]
     short_name = "/".join(small_arithmetic_model.split("/")[-2:])
     assert Image.open(result.run_dir / "plots" / "training.png").info["Title"] == f"SFT on EchoNumber — {short_name}"
+
+
+def test_sft_trains_the_adapters_of_a_peft_model_object(small_arithmetic_model, tmp_path):
+    base_model = AutoModelForCausalLM.from_pretrained(small_arithmetic_model)
+    peft = get_peft_model(base_model, LoraConfig(r=4, lora_alpha=8, target_modules=["query_key_value", "dense"]))
+    base = {name: p.detach().clone() for name, p in peft.named_parameters() if "lora_" not in name}
+    adapters = {name: p.detach().clone() for name, p in peft.named_parameters() if "lora_" in name}
+    tokenizer = AutoTokenizer.from_pretrained(small_arithmetic_model)
+    result = run_sft(sft_options(tmp_path, model="tiny"), model=peft, tokenizer=tokenizer)
+    assert changed(adapters, peft) and not changed(base, peft), "the adapters trained, the base kept"
+    assert (result.model_dir / "adapter_config.json").is_file()
+    assert Policy.from_pretrained(result.model_dir).model.peft_config, "the adapter loads over its recorded base"
+    assert not (tmp_path / "base").exists(), "options.model (tiny) is not built when a model object is given"
 
 
 def test_an_sft_callback_stops_the_run_and_the_report_says_so(small_arithmetic_model, tmp_path):
