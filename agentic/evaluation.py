@@ -149,19 +149,20 @@ def evaluate_tool_calls(
 
 def evaluate(
     policy: Policy,
-    task_name: str,
+    task: str | Task,
     seeds: Sequence[int],
     sampling: Sampling = GREEDY,
     batch_size: int = 64,
     progress: bool = False,
     episodes: bool = True,
 ) -> dict[str, Any]:
-    """The whole evaluation of ``policy`` on ``task_name`` over ``seeds``, on the task's evaluation instances (held
-    out from training by content, `agentic.task.Task.instance_for`).
+    """The whole evaluation of ``policy`` on ``task`` (a task spec, or a task object the registry need not know) over
+    ``seeds``, on the task's evaluation instances (held out from training by content, `agentic.task.Task.instance_for`).
 
     ``episodes=False`` leaves out the free-running episodes (the report's ``episodes`` is then None).
     """
-    task = make_task(task_name)
+    task_name = task if isinstance(task, str) else task.name
+    task = make_task(task) if isinstance(task, str) else task
     tool_calls, samples = evaluate_tool_calls(policy, task, seeds, sampling, batch_size, progress)
     played: list[Trajectory] = []
     for start in range(0, len(seeds), batch_size) if episodes else ():

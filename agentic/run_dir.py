@@ -4,7 +4,7 @@ config.json         the options the run was started with
 metrics.jsonl       one JSON object per logged step (also written to tensorboard/)
 checkpoints/        save_pretrained directories
 report.json / report.md   the run's result, for machines and for people
-plots/              PNG curves of the logged metrics
+plots/              PNG curves of the logged metrics, titled with the algorithm, task and model (`metrics_figure`)
 model/              the trained model, when the run trains one
 
 A run made of stages (the corpus pipeline: prepare, sft, reward, ppo, eval) keeps each stage in a run directory
@@ -20,10 +20,14 @@ import math
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agentic.limits import cap
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 def _jsonable(value: Any) -> Any:
@@ -80,6 +84,67 @@ def timed(summary: dict[str, Any]) -> Iterator[dict[str, Any]]:
     start = time.perf_counter()
     yield summary
     summary["seconds"] = round(time.perf_counter() - start, 2)
+
+
+@dataclass(frozen=True)
+class Panel:
+    """One panel of a run's plot: the logged metrics ``keys`` against the step, under the caption ``label`` (what a
+    reader needs: units, which way is better, what a sign means), with ``legends`` naming the curves when there are
+    several. A metric logged with ``<key>_low`` / ``<key>_high`` (a Wilson interval) is drawn with its band."""
+
+    keys: tuple[str, ...]
+    label: str = ""
+    legends: tuple[str, ...] = ()
+
+
+def plot_title(algorithm: str, task: str, model: str) -> str:
+    """A plot's title: the algorithm, the task and the model (a path shortened to its last two parts)."""
+    parts = Path(model).parts
+    shown = model if len(parts) <= 2 else str(Path(*parts[-2:]))
+    return f"{algorithm} on {task} — {shown or 'a model object'}"
+
+
+def _points(records: list[dict[str, Any]], key: str) -> list[tuple[int, float]]:
+    return [
+        (r["step"], r[key]) for r in records if isinstance(r.get(key), (int, float)) and not isinstance(r[key], bool)
+    ]
+
+
+def metrics_figure(
+    records: list[dict[str, Any]], panels: Iterable[Panel | str], *, title: str = "", x_label: str = "step"
+) -> Figure | None:
+    """A matplotlib `Figure` of ``records`` (metrics.jsonl rows): one panel per `Panel` (or bare key) with a logged
+    metric, stacked over a shared integer ``x_label`` axis (`MaxNLocator`), each interval a band (``fill_between``),
+    ``title`` on top. None when none of the panels' metrics was logged. Built without pyplot: no global state."""
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    panels = [Panel((p,)) if isinstance(p, str) else p for p in panels]
+    drawn = [(panel, {k: _points(records, k) for k in panel.keys}) for panel in panels]
+    drawn = [(panel, series) for panel, series in drawn if any(series.values())]
+    if not drawn:
+        return None
+    figure = Figure(figsize=(7, 2.3 * len(drawn) + 0.6), layout="constrained")
+    axes = figure.subplots(len(drawn), 1, sharex=True, squeeze=False)[:, 0]
+    for axis, (panel, series) in zip(axes, drawn):
+        for key, legend in zip(panel.keys, panel.legends or panel.keys):
+            points = series[key]
+            if not points:
+                continue
+            steps = [step for step, _ in points]
+            axis.plot(steps, [v for _, v in points], marker="." if len(points) < 50 else None, label=legend)
+            low, high = _points(records, f"{key}_low"), _points(records, f"{key}_high")
+            if low and high and len(low) == len(high) == len(points):
+                axis.fill_between(steps, [v for _, v in low], [v for _, v in high], alpha=0.25, label="Wilson 95%")
+        axis.set_ylabel(panel.keys[0] if len(panel.keys) == 1 else "", fontsize=8)
+        axis.set_title(panel.label, fontsize=8, loc="left")
+        axis.grid(alpha=0.3)
+        if len(panel.keys) > 1 or axis.collections:
+            axis.legend(fontsize=7)
+    axes[-1].set_xlabel(x_label)
+    axes[-1].xaxis.set_major_locator(MaxNLocator(integer=True))
+    figure.suptitle(title, fontsize=10)
+    return figure
 
 
 class RunDir:
@@ -144,29 +209,24 @@ class RunDir:
         self.write_json("report.json", report)
         (self.path / "report.md").write_text(markdown.rstrip() + "\n", encoding="utf-8")
 
-    def plot(self, keys: Iterable[str], name: str = "training.png") -> Path | None:
-        """One panel per logged metric in ``keys`` against the step; None when none was logged."""
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        records = self.metrics()
-        series = {k: [(r["step"], r[k]) for r in records if isinstance(r.get(k), (int, float))] for k in keys}
-        series = {k: v for k, v in series.items() if v}
-        if not series:
+    def plot(
+        self,
+        panels: Iterable[Panel | str],
+        name: str = "training.png",
+        *,
+        title: str = "",
+        x_label: str = "step",
+        records: list[dict[str, Any]] | None = None,
+    ) -> Path | None:
+        """``plots/<name>``: `metrics_figure` of this run's metrics (or of ``records``, e.g. a trainer's log history),
+        its ``title`` also in the PNG's metadata; None when none of the panels' metrics was logged."""
+        records = self.metrics() if records is None else records
+        figure = metrics_figure(records, panels, title=title, x_label=x_label)
+        if figure is None:
             return None
-        figure, axes = plt.subplots(len(series), 1, figsize=(6, 2.2 * len(series)), squeeze=False)
-        for axis, (key, points) in zip(axes[:, 0], series.items()):
-            axis.plot([p[0] for p in points], [p[1] for p in points], marker="." if len(points) < 50 else None)
-            axis.set_ylabel(key, fontsize=8)
-            axis.grid(alpha=0.3)
-        axes[-1, 0].set_xlabel("step")
-        figure.tight_layout()
         target = self.path / "plots" / name
         target.parent.mkdir(parents=True, exist_ok=True)
-        figure.savefig(target, dpi=100)
-        plt.close(figure)
+        figure.savefig(target, dpi=100, metadata={"Title": title})
         return target
 
     def close(self) -> None:

@@ -4,6 +4,7 @@ import json
 import shutil
 
 import pytest
+from PIL import Image
 from transformers import GPTNeoXConfig, GPTNeoXForSequenceClassification
 
 from agentic.training.corpus import reward as reward_module
@@ -62,6 +63,13 @@ def test_every_stage_writes_its_config_and_outputs(run):
     for stage in ("base", "sft", "reward", "ppo"):
         assert (run_dir / stage / "model" / "config.json").is_file(), stage
     assert summaries["sft"]["lora_rank"] == 8 and summaries["ppo"]["prompts"] == 24
+    titles = {
+        stage: Image.open(run_dir / stage / "plots" / "training.png").info["Title"] for stage in ("reward", "ppo")
+    }
+    assert titles == {
+        "reward": "reward model on cnn_dailymail — sft/model",
+        "ppo": "PPO on RewardModel — sft/model",
+    }, "the stages whose trainers logged a curve (a few steps may log none)"
     assert set(json.loads((run_dir / "pipeline.json").read_text())) == {
         "prepare",
         "base",

@@ -15,6 +15,7 @@ the policy finds out that episodes which call it succeed and ones that give up f
 from __future__ import annotations
 
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,9 @@ from agentic.policy import Policy
 from agentic.registry import make_task
 from agentic.run_dir import RunDir
 from agentic.sampling import Sampling
+from agentic.task import Task
 from agentic.training.demo_config import DemoOptions
+from agentic.training.objects import object_config
 from agentic.training.rl import run_rl
 from agentic.training.sft import run_sft
 from agentic.training.sft_config import DEMO_SEED_START
@@ -33,27 +36,28 @@ TOOL_CALL_METRICS = ("tool_call_validity", "tool_call_accuracy", "first_sentinel
 STAGES = ("untrained", "sft", "rl")
 
 
-def run_demo(options: DemoOptions) -> dict[str, Any]:
+def run_demo(options: DemoOptions, task: Task | None = None) -> dict[str, Any]:
+    """The demo of ``options`` on ``options.task``, or on ``task`` (a task object, registered or not); its report."""
     run = RunDir(options.out_dir)
-    run.write_config(options)
+    task_name = options.task if task is None else task.name
+    run.write_config(asdict(options) | {"task": task_name} | object_config(task=task))
     started = time.perf_counter()
     seeds = list(range(options.n_eval))
+    played = make_task(options.task) if task is None else task  # the stages get ``task`` as given: None for a name
 
     model_dir = build_tiny_model(
-        [options.task], run.path / "tiny-model", seeds=range(DEMO_SEED_START, DEMO_SEED_START + 200), seed=options.seed
+        [played], run.path / "tiny-model", seeds=range(DEMO_SEED_START, DEMO_SEED_START + 200), seed=options.seed
     )
     untrained = Policy.from_pretrained(model_dir)
-    before, _ = evaluate_tool_calls(
-        untrained, make_task(options.task), seeds, Sampling(temperature=0.0, max_new_tokens=64)
-    )
+    before, _ = evaluate_tool_calls(untrained, played, seeds, Sampling(temperature=0.0, max_new_tokens=64))
 
     sft_options = options.sft_options(model_dir, run.path / "sft")
-    sft = run_sft(sft_options)
-    rl = run_rl(options.rl_options(sft.model_dir, run.path / options.algorithm))
+    sft = run_sft(sft_options, task)
+    rl = run_rl(options.rl_options(sft.model_dir, run.path / options.algorithm), task)
     start, end = rl.evaluations[0], rl.evaluations[max(rl.evaluations)]
 
     report = {
-        "task": options.task,
+        "task": task_name,
         "algorithm": options.algorithm,
         "eval_seeds": [0, options.n_eval - 1],
         "sloppy_demos": sft_options.sloppy_demos,

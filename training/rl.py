@@ -20,7 +20,18 @@
    process to ``samples/update-N.jsonl`` (render them with ``agentic show``);
 6. evaluate: every ``eval_every`` updates, before the first and after the last, a greedy evaluation on the fixed
    held-out seeds (tool-call accuracy at the oracle's decision points, episode success), ``eval/update-N.json``;
-7. checkpoint: every ``checkpoint_every`` updates and at the end (`agentic.training.rl_checkpoint`).
+7. checkpoint: every ``checkpoint_every`` updates and at the end (`agentic.training.rl_checkpoint`);
+8. stop: after repeated non-finite updates, when a callback asks (`agentic.training.callbacks`: each sees every
+   update's metrics and every evaluation), or when ``max_seconds`` have passed.
+
+Objects for names, as TRL's trainers take them: ``run_rl(options, task, model=, tokenizer=, callbacks=)``. ``task`` is
+any object satisfying the `Task` contract (registered or not) and replaces ``options.task``; ``model`` a
+`PreTrainedModel` or PEFT model, with its ``tokenizer``, replaces ``options.model``. A model object is trained in
+place: its own weights (full fine-tuning, against a frozen copy), fresh adapters injected into it (``lora_rank``), or,
+for a PEFT model, its adapters (against its base with adapters disabled; ``lora_rank`` must then be 0); the final
+policy is saved to ``result.model_dir`` as for a name. config.json records the object's ``name_or_path`` and the
+task's name in ``model`` / ``task``, and their classes in ``model_object`` / ``task_object``
+(`agentic.training.objects`); resuming such a run needs the same objects again, and is refused without them.
 
 At the end: the final policy in ``out_dir/model`` (a full model, or with LoRA an adapter over the
 starting model; `Policy.from_pretrained` and ``agentic eval`` load either), PNG plots, report.json / report.md.
@@ -48,6 +59,7 @@ import copy
 import math
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from statistics import fmean
@@ -66,7 +78,9 @@ from agentic.registry import make_task
 from agentic.rollout import rollout
 from agentic.sampling import Sampling
 from agentic.task import INVALID_EVENTS, Task
+from agentic.training.callbacks import Callback
 from agentic.training.grpo import GRPO
+from agentic.training.objects import check_model_object, check_objects_given, model_name, object_config
 from agentic.training.options import external_trackers, lora_config
 from agentic.training.ppo import PPO, NonFiniteGuard, RewardNormalizer, TurnBatch, collate
 from agentic.training.rl_checkpoint import (
@@ -83,18 +97,23 @@ from agentic.trajectory import Trajectory
 ALGORITHMS = {PPOOptions: PPO, GRPOOptions: GRPO}  # the algorithm each options class trains with
 
 
-def run_rl(options: RLOptions, task: Task | None = None) -> RLResult:
-    """Train ``options.model`` with the algorithm of ``options`` on ``options.task`` (or on ``task``, a task object
-    the registry need not know); see the module docstring for what each update does."""
+def run_rl(
+    options: RLOptions,
+    task: Task | None = None,
+    *,
+    model: Any = None,
+    tokenizer: Any = None,
+    callbacks: Sequence[Callback] = (),
+) -> RLResult:
+    """Train with the algorithm of ``options``; the module docstring says what each update does, and takes objects."""
     # setup: processes, the run directory, the models, the algorithm and what adapts during training
     started = time.perf_counter()
+    options, task, objects = resolve_inputs(options, task, model, tokenizer)
     accelerator = make_accelerator(options)
-    task = task if task is not None else make_task(options.task)
-    check_constraint_fits(options, task)
-    run = RLRunDir(options, accelerator)
+    run = RLRunDir(options, accelerator, task, objects, callbacks)
     checkpoint = run.checkpoint_to_resume()
     set_seed(options.seed)
-    model, tokenizer, reference = build_policy(options, run.path, accelerator)
+    model, tokenizer, reference = build_policy(options, run.path, accelerator, model, tokenizer)
     algorithm = ALGORITHMS[type(options)](options, model, reference, accelerator.prepare_model)
     learning_rate = options.learning_rate or default_learning_rate(model)
     state = TrainingState(model, algorithm, algorithm.optimizer(model, learning_rate), options)
@@ -102,47 +121,64 @@ def run_rl(options: RLOptions, task: Task | None = None) -> RLResult:
     # restore: everything the newest checkpoint holds, in one step
     start = state.restore(checkpoint) if checkpoint else 0
     run.begin(start, checkpoint, learning_rate, episode_mode(tokenizer))  # the mode `Policy` below plays in
-    process = accelerator.process_index
     trained = accelerator.prepare_model(model).eval()  # what the loss trains (DDP-wrapped under several processes)
     policy = sampling_policy(Policy(accelerator.unwrap_model(trained), tokenizer), task)  # what samples
-    if options.n_eval and checkpoint is None:
-        run.evaluate(policy, 0)
+    stop_reason = run.evaluate_start(policy, started) if checkpoint is None else ""
 
-    done, stop_reason = start, ""
-    for iteration in range(start, options.iterations):  # update `iteration` (0-based); `done` updates after it
+    done = start
+    for iteration in range(start, options.iterations if not stop_reason else start):  # update `iteration` (0-based)
         tick = time.perf_counter()
-        # 1. rollout: this process's share of the update's instances
-        trajectories = sample(policy, task, options, iteration, accelerator)
+        trajectories = sample(policy, task, options, iteration, accelerator)  # 1. rollout: this process's share
         rollout_seconds = time.perf_counter() - tick
         # 2. rewards: the environment's; non-finite ones left out, the last normalised and clipped as asked
         eos_ids = policy.stop_rule.stop_ids if task.free_text else None  # free text: a response ends at eos
         trajectories, reward_stats = state.rewards(trajectories, accelerator, eos_ids)
         batch = collate(trajectories, policy.pad_id, tokenizer).to(accelerator.device)  # constraint masks replayed once
         with accelerator.autocast():
-            # 3. advantages
-            targets = algorithm.advantages(trained, batch)
+            targets = algorithm.advantages(trained, batch)  # 3. advantages
             # 4. loss: epochs of shuffled minibatches; a non-finite loss or gradient rolls the update back
-            stats = optimize(trained, state, batch, targets, derived_seed(options.seed, iteration, process, 1))
+            order_seed = derived_seed(options.seed, iteration, accelerator.process_index, 1)
+            stats = optimize(trained, state, batch, targets, order_seed)
         stats = mean_over_processes(targets.stats | stats, accelerator)
         episodes = episode_stats(trajectories, accelerator)
         if not stats["skipped"] and "kl" in stats:  # the adaptive KL coefficient moves on every process's KL
             algorithm.kl.update(stats["kl"], episodes["episodes"])
         done = iteration + 1
-        # 5. log
-        timings = update_timings(tick, rollout_seconds, started, episodes["episodes"])
-        run.log_update(done, stats | episodes | reward_stats | timings, trajectories)
-        # 6. evaluate
-        if run.evaluation_due(done):
-            run.evaluate(policy, done)
-        # 7. checkpoint
-        if run.checkpoint_due(done):
+        metrics = stats | episodes | reward_stats | update_timings(tick, rollout_seconds, started, episodes["episodes"])
+        run.log_update(done, metrics, trajectories)  # 5. log
+        evaluation = run.evaluate(policy, done) if run.evaluation_due(done) else None  # 6. evaluate
+        if run.checkpoint_due(done):  # 7. checkpoint
             run.save(done, state, tokenizer)
-        stop_reason = state.guard.stop_reason or run.time_limit_reached(started)
+        # 8. stop: the guard, a callback (`agentic.training.callbacks`), or the time limit
+        stop_reason = state.guard.stop_reason or run.stop_reason(started, done, metrics, evaluation)
         if stop_reason:
             break
 
     failure = state.guard.stop_reason or state.every_update_rolled_back(done)
     return run.finish(done, policy, state, failure, stop_reason or "completed", started)
+
+
+def resolve_inputs(
+    options: RLOptions, task: Task | None, model: Any, tokenizer: Any
+) -> tuple[RLOptions, Task, dict[str, str]]:
+    """``options`` naming the objects given in place of names (``model``: the object's ``name_or_path``; ``task``:
+    its name), the task to train on, and what config.json records of the objects
+    (`agentic.training.objects.object_config`). Refuses a run without a model, the resume of a run without the objects
+    it started from, or a run the constraint cannot fit."""
+    objects = object_config(model, task)
+    if options.resume:
+        check_objects_given(options.out_dir, objects)
+    if model is not None:
+        check_model_object(model, tokenizer, options.lora_rank)
+        options = replace(options, model=model_name(model))
+    elif not options.model and not options.resume:  # resuming: the saved run says what is missing
+        raise ValueError("model must be given: a model directory or hub id, or a model object (run_rl(model=...))")
+    if task is None:
+        task = make_task(options.task)
+    else:
+        options = replace(options, task=task.name)
+    check_constraint_fits(options, task)
+    return options, task, objects
 
 
 def check_constraint_fits(options: RLOptions, task: Task) -> None:
@@ -179,24 +215,29 @@ def derived_seed(*parts: int) -> int:
 
 
 def load_start_model(name_or_path: str) -> tuple[Any, Any]:
-    """The starting policy in float32 on the CPU, and its tokenizer; a PEFT adapter is merged into its base.
-    Weights that are not finite are refused."""
+    """The starting policy in float32 on the CPU, and its tokenizer; a PEFT adapter is merged into its base."""
     policy = Policy.from_pretrained(name_or_path, device="cpu")
     model = policy.model.merge_and_unload() if isinstance(policy.model, PeftModel) else policy.model
-    bad = non_finite(model.named_parameters())
-    if bad:
-        raise ValueError(f"model {name_or_path} has weights that are not finite (NaN or Inf in {bad})")
     return model, policy.tokenizer
 
 
-def build_policy(options: RLOptions, run_path: Path, accelerator: Accelerator) -> tuple[Any, Any, Any]:
-    """``(model to train, tokenizer, frozen reference or None)`` from the starting model.
+def build_policy(
+    options: RLOptions, run_path: Path, accelerator: Accelerator, model: Any = None, tokenizer: Any = None
+) -> tuple[Any, Any, Any]:
+    """``(model to train, tokenizer, frozen reference or None)`` from the starting model: ``model`` (an object, with
+    its ``tokenizer``) or the one ``options.model`` names.
 
     Full fine-tuning: the reference is a frozen copy of the starting model. LoRA: fresh adapters on the
     starting model, which is then the reference (adapters disabled); adapters are saved pointing at it,
-    so a starting model that is itself an adapter is merged and written once to ``out_dir/base-model``.
+    so a starting model that is itself an adapter is merged and written once to ``out_dir/base-model``. A PEFT model
+    object keeps its adapters, which are trained.
     """
-    start, tokenizer = load_start_model(options.model)
+    start, tokenizer = (model, tokenizer) if model is not None else load_start_model(options.model)
+    bad = non_finite(start.named_parameters())
+    if bad:
+        raise ValueError(f"model {options.model} has weights that are not finite (NaN or Inf in {bad})")
+    if isinstance(start, PeftModel):
+        return start, tokenizer, None
     if not options.lora_rank:
         return start, tokenizer, copy.deepcopy(start).requires_grad_(False).eval().to(accelerator.device)
     base = Path(options.model)

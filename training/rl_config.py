@@ -39,7 +39,10 @@ class RLOptions(Options):
     name: ClassVar[str] = ""
     renamed_flags: ClassVar[dict[str, Any]] = {"--lr": "learning_rate", **LORA_SWITCH}
 
-    model: str = option("", "the starting model: a directory (full model or PEFT adapter) or a hub id")
+    model: str = option(
+        "",
+        "the starting model: a directory (full model or PEFT adapter) or a hub id (run_rl also takes a model object)",
+    )
     task: str = option("Arithmetic", "registered task to train on (see `agentic tasks`); options: NAME:key=value,...")
     out_dir: str = option("runs/rl", "run directory")
     iterations: int = option(100, "updates", bounds="positive")
@@ -110,8 +113,7 @@ class RLOptions(Options):
     report_to: str = option("tensorboard", REPORT_TO_HELP)
 
     def problems(self) -> list[str]:
-        problems = [] if self.model else ["model must be given (a model directory or hub id)"]
-        problems += tracker_problems(self.report_to)
+        problems = tracker_problems(self.report_to)
         if self.n_eval > DEMO_SEED_START:
             problems.append(
                 f"n_eval must be at most {DEMO_SEED_START}: evaluation seeds must not reach the SFT demonstration seeds"

@@ -17,6 +17,7 @@ import json
 import math
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,28 +28,47 @@ from tqdm.auto import tqdm
 from agentic.adapters import record_base
 from agentic.evaluation import evaluate, report_rows
 from agentic.policy import Policy
-from agentic.run_dir import RunDir, write_jsonl
+from agentic.run_dir import Panel, RunDir, plot_title, write_jsonl
 from agentic.sampling import Sampling
+from agentic.task import Task
+from agentic.training.callbacks import Callback, stop_asked
 from agentic.training.options import trackers
 from agentic.training.ppo import TrainingDiverged
 from agentic.training.rl_checkpoint import CheckpointError, checkpoint_name, latest_checkpoint, save_checkpoint
 from agentic.training.rl_config import RLOptions, options_from_config
 from agentic.trajectory import Trajectory
 
-TRAINING_PLOT = (
-    "reward",
-    "score",
-    "success",
-    "kl",
-    "entropy",
-    "policy_loss",
-    "clip_fraction",
-    "value_loss",
-    "missing_eos",
-    "explained_variance",
-    "invalid_action_rate",
+REWARD_PANELS = (
+    Panel(("reward",), "reward: mean episode return (higher is better)"),
+    Panel(("score",), "task score (higher is better)"),
+    Panel(("success",), "success rate (rollouts)"),
 )
-EVAL_PLOT = ("eval/success", "eval/tool_call_accuracy", "eval/mean_return")
+KL_PANELS = {
+    "ppo": Panel(
+        ("kl", "kl_k3"),
+        "KL to the reference, nats per episode",
+        (
+            "k1 = log π − log π_ref, the penalty (an estimate: < 0 when the samples are likelier under the reference)",
+            "k3, never < 0 (logged beside it)",
+        ),
+    ),
+    "grpo": Panel(("kl_per_token",), "KL to the reference per token (k3 ≥ 0, the loss term)"),
+}
+LOSS_PANELS = (
+    Panel(("entropy",), "entropy, nats per agent token"),
+    Panel(("policy_loss",), "policy loss (clipped surrogate, minimised)"),
+    Panel(("clip_fraction",), "share of agent tokens clipped"),
+    Panel(("value_loss",), "value loss (lower is better)"),
+    Panel(("explained_variance",), "critic's explained variance (1 best; ≤ 0 no better than the mean)"),
+    Panel(("missing_eos",), "share of responses cut without eos (lower is better)"),
+    Panel(("invalid_action_rate",), "invalid-action rate (lower is better)"),
+)
+EVAL_PLOT = (
+    Panel(("eval/success",), "held-out success (greedy)"),
+    Panel(("eval/tool_call_accuracy",), "held-out tool-call accuracy (greedy)"),
+    Panel(("eval/mean_return",), "held-out mean return (greedy)"),
+)
+"""Evaluation curves; success and tool-call accuracy with the Wilson 95% bands `eval_metrics` logs."""
 _UPDATE_FILE = re.compile(r"update-(\d+)\.jsonl?")
 
 
@@ -67,8 +87,19 @@ class RLResult:
 class RLRunDir:
     """One run's directory and its progress bar, and which update was last evaluated and saved."""
 
-    def __init__(self, options: RLOptions, accelerator: Accelerator):
-        self.options, self.accelerator = options, accelerator
+    def __init__(
+        self,
+        options: RLOptions,
+        accelerator: Accelerator,
+        task: Task,
+        objects: dict[str, str],
+        callbacks: Sequence[Callback] = (),
+    ):
+        """``task``: the task trained on (evaluations play it too); ``objects``: what config.json records of objects
+        given in place of names (`agentic.training.objects.object_config`); ``callbacks``: shown every update and
+        evaluation (`stop_reason`)."""
+        self.options, self.accelerator, self.task, self.objects = options, accelerator, task, objects
+        self.callbacks = callbacks
         self.path = Path(options.out_dir)
         self.main = accelerator.is_main_process
         tensorboard = "tensorboard" in trackers(options.report_to)
@@ -112,6 +143,7 @@ class RLRunDir:
             if checkpoint is not None:
                 forget_after(self.path, checkpoint, start)
             extra = {"device": str(self.accelerator.device), "processes": self.accelerator.num_processes, "mode": mode}
+            extra |= self.objects
             self.run.write_config(self.options.to_dict() | extra)
         self.accelerator.init_trackers(self.path.name, config=self.options.to_dict())  # those of `report_to`
         self.bar = tqdm(
@@ -122,8 +154,15 @@ class RLRunDir:
             disable=not (self.options.progress and self.main),
         )
 
+    def evaluate_start(self, policy: Policy, started: float) -> str:
+        """The evaluation of the starting model (update 0), when there is one, shown to the callbacks; why the run
+        stops before its first update ("" to go on)."""
+        return self.stop_reason(started, 0, None, self.evaluate(policy, 0)) if self.options.n_eval else ""
+
     def evaluation_due(self, done: int) -> bool:
-        return bool(self.options.n_eval and self.options.eval_every and done % self.options.eval_every == 0)
+        """Every ``eval_every`` updates, and after the last."""
+        every = self.options.eval_every
+        return bool(self.options.n_eval and ((every and done % every == 0) or done == self.options.iterations))
 
     def checkpoint_due(self, done: int) -> bool:
         return bool(self.options.checkpoint_every and done % self.options.checkpoint_every == 0)
@@ -139,18 +178,21 @@ class RLRunDir:
             self.bar.update()
             self.bar.set_postfix(reward=f"{record['reward']:.3f}", success=f"{record['success']:.2f}")
 
-    def evaluate(self, policy: Policy, step: int) -> None:
-        """The greedy evaluation on the held-out seeds, as ``eval/update-N.json`` and ``eval/...`` metrics."""
+    def evaluate(self, policy: Policy, step: int) -> dict[str, Any] | None:
+        """The greedy evaluation on the held-out seeds, as ``eval/update-N.json`` and ``eval/...`` metrics (with their
+        Wilson intervals); its report on the main process, None on the others."""
+        report = None
         if self.run is not None:
             options = self.options
             greedy = Sampling(temperature=0.0, max_new_tokens=options.max_new_tokens, constrained=options.constrained)
             with self.accelerator.autocast():
-                report = evaluate(policy, options.task, list(options.eval_seeds), greedy)
+                report = evaluate(policy, self.task, list(options.eval_seeds), greedy)
             self.run.write_json(f"eval/{checkpoint_name(step)}.json", report)
             self.run.log(step, eval_metrics(report), prefix="eval/")
             self.accelerator.log({f"eval/{k}": v for k, v in _numbers(eval_metrics(report)).items()}, step=step)
         self.evaluated_at = step
         self.accelerator.wait_for_everyone()
+        return report
 
     def save(self, step: int, state: Any, tokenizer: Any) -> None:
         """Checkpoint ``step``: the model and tokenizer, and ``state`` (`agentic.training.rl.TrainingState`)."""
@@ -160,11 +202,19 @@ class RLRunDir:
         self.saved_at = step
         self.accelerator.wait_for_everyone()
 
-    def time_limit_reached(self, started: float) -> str:
-        """The stop reason once ``max_seconds`` have passed on any process ("" before); every process must ask."""
-        if self.options.max_seconds and time.perf_counter() - started >= self.options.max_seconds:
+    def stop_reason(
+        self, started: float, done: int, metrics: dict[str, Any] | None, evaluation: dict[str, Any] | None
+    ) -> str:
+        """Why the run stops after update ``done``: a callback shown its ``metrics`` and ``evaluation`` asked to (the
+        one place the loop calls them: `agentic.training.callbacks.stop_asked`), or ``max_seconds`` have passed, on
+        any process; "" to go on. Every process must ask, so that they all stop together."""
+        asked = stop_asked(self.callbacks, done, metrics, evaluation)
+        time_up = bool(self.options.max_seconds) and time.perf_counter() - started >= self.options.max_seconds
+        if asked or time_up:
             self.accelerator.set_trigger()
-        return f"time limit of {self.options.max_seconds:g} s" if self.accelerator.check_trigger() else ""
+        if not self.accelerator.check_trigger():
+            return ""
+        return asked or (f"time limit of {self.options.max_seconds:g} s" if time_up else "stopped by another process")
 
     def finish(self, done: int, policy: Policy, state: Any, failure: str, stop_reason: str, started: float) -> RLResult:
         """The final evaluation, checkpoint, model, plots and report; a ``failure`` skips the evaluation and the model,
@@ -194,8 +244,10 @@ class RLRunDir:
         """Plots, report.json and report.md, from the metrics and evaluations on disk (so a resumed run reports its
         whole history)."""
         run, options, accelerator = self.run, self.options, self.accelerator
-        run.plot(TRAINING_PLOT, "training.png")
-        run.plot(EVAL_PLOT, "eval.png")
+        title = plot_title(options.name.upper(), options.task, options.model)
+        training = (*REWARD_PANELS, KL_PANELS[options.name], *LOSS_PANELS)
+        run.plot(training, "training.png", title=title, x_label="update")
+        run.plot(EVAL_PLOT, "eval.png", title=f"{title}: held-out evaluation", x_label="update")
         rows = [r for r in run.metrics() if "seconds" in r and r["step"] <= done]
         evaluations = saved_evaluations(run.path, done)
         episodes = sum(r["episodes"] for r in rows)
@@ -224,7 +276,7 @@ class RLRunDir:
             "first_evaluation": evaluations[min(evaluations)] if evaluations else None,
             "last_evaluation": evaluations[max(evaluations)] if evaluations else None,
             "options": options.to_dict(),
-        }
+        } | self.objects
         run.write_report(report, report_markdown(report))
         run.close()
         return report
@@ -246,16 +298,21 @@ def _numbers(metrics: dict[str, Any]) -> dict[str, float]:
 
 
 def eval_metrics(report: dict[str, Any]) -> dict[str, float]:
-    """The numbers of an `agentic.evaluation.evaluate` report that go on the training curves."""
+    """The numbers of an `agentic.evaluation.evaluate` report that go on the training curves: each proportion with its
+    Wilson 95% interval (``<name>_low``, ``<name>_high``)."""
     calls, episodes = report["tool_calls"], report["episodes"]
-    return {
-        "tool_call_accuracy": calls["tool_call_accuracy"]["value"],
-        "tool_call_validity": calls["tool_call_validity"]["value"],
-        "success": episodes["success"]["value"],
-        "mean_return": episodes["mean_return"],
-        "mean_turns": episodes["mean_turns"],
-        "invalid_action_rate": episodes["invalid_action_rate"]["value"],
+    proportions = {
+        "tool_call_accuracy": calls["tool_call_accuracy"],
+        "tool_call_validity": calls["tool_call_validity"],
+        "success": episodes["success"],
+        "invalid_action_rate": episodes["invalid_action_rate"],
     }
+    intervals = {f"{name}_{end}": p[end] for name, p in proportions.items() for end in ("low", "high")}
+    return (
+        {name: p["value"] for name, p in proportions.items()}
+        | {"mean_return": episodes["mean_return"], "mean_turns": episodes["mean_turns"]}
+        | intervals
+    )
 
 
 def saved_evaluations(run_path: Path, last: int) -> dict[int, dict[str, Any]]:

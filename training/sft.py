@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -47,9 +48,11 @@ from agentic.encoding import episode_mode
 from agentic.evaluation import evaluate
 from agentic.models import resolve_model as known_model
 from agentic.policy import Policy
-from agentic.run_dir import RunDir, write_jsonl
+from agentic.run_dir import Panel, RunDir, plot_title, write_jsonl
 from agentic.sampling import Sampling
+from agentic.task import Task
 from agentic.training.demos import demonstrations
+from agentic.training.objects import check_model_object, model_name, object_config
 from agentic.training.options import external_trackers, lora_config, trackers, trainer_arguments
 from agentic.training.rl_run import eval_metrics
 from agentic.training.sft_config import TINY_MODEL, TOKENIZER_DEMOS, SFTOptions
@@ -58,6 +61,12 @@ from agentic.training.tiny_model import build_tiny_model
 from agentic.trajectory import Trajectory, to_dataset
 
 log = logging.getLogger(__name__)
+SFT_PLOT = (
+    Panel(("loss",), "training loss: cross-entropy on agent tokens (lower is better)"),
+    Panel(("mean_token_accuracy",), "agent-token accuracy (higher is better)"),
+    Panel(("learning_rate",), "learning rate"),
+    Panel(("grad_norm",), "gradient norm (before clipping)"),
+)
 
 
 @dataclass(frozen=True)
@@ -156,59 +165,66 @@ class TimeLimit(TrainerCallback):
             self.reached = control.should_training_stop = True
 
 
-def resolve_model(options: SFTOptions, run: RunDir) -> str:
+def resolve_model(options: SFTOptions, run: RunDir, task: Task | None = None) -> str:
     """The model to start from: a directory (made absolute), a hub id, a known model's name
-    (`agentic.models.resolve_model`), or the tiny model built into ``<run>/base``."""
+    (`agentic.models.resolve_model`), or the tiny model built into ``<run>/base`` (its tokenizer learnt from ``task``,
+    or ``options.task``)."""
     if options.model != TINY_MODEL:
         name_or_path = known_model(options.model)
         path = Path(name_or_path)
         return str(path.resolve()) if path.is_dir() else name_or_path
     base = run.path / "base"
     if not (base / "config.json").is_file():
-        build_tiny_model([options.task], base, seeds=options.demo_seeds[:TOKENIZER_DEMOS], seed=options.seed)
+        build_tiny_model(
+            [options.task if task is None else task],
+            base,
+            seeds=options.demo_seeds[:TOKENIZER_DEMOS],
+            seed=options.seed,
+        )
     return str(base.resolve())
 
 
-def run_sft(options: SFTOptions, dataset: datasets.Dataset | None = None) -> SFTResult:
+def run_sft(
+    options: SFTOptions,
+    task: Task | None = None,
+    *,
+    model: Any = None,
+    tokenizer: PreTrainedTokenizerBase | None = None,
+    callbacks: Sequence[TrainerCallback] = (),
+    dataset: datasets.Dataset | None = None,
+) -> SFTResult:
     """Demonstrations (or ``dataset``, or ``options.dataset``: `training_data`) -> `SFTTrainer` -> ``<out_dir>/model``,
-    with config, metrics, checkpoints, plot and report in ``out_dir``."""
+    with config, metrics, checkpoints, plot and report in ``out_dir``. Objects for names, as TRL's trainers take them:
+    ``task`` (any object satisfying the `Task` contract) for ``options.task``; ``model`` (a `PreTrainedModel`, or a
+    PEFT model whose adapters are trained) with its ``tokenizer`` for ``options.model``, trained in place and saved to
+    ``model_dir``; ``callbacks`` go to the trainer."""
     started = time.perf_counter()
     run = RunDir(options.out_dir, tensorboard="tensorboard" in trackers(options.report_to))
-    model_name = resolve_model(options, run)
     set_seed(options.seed)
-    tokenizer = AutoTokenizer.from_pretrained(model_name)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
+    model, tokenizer, names = start_model(options, run, task, model, tokenizer)
     mode = episode_mode(tokenizer)  # as `demonstrations` and `Policy` encode episodes: chat when there is a template
-    data, data_report = training_data(options, tokenizer, run, dataset)
-    run.write_config(asdict(options) | {"base_model": model_name, "mode": mode, "training_data": data.summary})
-    model = AutoModelForCausalLM.from_pretrained(model_name, dtype=torch.float32)
+    spec = options.task if task is None else task  # what demonstrations and the evaluation play
+    data, data_report = training_data(options, spec, tokenizer, run, dataset)
+    run.write_config(asdict(options) | names | {"mode": mode, "training_data": data.summary})
 
     time_limit = TimeLimit(options.max_seconds or float("inf"))
-    trainer = sft_trainer(model, tokenizer, data.rows, options, [RunDirLogger(run), time_limit])
+    trainer = sft_trainer(model, tokenizer, data.rows, options, [RunDirLogger(run), time_limit, *callbacks])
     train_started = time.perf_counter()
     output = trainer.train()
     train_seconds = time.perf_counter() - train_started
 
     log.info("trained %d steps in %.1f s; saving the model to %s", output.global_step, train_seconds, run.model_dir)
-    save_model(trainer, tokenizer, run.model_dir, options.model)
-    run.plot(["loss", "learning_rate", "grad_norm", "mean_token_accuracy"])
-    evaluation = final_evaluation(options, run)
+    save_model(trainer, tokenizer, run.model_dir, names.get("model", options.model))
+    run.plot(SFT_PLOT, title=plot_title("SFT", names["task"], names.get("model", options.model)), x_label="step")
+    evaluation = final_evaluation(options, run, spec)
     run.close()
 
     curve = loss_curve(trainer.state.log_history, output.global_step, output.training_loss)
     timing = {"train_seconds": train_seconds, "wall_seconds": time.perf_counter() - started}
-    report = sft_report(
-        options,
-        model_name,
-        run.model_dir,
-        trainer,
-        data_report,
-        curve,
-        timing
-        | {"stopped_by_time_limit": time_limit.reached, "mean_train_loss": output.training_loss}
-        | {"evaluation": evaluation},
-    )
+    stopped_by_callback = output.global_step < trainer.state.max_steps and not time_limit.reached
+    stops = {"stopped_by_time_limit": time_limit.reached, "stopped_by_callback": stopped_by_callback}
+    extra = timing | stops | names | {"mean_train_loss": output.training_loss, "evaluation": evaluation}
+    report = sft_report(options, names["base_model"], run.model_dir, trainer, data_report, curve, extra)
     run.write_report(report, _markdown(report))
     return SFTResult(
         run.path,
@@ -222,8 +238,32 @@ def run_sft(options: SFTOptions, dataset: datasets.Dataset | None = None) -> SFT
     )
 
 
+def start_model(
+    options: SFTOptions, run: RunDir, task: Task | None, model: Any, tokenizer: PreTrainedTokenizerBase | None
+) -> tuple[Any, PreTrainedTokenizerBase, dict[str, str]]:
+    """The model to train, its tokenizer (given a pad token where it has none) and what config.json and the report
+    record of the start: ``base_model`` (its directory or hub id), ``task``, and for objects given in place of names
+    (`agentic.training.objects`) ``model`` (the object's ``name_or_path``) and their classes. The model is ``model``
+    with its ``tokenizer`` when given (`check_model_object`), else what ``options.model`` names (in float32)."""
+    names = {"task": options.task if task is None else task.name} | object_config(model, task)
+    if model is not None:
+        check_model_object(model, tokenizer, options.lora_rank)
+        names |= {"model": model_name(model), "base_model": model_name(model)}
+    else:
+        names["base_model"] = resolve_model(options, run, task)
+        tokenizer = AutoTokenizer.from_pretrained(names["base_model"])
+        model = AutoModelForCausalLM.from_pretrained(names["base_model"], dtype=torch.float32)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model, tokenizer, names
+
+
 def training_data(
-    options: SFTOptions, tokenizer: PreTrainedTokenizerBase, run: RunDir, dataset: datasets.Dataset | None
+    options: SFTOptions,
+    task: str | Task,
+    tokenizer: PreTrainedTokenizerBase,
+    run: RunDir,
+    dataset: datasets.Dataset | None,
 ) -> tuple[SFTData, dict[str, Any]]:
     """The rows to train on and what the report says of them: from ``dataset``, or the one ``options.dataset`` names,
     in any of `agentic.training.sft_data`'s formats; without either, from the task oracle's demonstrations (written
@@ -232,7 +272,7 @@ def training_data(
         raise ValueError("give run_sft a dataset or options.dataset, not both")
     if dataset is None and not options.dataset:
         demos = demonstrations(
-            options.task,
+            task,
             options.demo_seeds,
             tokenizer,
             sloppy_rate=options.sloppy_demos,
@@ -240,7 +280,7 @@ def training_data(
             progress=options.progress,
         )
         write_jsonl(demos, run.path / "demos.jsonl")
-        log.info("%d demonstrations of %s written to %s", len(demos), options.task, run.path)
+        log.info("%d demonstrations of %s written to %s", len(demos), getattr(task, "name", task), run.path)
         data = sft_rows(to_dataset(demos), tokenizer, max_length=options.max_length, source="demos.jsonl")
         return data, demo_report(demos, options.demo_seeds)
     source = options.dataset or "a datasets.Dataset given to run_sft"
@@ -273,15 +313,13 @@ def save_model(trainer: SFTTrainer, tokenizer: PreTrainedTokenizerBase, model_di
         record_base(model_dir, name="" if Path(model).is_dir() or model == TINY_MODEL else model)
 
 
-def final_evaluation(options: SFTOptions, run: RunDir) -> dict[str, Any] | None:
+def final_evaluation(options: SFTOptions, run: RunDir, task: str | Task) -> dict[str, Any] | None:
     """The final model's greedy evaluation on held-out seeds ``0 .. n_eval-1`` (under the constraint when
     ``constrained``), written to ``eval.json``; its headline numbers, or None when ``n_eval`` is 0."""
     if not options.n_eval:
         return None
     policy = Policy.from_pretrained(run.model_dir)
-    report = evaluate(
-        policy, options.task, range(options.n_eval), Sampling(temperature=0.0, constrained=options.constrained)
-    )
+    report = evaluate(policy, task, range(options.n_eval), Sampling(temperature=0.0, constrained=options.constrained))
     run.write_json("eval.json", report)
     return eval_metrics(report) | {"constrained": options.constrained}
 
@@ -329,7 +367,7 @@ def _markdown(report: dict[str, Any]) -> str:
 
 - base model: `{report["base_model"]}` ({report["parameters"]:,} parameters, {report["trainable_parameters"]:,} trained, {mode}) on {report["device"]}
 - {_data_line(report)}, {report["demo_tokens"]:,} tokens of which {report["demo_agent_tokens"]:,} agent tokens carry the loss
-- training: {report["steps"]} steps ({report["epochs"]:.2f} epochs){" stopped by the time limit" if report["stopped_by_time_limit"] else ""}, final loss {report["final_loss"]:.4f}
+- training: {report["steps"]} steps ({report["epochs"]:.2f} epochs){" stopped by the time limit" if report["stopped_by_time_limit"] else ""}{" stopped by a callback" if report["stopped_by_callback"] else ""}, final loss {report["final_loss"]:.4f}
 - speed: {report["tokens_seen"]:,} tokens in {report["train_seconds"]:.1f} s ({report["tokens_per_second"]:,.0f} tokens/s); whole run {report["wall_seconds"]:.1f} s
 - model: `{report["model_dir"]}`
 {_evaluation_line(report["evaluation"])}"""

@@ -27,6 +27,7 @@ from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, 
 from transformers import GPTNeoXConfig, GPTNeoXForCausalLM, PreTrainedTokenizerFast
 
 from agentic.env import AgenticEnvironment, oracle_action, run_episode
+from agentic.task import Task
 
 EOS_TOKEN = "<|endoftext|>"
 PAD_TOKEN = "<|pad|>"
@@ -47,8 +48,9 @@ SENTINEL_TOKENS = (
 _SENTINEL_SPLIT = re.compile("|".join(re.escape(s) for s in SENTINEL_TOKENS))
 
 
-def task_corpus(task_names: Iterable[str], seeds: Iterable[int]) -> list[str]:
-    """Full transcripts (prompt, actions, replies) of the tasks' oracles on ``seeds``, run through the real environment."""
+def task_corpus(task_names: Iterable[str | Task], seeds: Iterable[int]) -> list[str]:
+    """Full transcripts (prompt, actions, replies) of the tasks' oracles (task specs or task objects) on ``seeds``, run
+    through the real environment."""
     seeds = list(seeds)
     texts = []
     for name in task_names:
@@ -116,7 +118,7 @@ def tiny_config(tokenizer: PreTrainedTokenizerFast, **overrides: Any) -> GPTNeoX
 
 
 def build_tiny_model(
-    task_names: Sequence[str],
+    task_names: Sequence[str | Task],
     out_dir: str | Path,
     *,
     seeds: Iterable[int] = range(10_000, 10_200),

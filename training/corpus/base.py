@@ -14,9 +14,9 @@ import datasets
 from transformers import GPTNeoXForCausalLM, set_seed
 from trl import SFTConfig, SFTTrainer
 
-from agentic.run_dir import RunDir, read_jsonl, timed
+from agentic.run_dir import Panel, RunDir, read_jsonl, timed
 from agentic.training.corpus.options import TinyBaseOptions
-from agentic.training.corpus.prepare import examples_file
+from agentic.training.corpus.prepare import examples_file, plot_trainer_log
 from agentic.training.options import trainer_arguments
 from agentic.training.tiny_model import tiny_config, train_tokenizer
 
@@ -49,6 +49,8 @@ def build_tiny_base(run_dir: str | Path, options: TinyBaseOptions) -> dict:
             processing_class=tokenizer,
         )
         summary["train_loss"] = trainer.train().training_loss
+        loss = Panel(("loss",), "training loss: cross-entropy on the train text (lower is better)")
+        plot_trainer_log(run_dir, "base", trainer, "language-model pretraining", "tiny", loss)
         trainer.model.save_pretrained(stage.model_dir)
         tokenizer.save_pretrained(stage.model_dir)
         summary["parameters"] = sum(p.numel() for p in model.parameters())

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from agentic.run_dir import RunDir, timed, write_jsonl
+from agentic.run_dir import Panel, RunDir, plot_title, timed, write_jsonl
 from agentic.training.corpus import chat
 from agentic.training.corpus.options import PrepareOptions
 from agentic.training.corpus.pairs import preference_pairs
@@ -124,3 +124,11 @@ def prepare(run_dir: str | Path, options: PrepareOptions) -> dict:
     stage.write_config(options)
     stage.write_json("summary.json", summary)
     return summary
+
+
+def plot_trainer_log(run_dir: str | Path, stage: str, trainer: Any, algorithm: str, model: str, *panels: Panel) -> None:
+    """``RUN/<stage>/plots/training.png``: a TRL ``trainer``'s logged curves, titled with the ``algorithm``, the
+    corpus the run was prepared from, and the ``model`` it started from."""
+    corpus = RunDir(run_dir).stage("prepare").read_json("config.json")["corpus"]
+    title = plot_title(algorithm, corpus, model)
+    RunDir(run_dir).stage(stage).plot(panels, records=trainer.state.log_history, title=title)

@@ -1,7 +1,8 @@
 """Stage 3: the reward model, and scoring with any sequence-classification reward model.
 
 Trained: `AutoModelForSequenceClassification` (one label) initialised from the SFT model, fitted
-with the Bradley-Terry loss by TRL's `RewardTrainer` on ``RUN/prepare/pairs_train.jsonl``.
+with the Bradley-Terry loss by TRL's `RewardTrainer` on ``RUN/prepare/pairs_train.jsonl``; its loss, pairwise
+accuracy and margin on the training batches are plotted in ``RUN/reward/plots/training.png``.
 Pretrained: a hub id or local path given as ``model`` replaces training. Either way the
 held-out pairwise accuracy and the mean reward margin (chosen - rejected), each with a 95% interval, are measured
 on ``pairs_heldout.jsonl`` (built from a held-out part of the train split, or held out of a preference dataset;
@@ -26,12 +27,18 @@ from trl import RewardConfig, RewardTrainer
 
 from agentic.metrics import wilson
 from agentic.models import resolve_model
-from agentic.run_dir import RunDir, read_jsonl, timed
+from agentic.run_dir import Panel, RunDir, read_jsonl, timed
 from agentic.training.corpus.chat import as_conversation, exchange
 from agentic.training.corpus.metrics import mean_interval
 from agentic.training.corpus.options import TINY, RewardOptions
-from agentic.training.corpus.prepare import pairs_file
+from agentic.training.corpus.prepare import pairs_file, plot_trainer_log
 from agentic.training.options import trainer_arguments
+
+REWARD_PLOT = (
+    Panel(("loss",), "Bradley–Terry loss on the training pairs (lower is better)"),
+    Panel(("accuracy",), "training pairs ranked right: chosen scored above rejected (higher is better)"),
+    Panel(("margin",), "reward margin, chosen − rejected (> 0: the right order)"),
+)
 
 
 class RewardScorer:
@@ -133,6 +140,7 @@ def fit_reward_model(run_dir: str | Path, options: RewardOptions) -> str:
         ),
     )
     trainer.train()
+    plot_trainer_log(run_dir, "reward", trainer, "reward model", start, *REWARD_PLOT)
     trainer.save_model(str(stage.model_dir))
     return str(stage.model_dir)
 

@@ -4,7 +4,8 @@ The loss is on the reference tokens only (TRL's prompt-completion format). The L
 the paper by model size: 8 up to 100M parameters, 16 up to 200M, 32 above (the tiny model: 8).
 LoRA dropout defaults to 0: on a CPU its Bernoulli masks cost as much as the adapters' matmuls.
 The adapter is merged (`merge_and_unload`) and the merged model saved to ``RUN/sft/model``: it is
-the PPO policy, its KL reference, and the reward model's initialisation.
+the PPO policy, its KL reference, and the reward model's initialisation. The loss curve is plotted in
+``RUN/sft/plots/training.png``.
 
 A prompt-only corpus (chat prompts: the instruct model is already tuned, and there is no reference to fine-tune
 on) skips the training: ``RUN/sft/model`` is then the starting model itself (a link to its directory, or a saved
@@ -22,10 +23,10 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, set_seed
 from trl import SFTConfig, SFTTrainer
 
 from agentic.models import resolve_model
-from agentic.run_dir import RunDir, read_jsonl, timed
+from agentic.run_dir import Panel, RunDir, read_jsonl, timed
 from agentic.training.corpus.base import build_tiny_base
 from agentic.training.corpus.options import TINY, CorpusSFTOptions, TinyBaseOptions
-from agentic.training.corpus.prepare import examples_file
+from agentic.training.corpus.prepare import examples_file, plot_trainer_log
 from agentic.training.options import lora_config, trainer_arguments
 
 
@@ -84,6 +85,8 @@ def train_sft(run_dir: str | Path, options: CorpusSFTOptions, tiny: TinyBaseOpti
             peft_config=lora_config(rank, dropout=options.lora_dropout),
         )
         summary.update(lora_rank=rank, train_loss=trainer.train().training_loss)
+        loss = Panel(("loss",), "training loss: cross-entropy on the reference completions (lower is better)")
+        plot_trainer_log(run_dir, "sft", trainer, "SFT", start, loss)
         trainer.model.merge_and_unload().save_pretrained(stage.model_dir)
         trainer.processing_class.save_pretrained(stage.model_dir)
     stage.write_config(asdict(options) | {"base_model": start})
