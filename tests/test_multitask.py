@@ -21,7 +21,7 @@ from agentic.training.rl import run_rl
 from agentic.training.rl_config import TRAIN_SEED_START, PPOOptions
 from agentic.training.sft import run_sft
 from agentic.training.sft_config import DEMO_SEED_START, SFTOptions
-from agentic.training.tiny_model import train_tokenizer
+from agentic.training.tiny_model import build_tiny_model, train_tokenizer
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -206,3 +206,18 @@ def test_the_demo_on_two_tasks_reports_each_alone_and_the_multi_task_policy(tmp_
         assert report["multi_task"]["rl"][name]["episodes"]["episodes"] == 2
         assert trained_tasks(out / name / "ppo" / "model").keys() == {name}
     assert trained_tasks(out / "multi-task" / "ppo" / "model").keys() == {"Arithmetic", "TwoHop"}
+
+
+def test_grpo_trains_one_tiny_model_on_every_task_at_once(tmp_path):
+    model = build_tiny_model(HELD_OUT_TASKS, tmp_path / "tiny", seeds=range(DEMO_SEED_START, DEMO_SEED_START + 20))
+    out = tmp_path / "grpo"
+    k = len(HELD_OUT_TASKS)
+    flags = ["--model", str(model), "--task", ",".join(HELD_OUT_TASKS), "--out-dir", str(out), "--iterations", "1"]
+    flags += ["--groups", str(k), "--group-size", "2", "--minibatch-size", "8", "--epochs", "1", "--n-eval", "1"]
+    assert main(["grpo", *flags, "--samples-per-update", str(2 * k), "--no-progress", "--report-to", "none"]) == 0
+    samples = [json.loads(line) for line in (out / "samples" / "update-000001.jsonl").read_text().splitlines()]
+    assert {s["task"] for s in samples} == set(HELD_OUT_TASKS) and len(samples) == 2 * k, "a group of each task"
+    assert all(s["task"] == HELD_OUT_TASKS[s["seed"] % k] for s in samples)
+    evaluation = json.loads((out / "eval" / "update-000001.json").read_text())
+    assert set(evaluation["tasks"]) == set(HELD_OUT_TASKS)
+    assert set(trained_tasks(out / "model")) == set(HELD_OUT_TASKS)
