@@ -166,19 +166,18 @@ def resolve_inputs(
     ``options.task``'s comma-separated specs), and what config.json records of the objects
     (`agentic.training.objects.object_config`). Refuses a run without a model, the resume of a run without the objects
     it started from, or a run the constraint cannot fit."""
-    played = played_task(options.task if task is None else task)
-    objects = object_config(model, None if given_by_name(task) else played)
-    if options.resume:
-        check_objects_given(options.out_dir, objects)
+    if options.resume:  # before the task is made: a resumed run may name an unregistered task
+        check_objects_given(options.out_dir, object_config(model, None if given_by_name(task) else task))
     if model is not None:
         check_model_object(model, tokenizer, options.lora_rank)
         options = replace(options, model=model_name(model))
     elif not options.model and not options.resume:  # resuming: the saved run says what is missing
         raise ValueError("model must be given: a model directory or hub id, or a model object (run_rl(model=...))")
+    played = played_task(options.task if task is None else task)
     if task is not None:
         options = replace(options, task=played.name)
     check_constraint_fits(options, played)
-    return options, played, objects
+    return options, played, object_config(model, None if given_by_name(task) else played)
 
 
 def check_constraint_fits(options: RLOptions, task: Task | TaskMixture) -> None:

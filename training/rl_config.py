@@ -117,9 +117,7 @@ class RLOptions(Options):
     report_to: str = option("tensorboard", REPORT_TO_HELP)
 
     def problems(self) -> list[str]:
-        from agentic.registry import task_spec_problems  # here: reading the options imports nothing heavy
-
-        problems = task_spec_problems(self.task) + tracker_problems(self.report_to)
+        problems = tracker_problems(self.report_to)  # the task is checked when the run makes it (it may be an object)
         if self.n_eval > DEMO_SEED_START:
             problems.append(
                 f"n_eval must be at most {DEMO_SEED_START}: evaluation seeds must not reach the SFT demonstration seeds"
