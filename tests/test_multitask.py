@@ -13,9 +13,10 @@ from agentic import AgenticEnvironment
 from agentic.cli import main
 from agentic.mixture import TaskMixture, played_task
 from agentic.provenance import trained_tasks
-from agentic.registry import split_task_specs
+from agentic.registry import make_task, split_task_specs
 from agentic.rollout import oracle_trajectories, scripted_trajectories
 from agentic.task import canonical_json
+from agentic.training.demo_config import DemoOptions
 from agentic.training.demos import GIVE_UP
 from agentic.training.rl import run_rl
 from agentic.training.rl_config import TRAIN_SEED_START, PPOOptions
@@ -221,3 +222,20 @@ def test_grpo_trains_one_tiny_model_on_every_task_at_once(tmp_path):
     evaluation = json.loads((out / "eval" / "update-000001.json").read_text())
     assert set(evaluation["tasks"]) == set(HELD_OUT_TASKS)
     assert set(trained_tasks(out / "model")) == set(HELD_OUT_TASKS)
+
+
+def test_demo_all_means_every_task_but_bfcls():
+    options = DemoOptions(task="all")
+    assert options.task_specs == HELD_OUT_TASKS and "BFCL-simple_python" not in options.task_specs
+    assert options.sft_options("model").task == options.rl_options("model").task == ",".join(HELD_OUT_TASKS)
+
+
+def test_run_sft_takes_a_list_of_task_objects_and_names(tmp_path):
+    out = tmp_path / "sft"
+    options = SFTOptions(out_dir=str(out), n_demos=4, max_steps=1, progress=False, report_to="none")
+    result = run_sft(options, [make_task("MissingQuantity"), "TwoHop"])
+    demos = [json.loads(line) for line in (out / "demos.jsonl").read_text().splitlines()]
+    assert [d["task"] for d in demos] == ["MissingQuantity", "TwoHop"] * 2
+    config = json.loads((out / "config.json").read_text())
+    assert config["task"] == "MissingQuantity,TwoHop" and config["task_object"] == "agentic.mixture.TaskMixture"
+    assert set(trained_tasks(result.model_dir)) == {"MissingQuantity", "TwoHop"}
