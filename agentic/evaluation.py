@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 from agentic.actions import ActionKind
 from agentic.constraint import GrammarFor, task_grammar
 from agentic.metrics import judge_tool_call, wilson
+from agentic.mixture import TaskMixture, component_tasks
 from agentic.parsing import parse_action
 from agentic.policy import Policy
 from agentic.registry import make_task
@@ -189,6 +190,17 @@ def _interval(p: dict[str, Any]) -> str:
     if not p["n"]:
         return "— (0/0)"  # nothing to measure (e.g. an episode metric on no turns); JSON may hold null or NaN here
     return f"{p['value']:.3f} [{p['low']:.3f}, {p['high']:.3f}] ({p['k']}/{p['n']})"
+
+
+def evaluate_each(
+    policy: Policy, task: Task | TaskMixture, seeds: Sequence[int], sampling: Sampling = GREEDY, **kwargs: Any
+) -> dict[str, Any]:
+    """`evaluate` on one task; on a `TaskMixture`, `evaluate` on each of its tasks, each on its own evaluation
+    instances of ``seeds``: ``{"task": the mixture's name, "tasks": {label: report}}``."""
+    if not isinstance(task, TaskMixture):
+        return evaluate(policy, task, seeds, sampling, **kwargs)
+    reports = {label: evaluate(policy, each, seeds, sampling, **kwargs) for label, each in component_tasks(task)}
+    return {"task": task.name, "tasks": reports}
 
 
 def report_rows(report: dict[str, Any]) -> list[tuple[str, str]]:

@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from agentic.registry import split_task_specs
+
 LEVELS_UP = 3
 """How far above a model folder its run directory's config.json is looked for (e.g. run/checkpoints/step-40/model)."""
 
@@ -56,8 +58,16 @@ def _tasks(config: Any) -> list[str]:
     if not isinstance(config, dict):
         return []
     named = config.get("task")
-    own = [t.strip() for t in named.split(",") if t.strip()] if isinstance(named, str) else []
+    own = _task_specs(named) if isinstance(named, str) else []
     return own + [task for key, value in config.items() if key != "task" for task in _tasks(value)]
+
+
+def _task_specs(named: str) -> list[str]:
+    """The tasks a config's ``task`` names: several, comma-separated, each with its options (`split_task_specs`)."""
+    try:
+        return split_task_specs(named)
+    except ValueError:
+        return [t.strip() for t in named.split(",") if t.strip()]
 
 
 def _local(base: Path, name: str) -> Path:

@@ -66,6 +66,23 @@ def parse_task_spec(spec: str) -> tuple[str, dict[str, Any]]:
     return name.strip(), kwargs
 
 
+def split_task_specs(text: str) -> list[str]:
+    """The task specs of a comma-separated list, ``A,B`` or ``ReasoningGym:dataset=chain_sum,size=5,TwoHop`` (two
+    tasks): a piece with ``=`` and no ``:`` is one more option of the spec before it. One line of ValueError for an
+    empty list, an empty piece, or an option before any task. Each spec is left to `parse_task_spec`."""
+    specs: list[str] = []
+    for piece in (p.strip() for p in text.split(",")):
+        if not piece:
+            raise ValueError(f"empty task in {text!r}: write NAME or NAME:key=value, comma-separated")
+        if "=" in piece and ":" not in piece:
+            if not specs:
+                raise ValueError(f"task option {piece!r} in {text!r} comes before any task: write NAME:key=value")
+            specs[-1] += f",{piece}"
+        else:
+            specs.append(piece)
+    return specs
+
+
 def _spec_value(text: str) -> Any:
     try:
         value = json.loads(text)
@@ -93,12 +110,17 @@ def check_task_spec(spec: str, **kwargs: Any) -> tuple[Callable[..., Task], dict
     return factory, options
 
 
-def task_spec_problems(spec: str) -> list[str]:
-    """What is wrong with a task spec, for an options class's ``problems`` (empty when nothing is)."""
+def task_spec_problems(text: str) -> list[str]:
+    """What is wrong with a task spec, or a comma-separated list of them (`split_task_specs`), for an options class's
+    ``problems`` (empty when nothing is)."""
     try:
-        check_task_spec(spec)
+        specs = split_task_specs(text)
+        for spec in specs:
+            check_task_spec(spec)
     except (KeyError, ValueError) as err:
         return [str(err.args[0])]
+    if len(set(specs)) < len(specs):
+        return [f"a task is named twice in {text!r}"]
     return []
 
 

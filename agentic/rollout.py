@@ -24,6 +24,7 @@ from transformers import PreTrainedTokenizerBase
 from agentic.constraint import episode_grammar, record_grammar
 from agentic.encoding import EpisodeEncoding, episode_encoding
 from agentic.env import AgenticEnvironment, oracle_action
+from agentic.mixture import TaskMixture, episode_task
 from agentic.policy import Policy, encode
 from agentic.sampling import Sampling
 from agentic.task import Score, Task
@@ -86,7 +87,7 @@ class Episode:
 
 def rollout(
     policy: Policy,
-    task: str | Task,
+    task: str | Task | TaskMixture,
     seeds: Sequence[int],
     sampling: Sampling = Sampling(),
     *,
@@ -94,7 +95,7 @@ def rollout(
     progress: bool = False,
 ) -> list[Trajectory]:
     """One episode per seed, all sampled together; trajectories in the order of ``seeds``; instances of ``split``
-    (RL rollouts train on "training"; evaluation passes "evaluation").
+    (RL rollouts train on "training"; evaluation passes "evaluation"); a `TaskMixture` plays each seed's own task.
 
     Each action is at most ``sampling.max_new_tokens`` tokens, no more than the task's
     ``budget.max_action_tokens`` and no more than the room left in the model's context. An
@@ -104,7 +105,9 @@ def rollout(
     valid in its episode's state (`agentic.constraint.episode_grammar`), recorded with the trajectory.
     """
     episodes = [
-        Episode(AgenticEnvironment(task, count_tokens=policy.count_tokens), seed, policy.encoding, split)
+        Episode(
+            AgenticEnvironment(episode_task(task, seed), count_tokens=policy.count_tokens), seed, policy.encoding, split
+        )
         for seed in seeds
     ]
     batch = policy.decoding_batch([e.trajectory.token_ids for e in episodes], sampling)
@@ -134,7 +137,7 @@ def rollout(
 
 
 def oracle_trajectories(
-    task: str | Task,
+    task: str | Task | TaskMixture,
     seeds: Sequence[int],
     tokenizer: PreTrainedTokenizerBase,
     *,
@@ -148,7 +151,7 @@ def oracle_trajectories(
 
 
 def scripted_trajectories(
-    task: str | Task,
+    task: str | Task | TaskMixture,
     seeds: Sequence[int],
     tokenizer: PreTrainedTokenizerBase,
     act: Callable[[AgenticEnvironment], str],
@@ -158,7 +161,7 @@ def scripted_trajectories(
     progress: bool = False,
 ) -> list[Trajectory]:
     """One episode per seed of ``split`` through the real environment, each action chosen by ``act(env)`` (a script,
-    not a model).
+    not a model); a `TaskMixture` plays each seed's own task.
 
     Episodes are encoded in ``mode`` (`agentic.encoding.episode_mode`: by default chat when the tokenizer
     has a chat template, as `Policy` does), so demonstrations match the episodes the model will play.
@@ -168,9 +171,8 @@ def scripted_trajectories(
     encoding = episode_encoding(tokenizer, mode)
     trajectories = []
     for seed in tqdm(seeds, desc="demonstrations", unit="episode", disable=not progress):
-        episode = Episode(
-            AgenticEnvironment(task, count_tokens=lambda text: len(encode(tokenizer, text))), seed, encoding, split
-        )
+        env = AgenticEnvironment(episode_task(task, seed), count_tokens=lambda text: len(encode(tokenizer, text)))
+        episode = Episode(env, seed, encoding, split)
         while not episode.done:
             action = encoding.action(act(episode.env))
             episode.step(action.text, action.ids)

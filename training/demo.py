@@ -14,12 +14,15 @@ the policy finds out that episodes which call it succeed and ones that give up f
 
 from __future__ import annotations
 
+import re
 import time
-from dataclasses import asdict
+from collections.abc import Sequence
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 from agentic.evaluation import evaluate_tool_calls
+from agentic.mixture import component_tasks, played_task, task_label
 from agentic.policy import Policy
 from agentic.registry import make_task
 from agentic.run_dir import RunDir
@@ -36,8 +39,72 @@ TOOL_CALL_METRICS = ("tool_call_validity", "tool_call_accuracy", "first_sentinel
 STAGES = ("untrained", "sft", "rl")
 
 
-def run_demo(options: DemoOptions, task: Task | None = None) -> dict[str, Any]:
-    """The demo of ``options`` on ``options.task``, or on ``task`` (a task object, registered or not); its report."""
+def run_demo(options: DemoOptions, task: Task | Sequence[str | Task] | None = None) -> dict[str, Any]:
+    """The demo of ``options`` on ``options.task``, or on ``task`` (a task object, registered or not); its report.
+
+    Several tasks (``options.task`` comma-separated or `ALL_TASKS`, or ``task`` a sequence of specs and objects): the
+    demo of each task alone in ``<out_dir>/<task>``, then one policy trained on all of them (`multi_task_stages`),
+    and a report of every task's rows (`task_rows`)."""
+    given = options.task_specs if task is None else [task] if isinstance(task, Task) else list(task)
+    if len(given) == 1:
+        return _alone(options, given[0], Path(options.out_dir))
+    started = time.perf_counter()
+    run = RunDir(options.out_dir)
+    labels = [task_label(t) for t in given]
+    # no "task" key here: provenance reads the folders above a model, and each model's own runs record its tasks
+    options_record = {key: value for key, value in asdict(options).items() if key != "task"}
+    run.write_config(options_record | {"tasks": labels})  # each task's own runs record the objects given
+    reports = {label: _alone(options, t, run.path / _folder(label)) for label, t in zip(labels, given)}
+    mixed = multi_task_stages(options, run.path / "multi-task", None if task is None else given)
+    report = {
+        "task": ",".join(labels),
+        "tasks": reports,
+        "multi_task": mixed,
+        "algorithm": options.algorithm,
+        "eval_seeds": [0, options.n_eval - 1],
+        "total_seconds": time.perf_counter() - started,
+    }
+    run.write_report(report, tasks_markdown(report))
+    run.close()
+    return report
+
+
+def _alone(options: DemoOptions, task: str | Task, out: Path) -> dict[str, Any]:
+    """The demo of one of several tasks in ``out``: a spec, or an object (``options.task`` is then left as it is)."""
+    if isinstance(task, str):
+        return task_demo(replace(options, task=task, out_dir=str(out)))
+    return task_demo(replace(options, out_dir=str(out)), task)
+
+
+def _folder(label: str) -> str:
+    """A directory name for a task spec (its options' punctuation replaced)."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", label)
+
+
+def multi_task_stages(options: DemoOptions, out: Path, tasks: list[str | Task] | None) -> dict[str, Any]:
+    """One policy on every task of ``options`` (or ``tasks``, names and objects): the tiny model with a tokenizer
+    learnt from all of them, SFT on their interleaved demonstrations, RL on their interleaved instances; each task's
+    RL row on its own held-out seeds, its compute and where its model is."""
+    played = played_task(options.task_specs if tasks is None else tasks)
+    model_dir = build_tiny_model(
+        [each for _, each in component_tasks(played)],
+        out / "tiny-model",
+        seeds=range(DEMO_SEED_START, DEMO_SEED_START + 200),
+        seed=options.seed,
+    )
+    sft = run_sft(options.sft_options(model_dir, out / "sft"), tasks)
+    rl = run_rl(options.rl_options(sft.model_dir, out / options.algorithm), tasks)
+    final = rl.evaluations[max(rl.evaluations)]["tasks"]
+    return {
+        "rl": {label: _stage(evaluation) for label, evaluation in final.items()},
+        "model_dir": str(rl.model_dir),
+        "rl_updates": rl.iterations,
+        "compute": {"sft_steps": sft.steps, "sft_tokens": sft.report["tokens_seen"], "rl_updates": rl.iterations},
+    }
+
+
+def task_demo(options: DemoOptions, task: Task | None = None) -> dict[str, Any]:
+    """The demo of one task: ``options.task``, or ``task`` (an object) in its place; its report."""
     run = RunDir(options.out_dir)
     task_name = options.task if task is None else task.name
     run.write_config(asdict(options) | {"task": task_name} | object_config(task=task))
@@ -127,6 +194,66 @@ def compute_line(report: dict[str, Any]) -> str:
             f"{report['rl_updates_planned']} updates; this table is not the demo's."
         )
     return line
+
+
+TASK_COLUMNS = (
+    "task",
+    "model",
+    "success",
+    "mean return",
+    "tool-call accuracy",
+    "ask rate",
+    "invalid-action rate",
+    "mean turns",
+)
+
+
+def task_rows(report: dict[str, Any]) -> list[tuple[str, ...]]:
+    """A several-task demo's rows (`TASK_COLUMNS`): per task untrained (decision points only), SFT and RL alone,
+    and the multi-task policy's RL, each on that task's held-out seeds."""
+    algorithm = report["algorithm"].upper()
+    rows = []
+    for label, single in report["tasks"].items():
+        stages = {"untrained": single["untrained"], "SFT": single["sft"], algorithm: single["rl"]}
+        stages[f"multi-task {algorithm}"] = report["multi_task"]["rl"][label]
+        rows += [(label, name, *_metric_cells(stage)) for name, stage in stages.items()]
+    return rows
+
+
+def _metric_cells(stage: dict[str, Any]) -> tuple[str, ...]:
+    accuracy = _cell(stage["tool_calls"]["tool_call_accuracy"])
+    episodes = stage.get("episodes")
+    if episodes is None:
+        return ("—", "—", accuracy, "—", "—", "—")
+    return (
+        _cell(episodes["success"]),
+        f"{episodes['mean_return']:.3f}",
+        accuracy,
+        _cell(episodes["ask_rate"]),
+        _cell(episodes["invalid_action_rate"]),
+        f"{episodes['mean_turns']:.2f}",
+    )
+
+
+def tasks_markdown(report: dict[str, Any]) -> str:
+    """A several-task demo's report: one table of every task's rows, and each run's compute."""
+    lines = [
+        f"# agentic demo: {report['task']}",
+        "",
+        f"Held-out seeds {report['eval_seeds'][0]}–{report['eval_seeds'][1]} of each task, greedy decoding; values "
+        f"with Wilson 95% intervals. Whole demo: {report['total_seconds']:.0f} s.",
+        "",
+        "| " + " | ".join(TASK_COLUMNS) + " |",
+        "|" + "---|" * len(TASK_COLUMNS),
+    ]
+    lines += ["| " + " | ".join(row) + " |" for row in task_rows(report)]
+    lines += ["", *(f"- {label}: {compute_line(single)}" for label, single in report["tasks"].items())]
+    compute = report["multi_task"]["compute"]
+    lines.append(
+        f"- multi-task: SFT {compute['sft_steps']} steps, {compute['sft_tokens']:,} tokens; "
+        f"{report['algorithm'].upper()} {compute['rl_updates']} updates; model `{report['multi_task']['model_dir']}`."
+    )
+    return "\n".join(lines)
 
 
 def column_names(report: dict[str, Any]) -> tuple[str, str, str, str]:

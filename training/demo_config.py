@@ -12,6 +12,7 @@ from agentic.training.options import REPORT_TO_HELP
 from agentic.training.rl_config import OPTIONS_BY_ALGORITHM, RLOptions
 from agentic.training.sft_config import SFTOptions
 
+ALL_TASKS = "all"
 # The demo's warm-up: half of 8000 demonstrations give up at once (1250 steps), so that greedy decoding after SFT
 # mostly gives up too while sampling calls the tool often enough for RL to find out that it pays.
 DEMO_SFT = SFTOptions(sloppy_demos=0.5, n_demos=8000, epochs=5.0)
@@ -38,7 +39,8 @@ class DemoOptions(Options):
 
     task: str = option(
         "Arithmetic",
-        "registered task (see `agentic tasks`), with options as NAME:key=value,... (e.g. ReasoningGym:dataset=chain_sum)",
+        "registered task (see `agentic tasks`), with options as NAME:key=value,... (e.g. ReasoningGym:dataset=chain_sum); "
+        "several, comma-separated, or `all` (every task but BFCL's): the demo per task, and one policy on all of them",
     )
     out_dir: str = option("runs/demo", "run directory")
     n_eval: int = option(200, "held-out evaluation seeds 0 .. n_eval-1", bounds="positive")
@@ -52,6 +54,11 @@ class DemoOptions(Options):
     algorithm: str = option("ppo", "the RL stage", choices=tuple(OPTIONS_BY_ALGORITHM))
     rl_iterations: int = option(
         80, "RL updates (the RL stage's budget, whatever the machine's speed)", bounds="positive"
+    )
+    rl_instances: int = option(
+        0,
+        "task instances per RL update (PPO episodes, GRPO groups); 0: the demo's (32 episodes, 8 groups of 4)",
+        bounds="non-negative",
     )
     rl_seconds: float = option(
         1800.0,
@@ -67,11 +74,26 @@ class DemoOptions(Options):
         self.sft_options("model")  # check the stages' options now, not after minutes of work
         self.rl_options("model")
 
+    def problems(self) -> list[str]:
+        from agentic.registry import task_spec_problems
+
+        return [] if self.task == ALL_TASKS else task_spec_problems(self.task)
+
+    @property
+    def task_specs(self) -> list[str]:
+        """The tasks of ``task``: its comma-separated specs, or for `ALL_TASKS` every registered task but BFCL's
+        (it needs its own package, and its categories are benchmarks, not tasks to learn here)."""
+        from agentic.registry import split_task_specs, task_names  # here: reading the options imports nothing heavy
+
+        if self.task == ALL_TASKS:
+            return [name for name in task_names() if not name.startswith("BFCL-")]
+        return split_task_specs(self.task)
+
     def sft_options(self, model: str | Path, out_dir: str | Path = "runs/demo/sft") -> SFTOptions:
         return replace(
             DEMO_SFT,
             model=str(model),
-            task=self.task,
+            task=",".join(self.task_specs),
             out_dir=str(out_dir),
             n_demos=self.n_demos,
             epochs=self.epochs,
@@ -85,7 +107,7 @@ class DemoOptions(Options):
     def rl_options(self, model: str | Path, out_dir: str | Path = "runs/demo/rl") -> RLOptions:
         return OPTIONS_BY_ALGORITHM[self.algorithm](
             model=str(model),
-            task=self.task,
+            task=",".join(self.task_specs),
             out_dir=str(out_dir),
             iterations=self.rl_iterations,
             max_seconds=self.rl_seconds,
@@ -95,5 +117,11 @@ class DemoOptions(Options):
             seed=self.seed,
             progress=self.progress,
             report_to=self.report_to,
-            **DEMO_RL[self.algorithm],
+            **DEMO_RL[self.algorithm] | self._instances(),
         )
+
+    def _instances(self) -> dict[str, int]:
+        """The RL options that ``rl_instances`` sets, when it is not 0."""
+        if not self.rl_instances:
+            return {}
+        return {"episodes" if self.algorithm == "ppo" else "groups": self.rl_instances}

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from transformers import PreTrainedTokenizerBase
 
+from agentic.mixture import TaskMixture
 from agentic.rollout import oracle_trajectories, scripted_trajectories
 from agentic.task import Task
 from agentic.trajectory import Trajectory
@@ -22,7 +23,7 @@ GIVE_UP = "<finish>I don't know.</finish>"
 
 
 def demonstrations(
-    task: str | Task,
+    task: str | Task | TaskMixture,
     seeds: Sequence[int],
     tokenizer: PreTrainedTokenizerBase,
     *,

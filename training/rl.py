@@ -73,8 +73,8 @@ from peft import PeftModel, get_peft_model
 
 from agentic.constraint import tools_left_out
 from agentic.encoding import episode_mode
+from agentic.mixture import TaskMixture, component_tasks, given_by_name, played_task
 from agentic.policy import Policy
-from agentic.registry import make_task
 from agentic.rollout import rollout
 from agentic.sampling import Sampling
 from agentic.task import INVALID_EVENTS, Task
@@ -99,7 +99,7 @@ ALGORITHMS = {PPOOptions: PPO, GRPOOptions: GRPO}  # the algorithm each options 
 
 def run_rl(
     options: RLOptions,
-    task: Task | None = None,
+    task: Task | TaskMixture | Sequence[str | Task] | None = None,
     *,
     model: Any = None,
     tokenizer: Any = None,
@@ -159,38 +159,38 @@ def run_rl(
 
 
 def resolve_inputs(
-    options: RLOptions, task: Task | None, model: Any, tokenizer: Any
-) -> tuple[RLOptions, Task, dict[str, str]]:
+    options: RLOptions, task: Task | TaskMixture | Sequence[str | Task] | None, model: Any, tokenizer: Any
+) -> tuple[RLOptions, Task | TaskMixture, dict[str, str]]:
     """``options`` naming the objects given in place of names (``model``: the object's ``name_or_path``; ``task``:
-    its name), the task to train on, and what config.json records of the objects
+    its name, a mixture's names comma-separated), the task to train on (several: a `TaskMixture`, from ``task`` or
+    ``options.task``'s comma-separated specs), and what config.json records of the objects
     (`agentic.training.objects.object_config`). Refuses a run without a model, the resume of a run without the objects
     it started from, or a run the constraint cannot fit."""
-    objects = object_config(model, task)
-    if options.resume:
-        check_objects_given(options.out_dir, objects)
+    if options.resume:  # before the task is made: a resumed run may name an unregistered task
+        check_objects_given(options.out_dir, object_config(model, None if given_by_name(task) else task))
     if model is not None:
         check_model_object(model, tokenizer, options.lora_rank)
         options = replace(options, model=model_name(model))
     elif not options.model and not options.resume:  # resuming: the saved run says what is missing
         raise ValueError("model must be given: a model directory or hub id, or a model object (run_rl(model=...))")
-    if task is None:
-        task = make_task(options.task)
-    else:
-        options = replace(options, task=task.name)
-    check_constraint_fits(options, task)
-    return options, task, objects
+    played = played_task(options.task if task is None else task)
+    if task is not None:
+        options = replace(options, task=played.name)
+    check_constraint_fits(options, played)
+    return options, played, object_config(model, None if given_by_name(task) else played)
 
 
-def check_constraint_fits(options: RLOptions, task: Task) -> None:
+def check_constraint_fits(options: RLOptions, task: Task | TaskMixture) -> None:
     """Refuse a constrained run whose actions are too short to call one of the task's tools (its grammar would leave
-    the tool out, and the policy could never learn to call it)."""
-    limit = min(options.max_new_tokens, task.budget.max_action_tokens)
-    left_out = tools_left_out(task.tools, limit) if options.constrained else []
-    if left_out:
-        raise ValueError(
-            f"under the constraint an action of {limit} tokens cannot hold a call to {', '.join(left_out)} "
-            "(its tags and shortest arguments): raise max_new_tokens"
-        )
+    the tool out, and the policy could never learn to call it); each task of a mixture."""
+    for _, each in component_tasks(task) if options.constrained else []:
+        limit = min(options.max_new_tokens, each.budget.max_action_tokens)
+        left_out = tools_left_out(each.tools, limit)
+        if left_out:
+            raise ValueError(
+                f"under the constraint an action of {limit} tokens cannot hold a call to {', '.join(left_out)} "
+                "(its tags and shortest arguments): raise max_new_tokens"
+            )
 
 
 def make_accelerator(options: RLOptions) -> Accelerator:
@@ -260,7 +260,7 @@ def default_learning_rate(model: Any) -> float:
     return 10 * rate if lora else rate
 
 
-def sampling_policy(policy: Policy, task: Task) -> Policy:
+def sampling_policy(policy: Policy, task: Task | TaskMixture) -> Policy:
     """``policy`` as the task's episodes need it: for a free-text task (`Task.free_text`) no token ends an action,
     so sampling stops at eos or the length limit only."""
     if task.free_text:
@@ -361,7 +361,7 @@ def penalize_missing_eos(
 
 
 def sample(
-    policy: Policy, task: Task, options: RLOptions, iteration: int, accelerator: Accelerator
+    policy: Policy, task: Task | TaskMixture, options: RLOptions, iteration: int, accelerator: Accelerator
 ) -> list[Trajectory]:
     """This process's episodes of update ``iteration`` (0-based), sampled with a seed of (seed, update, process)."""
     seeds = options.process_seeds(iteration, accelerator.process_index, accelerator.num_processes)

@@ -43,7 +43,11 @@ class RLOptions(Options):
         "",
         "the starting model: a directory (full model or PEFT adapter) or a hub id (run_rl also takes a model object)",
     )
-    task: str = option("Arithmetic", "registered task to train on (see `agentic tasks`); options: NAME:key=value,...")
+    task: str = option(
+        "Arithmetic",
+        "registered task to train on (see `agentic tasks`); options: NAME:key=value,...; several, comma-separated "
+        "(A,B:key=value,C): one policy on their interleaved instances, evaluated per task",
+    )
     out_dir: str = option("runs/rl", "run directory")
     iterations: int = option(100, "updates", bounds="positive")
     temperature: float = option(
@@ -113,7 +117,7 @@ class RLOptions(Options):
     report_to: str = option("tensorboard", REPORT_TO_HELP)
 
     def problems(self) -> list[str]:
-        problems = tracker_problems(self.report_to)
+        problems = tracker_problems(self.report_to)  # the task is checked when the run makes it (it may be an object)
         if self.n_eval > DEMO_SEED_START:
             problems.append(
                 f"n_eval must be at most {DEMO_SEED_START}: evaluation seeds must not reach the SFT demonstration seeds"

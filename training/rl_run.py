@@ -26,7 +26,8 @@ from accelerate import Accelerator
 from tqdm.auto import tqdm
 
 from agentic.adapters import record_base
-from agentic.evaluation import evaluate, report_rows
+from agentic.evaluation import evaluate_each, report_rows
+from agentic.mixture import TaskMixture
 from agentic.policy import Policy
 from agentic.run_dir import Panel, RunDir, plot_title, write_jsonl
 from agentic.sampling import Sampling
@@ -91,7 +92,7 @@ class RLRunDir:
         self,
         options: RLOptions,
         accelerator: Accelerator,
-        task: Task,
+        task: Task | TaskMixture,
         objects: dict[str, str],
         callbacks: Sequence[Callback] = (),
     ):
@@ -186,7 +187,7 @@ class RLRunDir:
             options = self.options
             greedy = Sampling(temperature=0.0, max_new_tokens=options.max_new_tokens, constrained=options.constrained)
             with self.accelerator.autocast():
-                report = evaluate(policy, self.task, list(options.eval_seeds), greedy)
+                report = evaluate_each(policy, self.task, list(options.eval_seeds), greedy)
             self.run.write_json(f"eval/{checkpoint_name(step)}.json", report)
             self.run.log(step, eval_metrics(report), prefix="eval/")
             self.accelerator.log({f"eval/{k}": v for k, v in _numbers(eval_metrics(report)).items()}, step=step)
@@ -299,7 +300,13 @@ def _numbers(metrics: dict[str, Any]) -> dict[str, float]:
 
 def eval_metrics(report: dict[str, Any]) -> dict[str, float]:
     """The numbers of an `agentic.evaluation.evaluate` report that go on the training curves: each proportion with its
-    Wilson 95% interval (``<name>_low``, ``<name>_high``)."""
+    Wilson 95% interval (``<name>_low``, ``<name>_high``). For a task mixture's (`evaluate_each`), each task's as
+    ``<task>/<name>``, and the unweighted mean over the tasks (those where it is defined) as ``<name>``."""
+    if "tasks" in report:
+        each = {label: eval_metrics(task_report) for label, task_report in report["tasks"].items()}
+        names = [name for name in next(iter(each.values())) if not name.endswith(("_low", "_high"))]
+        mean = {name: _defined_mean([metrics[name] for metrics in each.values()]) for name in names}
+        return mean | {f"{label}/{name}": value for label, metrics in each.items() for name, value in metrics.items()}
     calls, episodes = report["tool_calls"], report["episodes"]
     proportions = {
         "tool_call_accuracy": calls["tool_call_accuracy"],
@@ -313,6 +320,22 @@ def eval_metrics(report: dict[str, Any]) -> dict[str, float]:
         | {"mean_return": episodes["mean_return"], "mean_turns": episodes["mean_turns"]}
         | intervals
     )
+
+
+def _defined_mean(values: list[float]) -> float:
+    defined = [v for v in values if math.isfinite(v)]
+    return sum(defined) / len(defined) if defined else math.nan
+
+
+def evaluation_rows(first: dict[str, Any], last: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(metric, first, last) rows of two evaluations (`report_rows`); a mixture's per task, named ``task: metric``."""
+    if "tasks" not in first:
+        return [(metric, before, after) for (metric, before), (_, after) in zip(report_rows(first), report_rows(last))]
+    return [
+        (f"{label}: {metric}", before, after)
+        for label in first["tasks"]
+        for metric, before, after in evaluation_rows(first["tasks"][label], last["tasks"][label])
+    ]
 
 
 def saved_evaluations(run_path: Path, last: int) -> dict[int, dict[str, Any]]:
@@ -354,8 +377,5 @@ def report_markdown(report: dict[str, Any]) -> str:
             "",
         ]
         lines += [f"| metric | update {steps[0]} | update {steps[-1]} |", "|---|---|---|"]
-        lines += [
-            f"| {metric} | {before} | {after} |"
-            for (metric, before), (_, after) in zip(report_rows(first), report_rows(last))
-        ]
+        lines += [f"| {metric} | {before} | {after} |" for metric, before, after in evaluation_rows(first, last)]
     return "\n".join(lines)

@@ -45,7 +45,8 @@ from trl import SFTConfig, SFTTrainer
 
 from agentic.adapters import record_base
 from agentic.encoding import episode_mode
-from agentic.evaluation import evaluate
+from agentic.evaluation import evaluate_each
+from agentic.mixture import TaskMixture, component_tasks, given_by_name, played_task
 from agentic.models import resolve_model as known_model
 from agentic.policy import Policy
 from agentic.run_dir import Panel, RunDir, plot_title, write_jsonl
@@ -165,10 +166,10 @@ class TimeLimit(TrainerCallback):
             self.reached = control.should_training_stop = True
 
 
-def resolve_model(options: SFTOptions, run: RunDir, task: Task | None = None) -> str:
+def resolve_model(options: SFTOptions, run: RunDir, task: Task | TaskMixture | None = None) -> str:
     """The model to start from: a directory (made absolute), a hub id, a known model's name
     (`agentic.models.resolve_model`), or the tiny model built into ``<run>/base`` (its tokenizer learnt from ``task``,
-    or ``options.task``)."""
+    or ``options.task``: every task of a mixture)."""
     if options.model != TINY_MODEL:
         name_or_path = known_model(options.model)
         path = Path(name_or_path)
@@ -176,7 +177,7 @@ def resolve_model(options: SFTOptions, run: RunDir, task: Task | None = None) ->
     base = run.path / "base"
     if not (base / "config.json").is_file():
         build_tiny_model(
-            [options.task if task is None else task],
+            [each for _, each in component_tasks(played_task(options.task if task is None else task))],
             base,
             seeds=options.demo_seeds[:TOKENIZER_DEMOS],
             seed=options.seed,
@@ -186,7 +187,7 @@ def resolve_model(options: SFTOptions, run: RunDir, task: Task | None = None) ->
 
 def run_sft(
     options: SFTOptions,
-    task: Task | None = None,
+    task: Task | TaskMixture | Sequence[str | Task] | None = None,
     *,
     model: Any = None,
     tokenizer: PreTrainedTokenizerBase | None = None,
@@ -194,16 +195,18 @@ def run_sft(
     dataset: datasets.Dataset | None = None,
 ) -> SFTResult:
     """Demonstrations (or ``dataset``, or ``options.dataset``: `training_data`) -> `SFTTrainer` -> ``<out_dir>/model``,
-    with config, metrics, checkpoints, plot and report in ``out_dir``. Objects for names, as TRL's trainers take them:
+    with config, metrics, checkpoints, plot and report in ``out_dir``. Several tasks (``options.task`` comma-separated,
+    or ``task`` a sequence or `TaskMixture`) train one policy on their interleaved demonstrations
+    (`agentic.mixture`), evaluated per task. Objects for names, as TRL's trainers take them:
     ``task`` (any object satisfying the `Task` contract) for ``options.task``; ``model`` (a `PreTrainedModel`, or a
     PEFT model whose adapters are trained) with its ``tokenizer`` for ``options.model``, trained in place and saved to
     ``model_dir``; ``callbacks`` go to the trainer."""
     started = time.perf_counter()
     run = RunDir(options.out_dir, tensorboard="tensorboard" in trackers(options.report_to))
     set_seed(options.seed)
-    model, tokenizer, names = start_model(options, run, task, model, tokenizer)
+    spec = played_task(options.task if task is None else task)  # what demonstrations and the evaluation play
+    model, tokenizer, names = start_model(options, run, spec, model, tokenizer, objects=not given_by_name(task))
     mode = episode_mode(tokenizer)  # as `demonstrations` and `Policy` encode episodes: chat when there is a template
-    spec = options.task if task is None else task  # what demonstrations and the evaluation play
     data, data_report = training_data(options, spec, tokenizer, run, dataset)
     run.write_config(asdict(options) | names | {"mode": mode, "training_data": data.summary})
 
@@ -239,13 +242,19 @@ def run_sft(
 
 
 def start_model(
-    options: SFTOptions, run: RunDir, task: Task | None, model: Any, tokenizer: PreTrainedTokenizerBase | None
+    options: SFTOptions,
+    run: RunDir,
+    task: Task | TaskMixture,
+    model: Any,
+    tokenizer: PreTrainedTokenizerBase | None,
+    objects: bool = False,
 ) -> tuple[Any, PreTrainedTokenizerBase, dict[str, str]]:
     """The model to train, its tokenizer (given a pad token where it has none) and what config.json and the report
-    record of the start: ``base_model`` (its directory or hub id), ``task``, and for objects given in place of names
-    (`agentic.training.objects`) ``model`` (the object's ``name_or_path``) and their classes. The model is ``model``
-    with its ``tokenizer`` when given (`check_model_object`), else what ``options.model`` names (in float32)."""
-    names = {"task": options.task if task is None else task.name} | object_config(model, task)
+    record of the start: ``base_model`` (its directory or hub id), ``task`` (a mixture's comma-separated), and for
+    objects given in place of names (`agentic.training.objects`; ``objects``: the task was given as one) ``model``
+    (the object's ``name_or_path``) and their classes. The model is ``model`` with its ``tokenizer`` when given
+    (`check_model_object`), else what ``options.model`` names (in float32)."""
+    names = {"task": task.name if objects else options.task} | object_config(model, task if objects else None)
     if model is not None:
         check_model_object(model, tokenizer, options.lora_rank)
         names |= {"model": model_name(model), "base_model": model_name(model)}
@@ -260,7 +269,7 @@ def start_model(
 
 def training_data(
     options: SFTOptions,
-    task: str | Task,
+    task: Task | TaskMixture,
     tokenizer: PreTrainedTokenizerBase,
     run: RunDir,
     dataset: datasets.Dataset | None,
@@ -313,13 +322,16 @@ def save_model(trainer: SFTTrainer, tokenizer: PreTrainedTokenizerBase, model_di
         record_base(model_dir, name="" if Path(model).is_dir() or model == TINY_MODEL else model)
 
 
-def final_evaluation(options: SFTOptions, run: RunDir, task: str | Task) -> dict[str, Any] | None:
+def final_evaluation(options: SFTOptions, run: RunDir, task: Task | TaskMixture) -> dict[str, Any] | None:
     """The final model's greedy evaluation on held-out seeds ``0 .. n_eval-1`` (under the constraint when
-    ``constrained``), written to ``eval.json``; its headline numbers, or None when ``n_eval`` is 0."""
+    ``constrained``; each task of a mixture on its own), written to ``eval.json``; its headline numbers (a mixture's:
+    each task's and their mean, `eval_metrics`), or None when ``n_eval`` is 0."""
     if not options.n_eval:
         return None
     policy = Policy.from_pretrained(run.model_dir)
-    report = evaluate(policy, task, range(options.n_eval), Sampling(temperature=0.0, constrained=options.constrained))
+    report = evaluate_each(
+        policy, task, range(options.n_eval), Sampling(temperature=0.0, constrained=options.constrained)
+    )
     run.write_json("eval.json", report)
     return eval_metrics(report) | {"constrained": options.constrained}
 

@@ -27,7 +27,9 @@ class SFTOptions(Options):
         "model to fine-tune: a directory, a hub id, a name `agentic models list` shows, or `tiny` (built from the task's text)",
     )
     task: str = option(
-        "Arithmetic", "registered task whose oracle demonstrates (see `agentic tasks`); options: NAME:key=value,..."
+        "Arithmetic",
+        "registered task whose oracle demonstrates (see `agentic tasks`); options: NAME:key=value,...; several, "
+        "comma-separated (A,B:key=value,C): one policy on their interleaved demonstrations, evaluated per task",
     )
     dataset: str = option(
         "",

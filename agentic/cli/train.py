@@ -78,6 +78,9 @@ def _demo(args: argparse.Namespace, console: Console) -> None:
 
     options = options_from(DemoOptions, args)
     report = run_demo(options)
+    if "tasks" in report:
+        _print_tasks(report, options, console)
+        return
     table = Table(
         *column_names(report),
         title=f"agentic demo: {options.task} on {options.n_eval} held-out seeds, greedy (Wilson 95%)",
@@ -90,6 +93,20 @@ def _demo(args: argparse.Namespace, console: Console) -> None:
         f"{report['rl_train_seconds']:.0f} s; whole demo {report['total_seconds']:.0f} s. Report: {options.out_dir}/report.md; model: {report['model_dir']}"
     )
     console.print(compute_line(report), markup=False)
+
+
+def _print_tasks(report: dict, options, console: Console) -> None:
+    """A several-task demo's table (`agentic.training.demo.task_rows`) and where its report is."""
+    from agentic.training.demo import TASK_COLUMNS, task_rows
+
+    table = Table(
+        *TASK_COLUMNS,
+        title=f"agentic demo: {report['task']} on {options.n_eval} held-out seeds each, greedy (Wilson 95%)",
+    )
+    for row in task_rows(report):
+        table.add_row(*row)
+    console.print(table)
+    console.print(f"Whole demo {report['total_seconds']:.0f} s. Report: {options.out_dir}/report.md")
 
 
 def _launch_note(algorithm: str, description: str) -> str:
