@@ -52,6 +52,12 @@ def task_names() -> list[str]:
     return sorted(set(_task_factories) | set(_entry_points(TASK_GROUP)))
 
 
+def installed_task_names() -> list[str]:
+    """The tasks installed packages declare (the ``agentic.tasks`` entry points): the built-ins and plugins' tasks,
+    not those registered at run time, so that a name such as ``demo --task all`` means the same in every process."""
+    return sorted(_entry_points(TASK_GROUP))
+
+
 def parse_task_spec(spec: str) -> tuple[str, dict[str, Any]]:
     """A task spec ``NAME`` or ``NAME:key=value,key=value`` (e.g. ``ReasoningGym:dataset=chain_sum,size=500``): the
     task's name and the keyword arguments for its constructor. A value that reads as a JSON number, ``true``,

@@ -9,7 +9,7 @@ import json
 import pytest
 from test_splits import EVALUATION_SEEDS, HELD_OUT_TASKS, instances
 
-from agentic import AgenticEnvironment
+from agentic import AgenticEnvironment, registry
 from agentic.cli import main
 from agentic.mixture import TaskMixture, played_task
 from agentic.provenance import trained_tasks
@@ -239,3 +239,9 @@ def test_run_sft_takes_a_list_of_task_objects_and_names(tmp_path):
     config = json.loads((out / "config.json").read_text())
     assert config["task"] == "MissingQuantity,TwoHop" and config["task_object"] == "agentic.mixture.TaskMixture"
     assert set(trained_tasks(result.model_dir)) == {"MissingQuantity", "TwoHop"}
+
+
+def test_demo_all_leaves_out_tasks_registered_at_run_time(monkeypatch):
+    monkeypatch.setitem(registry._task_factories, "ArithmeticAgain", lambda: make_task("Arithmetic"))
+    assert "ArithmeticAgain" in registry.task_names()
+    assert "ArithmeticAgain" not in DemoOptions(task="all").task_specs, "all: the installed tasks, in every process"

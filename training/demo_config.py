@@ -40,7 +40,7 @@ class DemoOptions(Options):
     task: str = option(
         "Arithmetic",
         "registered task (see `agentic tasks`), with options as NAME:key=value,... (e.g. ReasoningGym:dataset=chain_sum); "
-        "several, comma-separated, or `all` (every task but BFCL's): the demo per task, and one policy on all of them",
+        "several, comma-separated, or `all` (every installed task but BFCL's): the demo per task, and one policy on all of them",
     )
     out_dir: str = option("runs/demo", "run directory")
     n_eval: int = option(200, "held-out evaluation seeds 0 .. n_eval-1", bounds="positive")
@@ -81,12 +81,13 @@ class DemoOptions(Options):
 
     @property
     def task_specs(self) -> list[str]:
-        """The tasks of ``task``: its comma-separated specs, or for `ALL_TASKS` every registered task but BFCL's
+        """The tasks of ``task``: its comma-separated specs, or for `ALL_TASKS` every installed task but BFCL's
         (it needs its own package, and its categories are benchmarks, not tasks to learn here)."""
-        from agentic.registry import split_task_specs, task_names  # here: reading the options imports nothing heavy
+        # imported here: reading the options imports nothing heavy
+        from agentic.registry import installed_task_names, split_task_specs
 
         if self.task == ALL_TASKS:
-            return [name for name in task_names() if not name.startswith("BFCL-")]
+            return [name for name in installed_task_names() if not name.startswith("BFCL-")]
         return split_task_specs(self.task)
 
     def sft_options(self, model: str | Path, out_dir: str | Path = "runs/demo/sft") -> SFTOptions:
