@@ -86,12 +86,7 @@ def multi_task_stages(options: DemoOptions, out: Path, tasks: list[str | Task] |
     learnt from all of them, SFT on their interleaved demonstrations, RL on their interleaved instances; each task's
     RL row on its own held-out seeds, its compute and where its model is."""
     played = played_task(options.task_specs if tasks is None else tasks)
-    model_dir = build_tiny_model(
-        [each for _, each in component_tasks(played)],
-        out / "tiny-model",
-        seeds=range(DEMO_SEED_START, DEMO_SEED_START + 200),
-        seed=options.seed,
-    )
+    model_dir = demo_tiny_model([each for _, each in component_tasks(played)], out, options.seed)
     sft = run_sft(options.sft_options(model_dir, out / "sft"), tasks)
     rl = run_rl(options.rl_options(sft.model_dir, out / options.algorithm), tasks)
     final = rl.evaluations[max(rl.evaluations)]["tasks"]
@@ -103,6 +98,11 @@ def multi_task_stages(options: DemoOptions, out: Path, tasks: list[str | Task] |
     }
 
 
+def demo_tiny_model(tasks: list[str | Task], out: Path, seed: int) -> Path:
+    """The demo's tiny model in ``<out>/tiny-model``, its tokenizer learnt from 200 demonstrations of ``tasks``."""
+    return build_tiny_model(tasks, out / "tiny-model", seeds=range(DEMO_SEED_START, DEMO_SEED_START + 200), seed=seed)
+
+
 def task_demo(options: DemoOptions, task: Task | None = None) -> dict[str, Any]:
     """The demo of one task: ``options.task``, or ``task`` (an object) in its place; its report."""
     run = RunDir(options.out_dir)
@@ -112,9 +112,7 @@ def task_demo(options: DemoOptions, task: Task | None = None) -> dict[str, Any]:
     seeds = list(range(options.n_eval))
     played = make_task(options.task) if task is None else task  # the stages get ``task`` as given: None for a name
 
-    model_dir = build_tiny_model(
-        [played], run.path / "tiny-model", seeds=range(DEMO_SEED_START, DEMO_SEED_START + 200), seed=options.seed
-    )
+    model_dir = demo_tiny_model([played], run.path, options.seed)
     untrained = Policy.from_pretrained(model_dir)
     before, _ = evaluate_tool_calls(untrained, played, seeds, Sampling(temperature=0.0, max_new_tokens=64))
 

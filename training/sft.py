@@ -289,7 +289,7 @@ def training_data(
             progress=options.progress,
         )
         write_jsonl(demos, run.path / "demos.jsonl")
-        log.info("%d demonstrations of %s written to %s", len(demos), getattr(task, "name", task), run.path)
+        log.info("%d demonstrations of %s written to %s", len(demos), task.name, run.path)
         data = sft_rows(to_dataset(demos), tokenizer, max_length=options.max_length, source="demos.jsonl")
         return data, demo_report(demos, options.demo_seeds)
     source = options.dataset or "a datasets.Dataset given to run_sft"
