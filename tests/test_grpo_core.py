@@ -4,6 +4,7 @@ import copy
 
 import pytest
 import torch
+from test_ppo_core import one_turn_trajectory, two_turn_trajectory
 from toy_yes_no import YesOrNo, warmed_up_policy
 
 from agentic.policy import Policy
@@ -94,3 +95,24 @@ def test_a_short_grpo_run_raises_the_mean_reward_on_a_toy_task(policy):
         assert not stats["skipped"]
     after = mean_reward()
     assert before < 0.5 and after > 0.85, (before, after)
+
+
+def test_grpo_micro_batches_accumulate_exactly_the_gradient_of_the_whole_minibatch(policy):
+    """One episode per forward/backward pass gives the update one pass gives (the KL term's mean included), on
+    episodes of different lengths."""
+    trajectories = sample_groups(policy, range(2), 0) + [two_turn_trajectory(), one_turn_trajectory()]
+    updates = []
+    for micro_batch_size in (0, 1):
+        model = copy.deepcopy(policy.model)
+        state = grpo_state(
+            model,
+            copy.deepcopy(model),
+            learning_rate=1e-3,
+            minibatch_size=8,
+            kl_coef=0.1,
+            micro_batch_size=micro_batch_size,
+        )
+        updates.append((grpo_update(state, trajectories), list(model.parameters())))
+    (whole, whole_weights), (micro, micro_weights) = updates
+    assert all(micro[name] == pytest.approx(whole[name], rel=1e-4, abs=1e-6) for name in whole), (micro, whole)
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(whole_weights, micro_weights))

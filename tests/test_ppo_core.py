@@ -261,6 +261,28 @@ def test_an_injected_nan_rolls_the_update_back_and_repeated_ones_stop_training(p
     assert all(torch.equal(w, s) for w, s in zip([*model.parameters(), *head.parameters()], good_weights))
 
 
+def test_micro_batches_accumulate_exactly_the_gradient_of_the_whole_minibatch(policy):
+    """An update made one episode per forward/backward pass equals the update made in one pass: same diagnostics, same
+    weights after each step. Episodes of different lengths make it a real check: a micro-batch that averaged over its
+    own tokens and turns would weigh a short episode's tokens as much as a long one's."""
+    sampled = rollout(policy, YesOrNo(), range(4), Sampling(seed=0))
+    handmade = [two_turn_trajectory(), one_turn_trajectory(), two_turn_trajectory(-0.5), one_turn_trajectory()]
+    batch = collate([*sampled, *handmade], policy.pad_id)
+    assert len(set(batch.agent_mask.sum(1).tolist())) > 1 and len(set(batch.turn_mask.sum(1).tolist())) > 1
+    updates = []
+    for micro_batch_size in (0, 1):
+        torch.manual_seed(1)  # the same fresh critic both times
+        model = copy.deepcopy(policy.model)
+        state = ppo_state(model, copy.deepcopy(model), epochs=2, minibatch_size=4, micro_batch_size=micro_batch_size)
+        stats = ppo_update(state, batch)
+        updates.append((stats, [*model.parameters(), *state.algorithm.value_head.parameters()]))
+    (whole, whole_weights), (micro, micro_weights) = updates
+    assert micro.keys() == whole.keys()
+    assert all(micro[name] == pytest.approx(whole[name], rel=1e-4, abs=1e-6) for name in whole), (micro, whole)
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(whole_weights, micro_weights))
+    assert not all(torch.equal(a, b) for a, b in zip(whole_weights, [*policy.model.parameters()])), "a step was taken"
+
+
 def mean_reward(policy: Policy, seeds: range) -> float:
     trajectories = rollout(policy, YesOrNo(), seeds, Sampling(seed=seeds.start))
     return sum(t.score for t in trajectories) / len(trajectories)

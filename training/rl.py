@@ -70,6 +70,7 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 from peft import PeftModel, get_peft_model
+from torch import Tensor
 
 from agentic.constraint import tools_left_out
 from agentic.encoding import episode_mode
@@ -377,9 +378,10 @@ def sample(
 
 
 def optimize(policy: Any, state: TrainingState, batch: TurnBatch, targets: Any, seed: int) -> dict[str, float]:
-    """``epochs`` passes over the batch in minibatches shuffled with ``seed``: the algorithm's loss, backward, gradient
-    clipping, an optimizer step. A non-finite loss or gradient norm rolls the whole update back (`NonFiniteGuard`)
-    and ends it: ``{"skipped": 1.0}``. Otherwise each diagnostic averaged over the minibatch steps, ``skipped`` 0."""
+    """``epochs`` passes over the batch in minibatches shuffled with ``seed``: the algorithm's loss, backward (micro-batch
+    by micro-batch, `accumulate_gradients`), gradient clipping, an optimizer step. A non-finite loss or gradient norm
+    rolls the whole update back (`NonFiniteGuard`) and ends it: ``{"skipped": 1.0}``. Otherwise each diagnostic
+    averaged over the minibatch steps, ``skipped`` 0."""
     options, optimizer, guard = state.options, state.optimizer, state.guard
     parameters = [p for group in optimizer.param_groups for p in group["params"]]
     generator = torch.Generator().manual_seed(seed)
@@ -387,9 +389,8 @@ def optimize(policy: Any, state: TrainingState, batch: TurnBatch, targets: Any, 
     history: dict[str, list[float]] = defaultdict(list)
     for _ in range(options.epochs):
         for rows in torch.randperm(len(batch), generator=generator).split(options.minibatch_size):
-            loss, stats = state.algorithm.loss(policy, batch.rows(rows), targets.rows(rows))
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            loss, stats = accumulate_gradients(state, policy, batch.rows(rows), targets.rows(rows))
             grad_norm = torch.nn.utils.clip_grad_norm_(parameters, options.max_grad_norm)
             if not (torch.isfinite(loss) and torch.isfinite(grad_norm)):
                 guard.rollback(f"loss {loss.item()}, gradient norm {grad_norm.item()}")
@@ -399,6 +400,22 @@ def optimize(policy: Any, state: TrainingState, batch: TurnBatch, targets: Any, 
                 history[name].append(value)
     guard.passed()
     return {name: fmean(values) for name, values in history.items()} | {"skipped": 0.0}
+
+
+def accumulate_gradients(
+    state: TrainingState, policy: Any, minibatch: TurnBatch, targets: Any
+) -> tuple[Tensor, dict[str, float]]:
+    """The minibatch's loss and diagnostics, its gradient accumulated by backward passes over micro-batches of
+    ``micro_batch_size`` episodes: each micro-batch's loss is taken over the minibatch's counts (`LossCounts`), so the
+    losses, diagnostics and gradients sum to those of one pass over the whole minibatch."""
+    counts, loss, stats = minibatch.loss_counts(), torch.zeros(()), defaultdict(float)
+    for rows in torch.arange(len(minibatch)).split(state.options.forward_batch_size):
+        part, part_stats = state.algorithm.loss(policy, minibatch.rows(rows), targets.rows(rows), counts)
+        part.backward()
+        loss = loss + part.detach().cpu()
+        for name, value in part_stats.items():
+            stats[name] += value
+    return loss, dict(stats)
 
 
 def episode_stats(trajectories: list[Trajectory], accelerator: Accelerator) -> dict[str, float]:

@@ -28,6 +28,7 @@ RESUMABLE_CHANGES = (
     "eval_every",
     "checkpoint_every",
     "samples_per_update",
+    "micro_batch_size",
 )
 
 
@@ -68,6 +69,13 @@ class RLOptions(Options):
     )
     epochs: int = option(4, "passes over each update's episodes", bounds="positive")
     minibatch_size: int = option(8, "episodes per gradient step", bounds="positive")
+    micro_batch_size: int = option(
+        0,
+        "episodes per forward and backward pass: each minibatch's gradient is accumulated over micro-batches of this "
+        "many, exactly as one pass would give it (memory then grows with this, not with the minibatch); also the "
+        "rows of the update's passes without gradients. 0: the whole minibatch at once",
+        bounds="non-negative",
+    )
     clip_range: float = option(0.2, "the probability ratio is clipped to 1 +- this", bounds="positive")
     max_grad_norm: float = option(1.0, "gradients are clipped to this norm", bounds="positive")
     entropy_coef: float = option(0.0, "weight of the entropy bonus in the loss", bounds="non-negative")
@@ -137,6 +145,11 @@ class RLOptions(Options):
     @property
     def episodes_per_update(self) -> int:
         return self.instances_per_update
+
+    @property
+    def forward_batch_size(self) -> int:
+        """Episodes per forward pass of an update: a micro-batch, or the whole minibatch."""
+        return self.micro_batch_size or self.minibatch_size
 
     @property
     def eval_seeds(self) -> range:

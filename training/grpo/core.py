@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from agentic.training.ppo.batch import TurnBatch, select_rows
+from agentic.training.ppo.batch import LossCounts, TurnBatch, select_rows
 from agentic.training.ppo.core import KLController, clipped_policy_loss, kl_k3, masked_mean
 from agentic.training.ppo.forward import policy_forward, reference_logprobs
 from agentic.training.ppo.update import make_optimizer
@@ -78,13 +78,17 @@ class GRPO:
         token_advantages = torch.where(batch.agent_mask, advantages[:, None], 0.0)
         ref_logprobs = None
         if self.kl.coef > 0:
-            ref_logprobs = reference_logprobs(policy, self.reference, batch, self.options.minibatch_size)
+            ref_logprobs = reference_logprobs(policy, self.reference, batch, self.options.forward_batch_size)
         stats = {"reward": returns.mean().item(), "no_signal_fraction": (advantages == 0).float().mean().item()}
         return GRPOTargets(token_advantages, ref_logprobs, stats)
 
-    def loss(self, policy: nn.Module, minibatch: TurnBatch, targets: GRPOTargets) -> tuple[Tensor, dict[str, float]]:
+    def loss(
+        self, policy: nn.Module, minibatch: TurnBatch, targets: GRPOTargets, counts: LossCounts | None = None
+    ) -> tuple[Tensor, dict[str, float]]:
         """The clipped surrogate on agent tokens, minus ``entropy_coef`` times the entropy, plus ``kl_coef`` times the
-        per-token k3 KL to the reference; with diagnostics."""
+        per-token k3 KL to the reference; with diagnostics. ``counts``: the means' denominators when ``minibatch`` is
+        a micro-batch of a larger minibatch (default: its own)."""
+        agent_tokens = (counts or minibatch.loss_counts()).agent_tokens
         new = policy_forward(policy, minibatch)
         loss, stats = clipped_policy_loss(
             new.logprobs,
@@ -92,13 +96,14 @@ class GRPO:
             targets.token_advantages,
             minibatch.agent_mask,
             self.options.clip_range,
+            agent_tokens,
         )
-        entropy = masked_mean(new.entropy, minibatch.agent_mask)
+        entropy = masked_mean(new.entropy, minibatch.agent_mask, agent_tokens)
         stats |= {"policy_loss": loss.item(), "entropy": entropy.item()}
         if self.options.entropy_coef:
             loss = loss - self.options.entropy_coef * entropy
         if targets.ref_logprobs is not None:
-            kl = masked_mean(kl_k3(new.logprobs, targets.ref_logprobs), minibatch.agent_mask)
+            kl = masked_mean(kl_k3(new.logprobs, targets.ref_logprobs), minibatch.agent_mask, agent_tokens)
             loss = loss + self.kl.coef * kl
             stats["kl_per_token"] = kl.item()
         return loss, stats

@@ -82,6 +82,17 @@ def token_masks(
 
 
 @dataclass(frozen=True)
+class LossCounts:
+    """The denominators of a minibatch's means: its agent tokens (policy loss, entropy, per-token KL) and its turns
+    (value loss). A micro-batch's loss taken over its minibatch's counts is its share of the minibatch's loss: the
+    shares sum to the loss of the whole minibatch, exactly, so accumulating their gradients changes nothing but memory.
+    """
+
+    agent_tokens: Tensor
+    turns: Tensor
+
+
+@dataclass(frozen=True)
 class TurnBatch:
     """``B`` trajectories, right-padded to ``T`` tokens and ``K`` turns.
 
@@ -107,6 +118,10 @@ class TurnBatch:
     def episode_returns(self) -> Tensor:
         """``[B]``: each trajectory's undiscounted task return."""
         return self.turn_rewards.sum(1)
+
+    def loss_counts(self) -> LossCounts:
+        """This batch's agent tokens and turns (at least 1 each), the denominators of its loss's means."""
+        return LossCounts(self.agent_mask.sum().clamp(min=1), self.turn_mask.sum().clamp(min=1))
 
     def rows(self, index: Tensor) -> TurnBatch:
         """The trajectories at ``index``, a minibatch."""

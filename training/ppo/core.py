@@ -20,10 +20,13 @@ import torch
 from torch import Tensor
 
 
-def masked_mean(values: Tensor, mask: Tensor) -> Tensor:
-    """Mean of ``values`` where ``mask`` is true (0 when nothing is); values outside the mask may be anything, even NaN."""
+def masked_mean(values: Tensor, mask: Tensor, count: Tensor | None = None) -> Tensor:
+    """Mean of ``values`` where ``mask`` is true (0 when nothing is); values outside the mask may be anything, even NaN.
+
+    ``count`` replaces the mask's own count as the denominator: a micro-batch's share of its minibatch's mean, so
+    that the shares of a minibatch's micro-batches sum to the minibatch's mean exactly (`TurnBatch.loss_counts`)."""
     mask = mask.bool()
-    return torch.where(mask, values, 0.0).sum() / mask.sum().clamp(min=1)
+    return torch.where(mask, values, 0.0).sum() / (mask.sum().clamp(min=1) if count is None else count)
 
 
 def masked_whiten(values: Tensor, mask: Tensor, eps: float = 1e-8) -> Tensor:
@@ -112,32 +115,41 @@ def turn_gae(rewards: Tensor, values: Tensor, turn_mask: Tensor, gamma: float, l
 
 
 def clipped_policy_loss(
-    logprobs: Tensor, old_logprobs: Tensor, advantages: Tensor, mask: Tensor, clip_range: float
+    logprobs: Tensor,
+    old_logprobs: Tensor,
+    advantages: Tensor,
+    mask: Tensor,
+    clip_range: float,
+    count: Tensor | None = None,
 ) -> tuple[Tensor, dict[str, float]]:
     """PPO's clipped surrogate, token level: ``mean over masked tokens of max(-A * ratio, -A * clip(ratio, 1 +- eps))``,
     ``ratio = exp(logp - old_logp)``. Also returns diagnostics: ``approx_kl`` (k3 estimate of KL(old || new)) and
-    ``clip_fraction`` (share of tokens whose ratio left the clip range)."""
+    ``clip_fraction`` (share of tokens whose ratio left the clip range). ``count``: the denominator of every mean
+    (`masked_mean`)."""
     log_ratio = torch.where(mask.bool(), logprobs - old_logprobs, 0.0)
     ratio = log_ratio.exp()
     unclipped = -advantages * ratio
     clipped = -advantages * ratio.clamp(1 - clip_range, 1 + clip_range)
-    loss = masked_mean(torch.maximum(unclipped, clipped), mask)
+    loss = masked_mean(torch.maximum(unclipped, clipped), mask, count)
     with torch.no_grad():
         stats = {
-            "approx_kl": masked_mean(ratio - 1 - log_ratio, mask).item(),
-            "clip_fraction": masked_mean(((ratio - 1).abs() > clip_range).float(), mask).item(),
+            "approx_kl": masked_mean(ratio - 1 - log_ratio, mask, count).item(),
+            "clip_fraction": masked_mean(((ratio - 1).abs() > clip_range).float(), mask, count).item(),
         }
     return loss, stats
 
 
-def clipped_value_loss(values: Tensor, old_values: Tensor, returns: Tensor, mask: Tensor, clip_range: float) -> Tensor:
+def clipped_value_loss(
+    values: Tensor, old_values: Tensor, returns: Tensor, mask: Tensor, clip_range: float, count: Tensor | None = None
+) -> Tensor:
     """``0.5 * mean of max((V - R)^2, (V_clipped - R)^2)`` over masked turns, ``V_clipped`` kept within ``clip_range``
-    of the value at rollout time (PPO2 style); plain squared error when ``clip_range`` is 0."""
+    of the value at rollout time (PPO2 style); plain squared error when ``clip_range`` is 0. ``count``: the mean's
+    denominator (`masked_mean`)."""
     loss = (values - returns) ** 2
     if clip_range:
         clipped = old_values + (values - old_values).clamp(-clip_range, clip_range)
         loss = torch.maximum(loss, (clipped - returns) ** 2)
-    return 0.5 * masked_mean(loss, mask)
+    return 0.5 * masked_mean(loss, mask, count)
 
 
 def explained_variance(values: Tensor, returns: Tensor, mask: Tensor) -> float:

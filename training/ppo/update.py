@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from agentic.training.ppo.batch import TurnBatch, select_rows
+from agentic.training.ppo.batch import LossCounts, TurnBatch, select_rows
 from agentic.training.ppo.core import (
     KLController,
     broadcast_to_tokens,
@@ -114,11 +114,11 @@ class PPO:
         beside it. Without a reference (and ``kl_coef`` 0) the rewards are the task's alone.
         """
         options, kl_coef = self.options, self.kl.coef
-        values = forward_in_chunks(policy, batch, options.minibatch_size, self.trained_head).values
+        values = forward_in_chunks(policy, batch, options.forward_batch_size, self.trained_head).values
         rewards = batch.turn_rewards
         stats = {"reward": batch.episode_returns.mean().item(), "kl_coef": kl_coef}
         if kl_coef > 0 or has_reference(policy, self.reference):
-            ref_logprobs = reference_logprobs(policy, self.reference, batch, options.minibatch_size)
+            ref_logprobs = reference_logprobs(policy, self.reference, batch, options.forward_batch_size)
             token_kl = kl_k1(batch.old_logprobs, ref_logprobs)
             rewards = kl_penalized_rewards(rewards, token_kl, batch.turn_index, kl_coef)
             n_turns = rewards.shape[1]
@@ -137,18 +137,26 @@ class PPO:
         }
         return PPOTargets(token_advantages, returns, values, stats)
 
-    def loss(self, policy: nn.Module, minibatch: TurnBatch, targets: PPOTargets) -> tuple[Tensor, dict[str, float]]:
+    def loss(
+        self, policy: nn.Module, minibatch: TurnBatch, targets: PPOTargets, counts: LossCounts | None = None
+    ) -> tuple[Tensor, dict[str, float]]:
         """The clipped surrogate on agent tokens, plus ``value_coef`` times the clipped value loss at decision points,
-        minus ``entropy_coef`` times the mean entropy on agent tokens; with diagnostics."""
-        options = self.options
+        minus ``entropy_coef`` times the mean entropy on agent tokens; with diagnostics. ``counts``: the means'
+        denominators when ``minibatch`` is a micro-batch of a larger minibatch (default: its own)."""
+        options, counts = self.options, counts or minibatch.loss_counts()
         new = policy_forward(policy, minibatch, self.trained_head)
         policy_loss, stats = clipped_policy_loss(
-            new.logprobs, minibatch.old_logprobs, targets.token_advantages, minibatch.agent_mask, options.clip_range
+            new.logprobs,
+            minibatch.old_logprobs,
+            targets.token_advantages,
+            minibatch.agent_mask,
+            options.clip_range,
+            counts.agent_tokens,
         )
         value_loss = clipped_value_loss(
-            new.values, targets.old_values, targets.returns, minibatch.turn_mask, options.value_clip_range
+            new.values, targets.old_values, targets.returns, minibatch.turn_mask, options.value_clip_range, counts.turns
         )
-        entropy = masked_mean(new.entropy, minibatch.agent_mask)
+        entropy = masked_mean(new.entropy, minibatch.agent_mask, counts.agent_tokens)
         loss = policy_loss + options.value_coef * value_loss - options.entropy_coef * entropy
         return loss, stats | {
             "policy_loss": policy_loss.item(),
