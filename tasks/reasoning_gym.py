@@ -33,6 +33,9 @@ from agentic.sandbox import SandboxError, SandboxProcess, SandboxTimeout
 
 DEFAULT_DATASET = "basic_arithmetic"
 DEFAULT_SCORE_TIMEOUT_S = 5.0
+RECIPE_FORMAT_REWARD = 0.15
+"""The reasoning-gym GRPO seed recipe's reward: 0.15 for an answer given in the expected format (here: a
+``<finish>``), plus 0.85 times `score_answer`'s score."""
 
 LITERAL_SCORED = frozenset({"binary_matrix", "n_queens", "spiral_matrix", "string_insertion"})
 """Datasets whose `score_answer` calls ``eval(answer)`` (reasoning_gym 0.1.x)."""
@@ -151,6 +154,9 @@ class ReasoningGym(Task):
 
     Extra keyword arguments are the dataset's own options (`reasoning_gym.create_dataset`); they must be
     JSON-friendly, as the sandboxed scorer builds the same dataset. ``score_timeout_s`` bounds each score.
+    ``format_reward`` (the seed recipe's: `RECIPE_FORMAT_REWARD`) is the part of the reward paid for finishing with
+    an answer at all, the rest being the dataset's score, so that a model that cannot solve a question yet still
+    learns the action format; success is still a full score from `score_answer`.
     """
 
     name = "ReasoningGym"
@@ -168,13 +174,17 @@ class ReasoningGym(Task):
         size: int = 1000,
         seed: int = 0,
         score_timeout_s: float = DEFAULT_SCORE_TIMEOUT_S,
+        format_reward: float = 0.0,
         **dataset_kwargs: Any,
     ):
+        if not 0.0 <= format_reward <= 1.0:  # also refuses NaN
+            raise ValueError(f"format_reward must be a fraction in [0, 1], got {format_reward!r}")
         try:
             import reasoning_gym
         except ImportError as err:
             raise ImportError("the ReasoningGym task needs reasoning_gym: pip install agentic-slm[reasoning]") from err
         self.dataset_name = dataset
+        self.format_reward = float(format_reward)
         self.dataset = reasoning_gym.create_dataset(dataset, size=size, seed=seed, **dataset_kwargs)
         self.scorer = SandboxProcess(
             f"{__name__}:scorer",
@@ -200,10 +210,18 @@ class ReasoningGym(Task):
         return f"Task: {instance['question']}"
 
     def score(self, instance: dict[str, Any], answer: str | None, history: Sequence[Turn]) -> Score:
-        """The dataset's `score_answer`, run in the sandbox; 0 for a refused, timed-out or failed score
-        (the breakdown says which)."""
+        """``format_reward`` for a finished answer plus the rest times the dataset's `score_answer`, run in the
+        sandbox; the answer's part is 0 for a refused, timed-out or failed score (the breakdown says which)."""
         if answer is None:
             return Score(0.0, {"score_answer": 0.0})
+        answered = self._score_answer(instance, answer)
+        value = answered.total
+        total = self.format_reward + (1.0 - self.format_reward) * value
+        breakdown = answered.breakdown | ({"format": self.format_reward} if self.format_reward else {})
+        return Score(total, breakdown, success=answered.success)
+
+    def _score_answer(self, instance: dict[str, Any], answer: str) -> Score:
+        """The dataset's own score of ``answer``, run in the sandbox."""
         entry = self.dataset[instance["index"]]
         screened = screen_answer(answer, (entry.get("metadata") or {}).get("source_dataset", self.dataset_name))
         if screened is None:

@@ -7,7 +7,7 @@ import gymnasium
 import pytest
 
 from agentic import oracle_action, run_episode
-from agentic.tasks.reasoning_gym import CODE_SCORED, LITERAL_SCORED, ReasoningGym
+from agentic.tasks.reasoning_gym import CODE_SCORED, LITERAL_SCORED, RECIPE_FORMAT_REWARD, ReasoningGym
 
 
 @pytest.mark.parametrize(
@@ -35,6 +35,35 @@ def test_wrong_and_missing_answers_score_below_one():
     padded = task.score(instance, f"the answer is {instance['answer']}", [])
     assert 0.0 < padded.total < 1.0 and not padded.success
     assert task.score(instance, None, []).total == 0.0
+
+
+def test_the_recipes_format_reward_pays_a_finished_answer_and_keeps_success_for_full_scores():
+    plain = ReasoningGym("chain_sum", size=20)
+    recipe = ReasoningGym("chain_sum", size=20, format_reward=RECIPE_FORMAT_REWARD)
+    instance = recipe.sample(random.Random(0))
+    wrong = str(int(instance["answer"]) + 1)
+    assert plain.score(instance, wrong, []).total == 0.0
+    scored = recipe.score(instance, wrong, [])
+    assert scored.total == pytest.approx(0.15) and not scored.success
+    right = recipe.score(instance, instance["answer"], [])
+    assert right.total == pytest.approx(1.0) and right.success
+    padded = f"the answer is {instance['answer']}"
+    assert recipe.score(instance, padded, []).total == pytest.approx(
+        0.15 + 0.85 * plain.score(instance, padded, []).total
+    )
+    assert recipe.score(instance, None, []).total == 0.0
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.5, float("nan")])
+def test_a_format_reward_outside_zero_to_one_is_refused(bad):
+    with pytest.raises(ValueError, match="format_reward"):
+        ReasoningGym("chain_sum", size=5, format_reward=bad)
+
+
+def test_the_format_reward_is_a_task_option_on_the_command_line():
+    from agentic.registry import make_task
+
+    assert make_task("ReasoningGym:dataset=chain_sum,size=5,format_reward=0.15").format_reward == 0.15
 
 
 def test_instances_are_json_and_score_after_a_round_trip():
