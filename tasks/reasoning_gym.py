@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from agentic import Budget, Score, Task, Turn, finish
+from agentic.options import RANGES
 from agentic.sandbox import SandboxError, SandboxProcess, SandboxTimeout
 
 DEFAULT_DATASET = "basic_arithmetic"
@@ -177,8 +178,9 @@ class ReasoningGym(Task):
         format_reward: float = 0.0,
         **dataset_kwargs: Any,
     ):
-        if not 0.0 <= format_reward <= 1.0:  # also refuses NaN
-            raise ValueError(f"format_reward must be a fraction in [0, 1], got {format_reward!r}")
+        in_range, bound = RANGES["fraction"]
+        if not in_range(format_reward):  # also refuses NaN
+            raise ValueError(f"format_reward {bound}, got {format_reward!r}")
         try:
             import reasoning_gym
         except ImportError as err:
@@ -215,8 +217,7 @@ class ReasoningGym(Task):
         if answer is None:
             return Score(0.0, {"score_answer": 0.0})
         answered = self._score_answer(instance, answer)
-        value = answered.total
-        total = self.format_reward + (1.0 - self.format_reward) * value
+        total = self.format_reward + (1.0 - self.format_reward) * answered.total
         breakdown = answered.breakdown | ({"format": self.format_reward} if self.format_reward else {})
         return Score(total, breakdown, success=answered.success)
 
