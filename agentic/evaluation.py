@@ -35,6 +35,7 @@ from agentic.tooling import ToolRegistry
 from agentic.trajectory import Trajectory
 
 GREEDY = Sampling(temperature=0.0)
+N_SAMPLES = 5  # the decision points and episodes a report keeps verbatim
 
 
 @dataclass(frozen=True)
@@ -143,7 +144,7 @@ def evaluate_tool_calls(
             bar.update(len(chunk))
     samples = [
         {"seed": p.seed, "expected": {"tool": p.tool, "arguments": p.arguments}, "action": a}
-        for p, a in list(zip(points, actions))[:5]
+        for p, a in list(zip(points, actions))[:N_SAMPLES]
     ]
     return tool_call_metrics(task, points, actions), samples
 
@@ -183,6 +184,19 @@ def evaluate(
         "tool_calls": tool_calls,
         "episodes": episode_metrics(played) if episodes else None,
         "samples": samples,
+        "episode_samples": [episode_sample(t) for t in played[:N_SAMPLES]],
+    }
+
+
+def episode_sample(trajectory: Trajectory) -> dict[str, Any]:
+    """One played episode as a report keeps it: what the agent did each turn and how it scored, so that a policy that
+    answers the same thing throughout, or games the score, can be seen where no tool call is judged."""
+    return {
+        "seed": trajectory.seed,
+        "turns": [{"action": turn.action, "kind": turn.kind, "event": turn.event} for turn in trajectory.turns],
+        "return": sum(trajectory.rewards),
+        "score": trajectory.score,
+        "success": trajectory.success,
     }
 
 

@@ -352,6 +352,10 @@ def test_eval_takes_a_token_limit_skips_episodes_and_reports_the_mode_and_progre
     assert main([*argv, "--mode", "raw", "--max-new-tokens", "3"]) == 0
     report = json.loads((out / "report.json").read_text())
     assert report["mode"] == "raw" and report["episodes"]["episodes"] == 3
+    played, episodes = report["episode_samples"], report["episodes"]
+    assert [s["seed"] for s in played] == [0, 1, 2], "every episode of so short an evaluation is kept"
+    assert sum(s["return"] for s in played) / 3 == pytest.approx(episodes["mean_return"])
+    assert sum(len(s["turns"]) for s in played) / 3 == pytest.approx(episodes["mean_turns"])
 
 
 def test_bench_rollout_compares_the_engine_with_loops_that_re_render_the_chat(chat_model_dir):

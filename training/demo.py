@@ -156,6 +156,7 @@ def _stage(evaluation: dict[str, Any]) -> dict[str, Any]:
         "tool_calls": evaluation["tool_calls"],
         "episodes": evaluation["episodes"],
         "samples": evaluation["samples"],
+        "episode_samples": evaluation["episode_samples"],
     }
 
 
