@@ -3,6 +3,7 @@ the KL to the reference, the NaN guard, and a short run on a toy task that raise
 
 import copy
 import math
+from collections import Counter
 
 import pytest
 import torch
@@ -261,10 +262,20 @@ def test_an_injected_nan_rolls_the_update_back_and_repeated_ones_stop_training(p
     assert all(torch.equal(w, s) for w, s in zip([*model.parameters(), *head.parameters()], good_weights))
 
 
+def forward_widths(model: torch.nn.Module) -> list[int]:
+    """The width (positions) of every batch ``model`` is called on from now on, in call order."""
+    widths: list[int] = []
+    model.register_forward_pre_hook(
+        lambda _, args, kwargs: widths.append(kwargs["input_ids"].shape[1]), with_kwargs=True
+    )
+    return widths
+
+
 def test_micro_batches_accumulate_exactly_the_gradient_of_the_whole_minibatch(policy):
     """An update made one episode per forward/backward pass equals the update made in one pass: same diagnostics, same
     weights after each step. Episodes of different lengths make it a real check: a micro-batch that averaged over its
-    own tokens and turns would weigh a short episode's tokens as much as a long one's."""
+    own tokens and turns would weigh a short episode's tokens as much as a long one's. And each pass is as wide as its
+    own episode, not the batch's longest: padding costs time and adds nothing."""
     sampled = rollout(policy, YesOrNo(), range(4), Sampling(seed=0))
     handmade = [two_turn_trajectory(), one_turn_trajectory(), two_turn_trajectory(-0.5), one_turn_trajectory()]
     batch = collate([*sampled, *handmade], policy.pad_id)
@@ -274,9 +285,12 @@ def test_micro_batches_accumulate_exactly_the_gradient_of_the_whole_minibatch(po
         torch.manual_seed(1)  # the same fresh critic both times
         model = copy.deepcopy(policy.model)
         state = ppo_state(model, copy.deepcopy(model), epochs=2, minibatch_size=4, micro_batch_size=micro_batch_size)
+        widths = forward_widths(model)
         stats = ppo_update(state, batch)
         updates.append((stats, [*model.parameters(), *state.algorithm.value_head.parameters()]))
     (whole, whole_weights), (micro, micro_weights) = updates
+    lengths, passes = Counter(batch.attention_mask.sum(1).tolist()), len(widths) // len(batch)
+    assert Counter(widths) == {n: passes * k for n, k in lengths.items()}, "one episode a pass, cut to its own length"
     assert micro.keys() == whole.keys()
     assert all(micro[name] == pytest.approx(whole[name], rel=1e-4, abs=1e-6) for name in whole), (micro, whole)
     assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(whole_weights, micro_weights))

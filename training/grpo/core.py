@@ -11,13 +11,13 @@ loss rather than in the reward.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from agentic.training.ppo.batch import LossCounts, TurnBatch, select_rows
+from agentic.training.ppo.batch import PER_TOKEN, LossCounts, TurnBatch, select_rows
 from agentic.training.ppo.core import KLController, clipped_policy_loss, kl_k3, masked_mean
 from agentic.training.ppo.forward import policy_forward, reference_logprobs
 from agentic.training.ppo.update import make_optimizer
@@ -41,12 +41,12 @@ class GRPOTargets:
     """A rollout scored before the update: advantages per agent token ``[B, T]``, the reference's log-probs ``[B, T]``
     (None without a KL term), and diagnostics."""
 
-    token_advantages: Tensor
-    ref_logprobs: Tensor | None
+    token_advantages: Tensor = field(metadata=PER_TOKEN)
+    ref_logprobs: Tensor | None = field(metadata=PER_TOKEN)
     stats: dict[str, float]
 
-    def rows(self, index: Tensor) -> GRPOTargets:
-        return select_rows(self, index)
+    def rows(self, index: Tensor, n_tokens: int | None = None) -> GRPOTargets:
+        return select_rows(self, index, n_tokens)
 
 
 class GRPO:

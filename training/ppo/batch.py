@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
@@ -18,14 +18,25 @@ if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
 Rows = TypeVar("Rows")
+PER_TOKEN = {"per_token": True}  # field metadata: a ``[B, T]`` tensor, one value per position of the padded batch
 
 
-def select_rows(value: Rows, index: Tensor) -> Rows:
-    """A dataclass of per-trajectory tensors (a batch, an update's targets) cut down to the trajectories at ``index``;
-    fields that are not tensors stay as they are."""
+def select_rows(value: Rows, index: Tensor, n_tokens: int | None = None) -> Rows:
+    """A dataclass of per-trajectory tensors (a batch, an update's targets) cut down to the trajectories at ``index``,
+    and with ``n_tokens`` its per-token fields (`PER_TOKEN`) to their first ``n_tokens`` positions; fields that are
+    not tensors stay as they are."""
+
+    def cut(name: str, per_token: bool) -> Tensor:
+        rows = getattr(value, name)[index]
+        return rows[:, :n_tokens] if per_token else rows  # [:, :None] keeps every position
+
     return replace(
         value,
-        **{f.name: getattr(value, f.name)[index] for f in fields(value) if isinstance(getattr(value, f.name), Tensor)},
+        **{
+            f.name: cut(f.name, bool(f.metadata.get("per_token")))
+            for f in fields(value)
+            if isinstance(getattr(value, f.name), Tensor)
+        },
     )
 
 
@@ -43,8 +54,8 @@ class TokenMasks:
     index: Tensor  # [B, T] long
     bits: Tensor  # [U, ceil(vocab / 32)] int32
 
-    def rows(self, index: Tensor) -> TokenMasks:
-        return replace(self, index=self.index[index])
+    def rows(self, index: Tensor, n_tokens: int | None = None) -> TokenMasks:
+        return replace(self, index=self.index[index][:, :n_tokens])
 
     def to(self, device: torch.device | str) -> TokenMasks:
         return TokenMasks(self.index.to(device), self.bits.to(device))
@@ -100,11 +111,13 @@ class TurnBatch:
     pass reproduces the sampling log-probs.
     """
 
-    input_ids: Tensor  # [B, T] long, padded with the pad id
-    attention_mask: Tensor  # [B, T] long, 1 on real tokens
-    agent_mask: Tensor  # [B, T] bool, True on agent tokens (the loss mask)
-    old_logprobs: Tensor  # [B, T] float, the sampling log-probs on agent tokens, 0 elsewhere
-    turn_index: Tensor  # [B, T] long, the turn each agent token belongs to, -1 elsewhere
+    input_ids: Tensor = field(metadata=PER_TOKEN)  # [B, T] long, padded with the pad id
+    attention_mask: Tensor = field(metadata=PER_TOKEN)  # [B, T] long, 1 on real tokens
+    agent_mask: Tensor = field(metadata=PER_TOKEN)  # [B, T] bool, True on agent tokens (the loss mask)
+    old_logprobs: Tensor = field(
+        metadata=PER_TOKEN
+    )  # [B, T] float, the sampling log-probs on agent tokens, 0 elsewhere
+    turn_index: Tensor = field(metadata=PER_TOKEN)  # [B, T] long, the turn each agent token belongs to, -1 elsewhere
     decision_positions: Tensor  # [B, K] long, each turn's decision point (`TurnRecord.decision_index`), 0 on padding
     turn_rewards: Tensor  # [B, K] float, the environment's reward per turn (shaping, plus the score on the last)
     turn_mask: Tensor  # [B, K] bool, True on real turns
@@ -123,9 +136,15 @@ class TurnBatch:
         """This batch's agent tokens and turns (at least 1 each), the denominators of its loss's means."""
         return LossCounts(self.agent_mask.sum().clamp(min=1), self.turn_mask.sum().clamp(min=1))
 
-    def rows(self, index: Tensor) -> TurnBatch:
-        """The trajectories at ``index``, a minibatch."""
-        return replace(select_rows(self, index), masks=None if self.masks is None else self.masks.rows(index))
+    def rows(self, index: Tensor, n_tokens: int | None = None) -> TurnBatch:
+        """The trajectories at ``index``, a minibatch; with ``n_tokens``, cut to their first ``n_tokens`` positions."""
+        masks = None if self.masks is None else self.masks.rows(index, n_tokens)
+        return replace(select_rows(self, index, n_tokens), masks=masks)
+
+    def longest(self, index: Tensor) -> int:
+        """The length of the longest of the trajectories at ``index``: a forward pass over them needs no position past
+        it (right padding, masked out of every loss term), and its cost grows with the width it is given."""
+        return int(self.attention_mask[index].sum(1).max())
 
     def to(self, device: torch.device | str) -> TurnBatch:
         moved: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)}

@@ -47,12 +47,21 @@ def policy_forward(policy: nn.Module, batch: TurnBatch, value_head: ValueHead | 
 def forward_in_chunks(
     model: nn.Module, batch: TurnBatch, chunk_size: int, value_head: ValueHead | None = None
 ) -> PolicyForward:
-    """`policy_forward` without gradients, ``chunk_size`` rows at a time: a whole rollout batch scored in a minibatch's memory."""
-    parts = [policy_forward(model, batch.rows(rows), value_head) for rows in torch.arange(len(batch)).split(chunk_size)]
+    """`policy_forward` without gradients, ``chunk_size`` rows at a time: a whole rollout batch scored in a minibatch's
+    memory, each chunk cut to its longest row (`TurnBatch.longest`) and its per-token outputs padded back with zeros."""
+    parts = [
+        policy_forward(model, batch.rows(rows, batch.longest(rows)), value_head)
+        for rows in torch.arange(len(batch)).split(chunk_size)
+    ]
+    width = batch.input_ids.shape[1]
+
+    def padded(name: str) -> Tensor:
+        return torch.cat(
+            [nn.functional.pad(getattr(part, name), (0, width - getattr(part, name).shape[1])) for part in parts]
+        )
+
     values = None if value_head is None else torch.cat([part.values for part in parts])
-    return PolicyForward(
-        torch.cat([part.logprobs for part in parts]), torch.cat([part.entropy for part in parts]), values
-    )
+    return PolicyForward(padded("logprobs"), padded("entropy"), values)
 
 
 def has_reference(policy: nn.Module, reference: nn.Module | None) -> bool:

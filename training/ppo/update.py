@@ -13,13 +13,13 @@ on the first minibatch.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from agentic.training.ppo.batch import LossCounts, TurnBatch, select_rows
+from agentic.training.ppo.batch import PER_TOKEN, LossCounts, TurnBatch, select_rows
 from agentic.training.ppo.core import (
     KLController,
     broadcast_to_tokens,
@@ -61,13 +61,13 @@ class PPOTargets:
     """A rollout scored before the update: advantages per agent token ``[B, T]``, value targets and rollout-time
     values per turn ``[B, K]``, and diagnostics."""
 
-    token_advantages: Tensor
+    token_advantages: Tensor = field(metadata=PER_TOKEN)
     returns: Tensor
     old_values: Tensor
     stats: dict[str, float]
 
-    def rows(self, index: Tensor) -> PPOTargets:
-        return select_rows(self, index)
+    def rows(self, index: Tensor, n_tokens: int | None = None) -> PPOTargets:
+        return select_rows(self, index, n_tokens)
 
 
 def build_critic(options: PPOOptions, model: nn.Module) -> ValueHead:
