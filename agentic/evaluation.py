@@ -13,6 +13,7 @@ Wilson 95% intervals.
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections import defaultdict
 from collections.abc import Sequence
@@ -23,7 +24,7 @@ from tqdm.auto import tqdm
 
 from agentic.actions import ActionKind
 from agentic.constraint import GrammarFor, task_grammar
-from agentic.metrics import judge_tool_call, wilson
+from agentic.metrics import judge_tool_call, mean_interval, wilson
 from agentic.mixture import TaskMixture, component_tasks
 from agentic.parsing import parse_action
 from agentic.policy import Policy
@@ -105,6 +106,7 @@ def episode_metrics(trajectories: Sequence[Trajectory]) -> dict[str, Any]:
     return {
         "episodes": n,
         "success": wilson(sum(t.success for t in trajectories), n).to_dict(),
+        "mean_score": mean_interval([t.score for t in trajectories]).to_dict(),
         "mean_return": statistics.fmean(returns) if returns else float("nan"),
         "std_return": statistics.pstdev(returns) if returns else float("nan"),
         "mean_turns": statistics.fmean(turns) if turns else float("nan"),
@@ -217,6 +219,15 @@ def evaluate_each(
     return {"task": task.name, "tasks": reports}
 
 
+def mean_cell(mean: dict[str, Any]) -> str:
+    """A `agentic.metrics.Mean` as a table shows it: the mean, its interval where there is one."""
+    if not mean["n"]:
+        return "—"
+    if math.isnan(mean["low"]):
+        return f"{mean['value']:.3f}"
+    return f"{mean['value']:.3f} [{mean['low']:.3f}, {mean['high']:.3f}]"
+
+
 def report_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
     """(metric, value) rows for a table: proportions with their Wilson 95% intervals."""
     calls, episodes = report["tool_calls"], report["episodes"]
@@ -233,6 +244,7 @@ def report_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
         return rows
     rows += [
         ("success", _interval(episodes["success"])),
+        ("mean score", mean_cell(episodes["mean_score"])),
         ("mean return", f"{episodes['mean_return']:.3f} ± {episodes['std_return']:.3f}"),
         ("mean turns", f"{episodes['mean_turns']:.2f}"),
         ("invalid-action rate (per turn)", _interval(episodes["invalid_action_rate"])),

@@ -1,4 +1,5 @@
-"""Metrics with honest definitions: tool-call validity and accuracy at decision points, and Wilson intervals.
+"""Metrics with honest definitions: tool-call validity and accuracy at decision points, Wilson intervals for
+proportions and Student-t intervals for means.
 
 A decision point is a context (from an oracle episode run through the real environment)
 after which the oracle calls a tool. The policy continues that context with one action:
@@ -15,10 +16,11 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from scipy.stats import norm
+from scipy.stats import norm, ttest_1samp
 
 from agentic.actions import ActionKind
 from agentic.parsing import parse_action
@@ -88,3 +90,26 @@ def wilson(k: float, n: int, confidence: float = 0.95) -> Proportion:
     centre = (p + z * z / (2 * n)) / denominator
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
     return Proportion(k, n, max(0.0, centre - half), min(1.0, centre + half))
+
+
+@dataclass(frozen=True)
+class Mean:
+    """The mean of n values, with a confidence interval (95% by default)."""
+
+    value: float
+    n: int
+    low: float
+    high: float
+
+    def to_dict(self) -> dict[str, float | int]:
+        return {"value": self.value, "n": self.n, "low": self.low, "high": self.high}
+
+
+def mean_interval(values: Sequence[float], confidence: float = 0.95) -> Mean:
+    """The mean of ``values`` with its Student-t interval (scipy's one-sample t-test): what a graded score, such as a
+    story's or a summary's, is compared with between two models. Fewer than two values give no interval (NaN ends)."""
+    n = len(values)
+    if n < 2:
+        return Mean(float(values[0]) if n else math.nan, n, math.nan, math.nan)
+    interval = ttest_1samp(values, 0.0).confidence_interval(confidence)
+    return Mean(math.fsum(values) / n, n, float(interval.low), float(interval.high))

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from agentic import make_task, tool_call
 from agentic.evaluation import decision_points, episode_metrics, tool_call_metrics
-from agentic.metrics import wilson
+from agentic.metrics import mean_interval, wilson
 from agentic.rollout import oracle_trajectories
 from agentic.training.tiny_model import task_corpus, train_tokenizer
 
@@ -79,6 +81,16 @@ def test_episode_metrics_of_the_oracle(tokenizer):
     assert metrics["success"]["value"] == 1.0 and metrics["ask_rate"]["value"] == 1.0
     assert metrics["invalid_action_rate"]["k"] == 0 and metrics["mean_turns"] == 3.0
     assert metrics["mean_return"] == 1.0 and metrics["std_return"] == 0.0
+    assert metrics["mean_score"] == {"value": 1.0, "n": 8, "low": 1.0, "high": 1.0}
+
+
+def test_mean_interval_is_students_t():
+    # mean 0.5, sample sd sqrt(0.2 / 3), t(0.975; 3 df) = 3.18245: half-width 3.18245 * sd / 2 = 0.41085
+    interval = mean_interval([0.2, 0.4, 0.6, 0.8])
+    assert interval.value == pytest.approx(0.5) and interval.n == 4
+    assert interval.low == pytest.approx(0.08915, abs=1e-5) and interval.high == pytest.approx(0.91085, abs=1e-5)
+    alone, none = mean_interval([0.7]), mean_interval([])
+    assert alone.value == 0.7 and math.isnan(alone.low) and none.n == 0 and math.isnan(none.value)
 
 
 def test_wilson_interval_matches_the_closed_form():

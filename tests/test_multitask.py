@@ -189,6 +189,7 @@ def test_the_demo_runs_on_every_task_with_the_tiny_model(name, tmp_path, capsys)
     assert report["sft"]["episodes"]["episodes"] == report["rl"]["episodes"]["episodes"] == 2
     table = (out / "report.md").read_text()
     assert "| metric | untrained | after SFT | after PPO |" in table and "| success | — |" in table
+    assert "| mean score | — |" in table and report["rl"]["episodes"]["mean_score"]["n"] == 2
     assert trained_tasks(out / "ppo" / "model").keys() == {name}
 
 

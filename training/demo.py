@@ -21,7 +21,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from agentic.evaluation import evaluate_tool_calls
+from agentic.evaluation import evaluate_tool_calls, mean_cell
 from agentic.mixture import component_tasks, played_task, task_label
 from agentic.policy import Policy
 from agentic.registry import make_task
@@ -172,6 +172,7 @@ def summary_rows(report: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     episodes = [report[stage]["episodes"] for stage in STAGES[1:]]
     rows += [
         ("success", "—", *(_cell(e["success"]) for e in episodes)),
+        ("mean score", "—", *(mean_cell(e["mean_score"]) for e in episodes)),
         ("mean return", "—", *(f"{e['mean_return']:.3f} ± {e['std_return']:.3f}" for e in episodes)),
         ("mean turns", "—", *(f"{e['mean_turns']:.2f}" for e in episodes)),
         ("invalid-action rate", "—", *(_cell(e["invalid_action_rate"]) for e in episodes)),
@@ -199,6 +200,7 @@ TASK_COLUMNS = (
     "task",
     "model",
     "success",
+    "mean score",
     "mean return",
     "tool-call accuracy",
     "ask rate",
@@ -223,9 +225,10 @@ def _metric_cells(stage: dict[str, Any]) -> tuple[str, ...]:
     accuracy = _cell(stage["tool_calls"]["tool_call_accuracy"])
     episodes = stage.get("episodes")
     if episodes is None:
-        return ("—", "—", accuracy, "—", "—", "—")
+        return ("—", "—", "—", accuracy, "—", "—", "—")
     return (
         _cell(episodes["success"]),
+        mean_cell(episodes["mean_score"]),
         f"{episodes['mean_return']:.3f}",
         accuracy,
         _cell(episodes["ask_rate"]),
