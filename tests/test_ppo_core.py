@@ -7,6 +7,7 @@ from collections import Counter
 
 import pytest
 import torch
+from forward_calls import input_shapes
 from peft import LoraConfig, get_peft_model
 from toy_yes_no import YesOrNo, warmed_up_policy
 
@@ -262,15 +263,6 @@ def test_an_injected_nan_rolls_the_update_back_and_repeated_ones_stop_training(p
     assert all(torch.equal(w, s) for w, s in zip([*model.parameters(), *head.parameters()], good_weights))
 
 
-def forward_widths(model: torch.nn.Module) -> list[int]:
-    """The width (positions) of every batch ``model`` is called on from now on, in call order."""
-    widths: list[int] = []
-    model.register_forward_pre_hook(
-        lambda _, args, kwargs: widths.append(kwargs["input_ids"].shape[1]), with_kwargs=True
-    )
-    return widths
-
-
 def test_micro_batches_accumulate_exactly_the_gradient_of_the_whole_minibatch(policy):
     """An update made one episode per forward/backward pass equals the update made in one pass: same diagnostics, same
     weights after each step. Episodes of different lengths make it a real check: a micro-batch that averaged over its
@@ -285,12 +277,14 @@ def test_micro_batches_accumulate_exactly_the_gradient_of_the_whole_minibatch(po
         torch.manual_seed(1)  # the same fresh critic both times
         model = copy.deepcopy(policy.model)
         state = ppo_state(model, copy.deepcopy(model), epochs=2, minibatch_size=4, micro_batch_size=micro_batch_size)
-        widths = forward_widths(model)
+        shapes = input_shapes(model)
         stats = ppo_update(state, batch)
         updates.append((stats, [*model.parameters(), *state.algorithm.value_head.parameters()]))
     (whole, whole_weights), (micro, micro_weights) = updates
-    lengths, passes = Counter(batch.attention_mask.sum(1).tolist()), len(widths) // len(batch)
-    assert Counter(widths) == {n: passes * k for n, k in lengths.items()}, "one episode a pass, cut to its own length"
+    lengths, passes = Counter(batch.attention_mask.sum(1).tolist()), len(shapes) // len(batch)
+    assert Counter(shape[1] for shape in shapes) == {n: passes * k for n, k in lengths.items()}, (
+        "one episode a pass, cut to its own length"
+    )
     assert micro.keys() == whole.keys()
     assert all(micro[name] == pytest.approx(whole[name], rel=1e-4, abs=1e-6) for name in whole), (micro, whole)
     assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(whole_weights, micro_weights))

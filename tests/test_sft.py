@@ -2,10 +2,12 @@
 
 import json
 import shutil
+from dataclasses import replace
 
 import datasets
 import pytest
 import torch
+from forward_calls import input_shapes
 from peft import PeftModel
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -13,6 +15,7 @@ from agentic.cli import main
 from agentic.policy import Policy
 from agentic.rollout import oracle_trajectories
 from agentic.training.bench_sft import bench_sft
+from agentic.training.demos import demonstrations
 from agentic.training.sft import demo_dataset, run_sft, sft_trainer
 from agentic.training.sft_config import DEMO_SEED_START, SFTOptions
 from agentic.trajectory import from_dataset, read_trajectories
@@ -64,6 +67,30 @@ def test_labels_are_the_agent_tokens_and_nothing_else(model_dir, tmp_path):
             "the loss covers exactly the agent's actions"
         )
         assert "<result>" not in trained_text and "Task:" not in trained_text
+
+
+def test_micro_batches_of_similar_lengths_take_the_one_batch_step_over_less_padding(model_dir, tmp_path):
+    """One step over 16 demonstrations of which half give up at once (two lengths): split into 4 micro-batches of
+    similar lengths, it leaves the weights exactly where one padded batch of 16 does, and runs over fewer positions."""
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    demos = demonstrations("Arithmetic", range(DEMO_SEED_START, DEMO_SEED_START + 16), tokenizer, sloppy_rate=0.5)
+    lengths = [len(d.token_ids) for d in demos]
+    assert len(set(lengths)) > 1
+    steps = {}
+    for micro_batches in (1, 4):
+        model = AutoModelForCausalLM.from_pretrained(model_dir)
+        shapes = input_shapes(model)
+        settings = options(model_dir, tmp_path / str(micro_batches), batch_size=16, max_steps=1, warmup_ratio=0.0)
+        sft_trainer(model, tokenizer, demo_dataset(demos), replace(settings, micro_batches=micro_batches)).train()
+        steps[micro_batches] = (
+            sum(shape.numel() for shape in shapes),
+            {name: p.detach().clone() for name, p in model.named_parameters()},
+        )
+    (padded, whole), (balanced, micro) = steps[1], steps[4]
+    assert padded == 16 * max(lengths) and balanced < padded
+    start = AutoModelForCausalLM.from_pretrained(model_dir).state_dict()
+    assert not torch.equal(whole["gpt_neox.embed_in.weight"], start["gpt_neox.embed_in.weight"]), "a step was taken"
+    assert all(torch.allclose(whole[name], micro[name], atol=1e-5) for name in whole)
 
 
 def test_a_short_run_lowers_the_loss(full_run):
@@ -140,6 +167,7 @@ def test_a_time_limit_stops_training_early(model_dir, tmp_path):
         (dict(max_steps=0, epochs=0.0), "epochs must be positive when max_steps is 0"),
         (dict(warmup_ratio=1.0), "warmup_ratio must be below 1"),
         (dict(weight_decay=float("nan")), "weight_decay must be a finite number"),
+        (dict(batch_size=10, micro_batches=4), r"batch_size \(10\) must be a multiple of micro_batches \(4\)"),
     ],
 )
 def test_bad_options_are_refused_with_a_clear_message(bad, message):
@@ -176,6 +204,15 @@ def test_bench_compares_the_trainer_with_a_bare_loop_on_the_same_batches(model_d
     assert result["trl"]["mean_loss"] == pytest.approx(result["bare"]["mean_loss"], rel=1e-4), (
         "same model, batches, masking and steps"
     )
+
+
+def test_bench_compares_padded_batches_with_micro_batches_on_the_same_demonstrations(model_dir, capsys):
+    assert main(["bench", "sft", "--model", model_dir, "--micro-batches", "4", "--episodes", "2", "--json"]) == 0
+    printed = capsys.readouterr().out
+    assert "one padded batch per step:" in printed and "4 micro-batches of similar lengths:" in printed
+    result = json.loads(printed[printed.index("{") :])
+    assert result["padded"]["tokens"] == result["balanced"]["tokens"] > 0, "every demonstration once on each side"
+    assert result["speedup"] == pytest.approx(result["padded"]["seconds"] / result["balanced"]["seconds"])
 
 
 def test_a_lora_run_directory_loads_after_being_moved_and_through_auto_peft(tmp_path):

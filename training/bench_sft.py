@@ -1,4 +1,5 @@
-"""SFT throughput: TRL's `SFTTrainer` (the path `agentic.training.sft` takes) against a bare PyTorch loop.
+"""SFT throughput: TRL's `SFTTrainer` (the path `agentic.training.sft` takes) against a bare PyTorch loop; and
+one padded batch per step against the same steps in micro-batches of similar lengths (`bench_micro_batches`).
 
 Both sides start from the same weights (loaded afresh from ``model_dir``), read the same batches
 (the trainer's own dataloader over the demonstration dataset, in order, so the labels are -100
@@ -19,6 +20,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, set_seed
 
 from agentic.rollout import oracle_trajectories
+from agentic.training.demos import demonstrations
 from agentic.training.sft import demo_dataset, sft_trainer
 from agentic.training.sft_config import DEMO_SEED_START, SFTOptions
 
@@ -81,6 +83,56 @@ def bench_sft(
         "trl": trl,
         "bare": bare,
         "overhead": trl["seconds"] / bare["seconds"],
+    }
+
+
+def bench_micro_batches(
+    model_dir: str,
+    task: str = "Arithmetic",
+    *,
+    micro_batches: int = 4,
+    steps: int = 30,
+    batch_size: int = 32,
+    sloppy_demos: float = 0.5,
+    learning_rate: float = 1e-3,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Training tokens/s of `SFTTrainer` over one epoch of ``steps * batch_size`` demonstrations (``sloppy_demos`` of
+    them giving up at once, as in the demo), each step one padded batch (the default) or ``micro_batches``
+    micro-batches of similar lengths (`SFTOptions.micro_batches`), from the same weights; and the ratio of the times.
+    Both sides train on every demonstration once, so they count the same tokens."""
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    seeds = range(DEMO_SEED_START, DEMO_SEED_START + steps * batch_size)
+    demos = demonstrations(task, seeds, tokenizer, sloppy_rate=sloppy_demos, seed=seed)
+    sides = {}
+    for side, n in (("padded", 1), ("balanced", micro_batches)):
+        with tempfile.TemporaryDirectory() as scratch:
+            options = SFTOptions(
+                model=model_dir,
+                task=task,
+                out_dir=scratch,
+                max_steps=steps,
+                batch_size=batch_size,
+                micro_batches=n,
+                learning_rate=learning_rate,
+                warmup_ratio=0.0,
+                seed=seed,
+                log_every=steps,
+                progress=False,
+            )
+            set_seed(seed)
+            model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+            trainer = sft_trainer(model, tokenizer, demo_dataset(demos), options, lr_scheduler_type="constant")
+            sides[side] = _measured(*_trainer_run(trainer))
+    return {
+        "task": task,
+        "model": str(model_dir),
+        "steps": steps,
+        "batch_size": batch_size,
+        "micro_batches": micro_batches,
+        "sloppy_demos": sloppy_demos,
+        **sides,
+        "speedup": sides["padded"]["seconds"] / sides["balanced"]["seconds"],
     }
 
 

@@ -105,7 +105,12 @@ def sft_trainer(
 ) -> SFTTrainer:
     """TRL's `SFTTrainer` configured from ``options`` (``config_overrides`` go to `SFTConfig`): padded batches,
     labels from ``assistant_masks``, the shared trainer arguments (`trainer_arguments`), checkpoints in
-    ``<out_dir>/checkpoints``."""
+    ``<out_dir>/checkpoints``.
+
+    With ``options.micro_batches`` > 1 each step's demonstrations are drawn at random as before, then split by
+    transformers' `BatchRebalanceSampler` into micro-batches of similar lengths whose gradients are accumulated; the
+    loss is normalised by the whole step's label count (``num_items_in_batch``), so the step is the one-batch step.
+    That sampler shuffles with a seed of its own, so the dataset is shuffled with ``options.seed`` first."""
     arguments = trainer_arguments(
         Path(options.out_dir) / "checkpoints",
         epochs=options.epochs,
@@ -125,6 +130,13 @@ def sft_trainer(
         report_to=external_trackers(options.report_to) or "none",
         run_name=Path(options.out_dir).name,
     )
+    if options.micro_batches > 1:
+        arguments |= dict(
+            per_device_train_batch_size=options.batch_size // options.micro_batches,
+            gradient_accumulation_steps=options.micro_batches,
+            train_sampling_strategy="batch_rebalance",
+        )
+        dataset = dataset.shuffle(seed=options.seed)
     lora = options.lora_rank and lora_config(options.lora_rank, options.lora_alpha, options.lora_target_modules)
     trainer = SFTTrainer(
         model=model,

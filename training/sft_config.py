@@ -58,6 +58,13 @@ class SFTOptions(Options):
     warmup_ratio: float = option(0.05, "share of the steps spent warming the learning rate up", bounds="fraction")
     weight_decay: float = option(0.0, "AdamW weight decay", bounds="non-negative")
     batch_size: int = option(32, "demonstrations per step", bounds="positive")
+    micro_batches: int = option(
+        1,
+        "split each step's demonstrations into this many micro-batches of similar lengths (transformers' "
+        "batch_rebalance sampler) and accumulate their gradients: the same step over less padding; 1: one padded "
+        "batch in random order",
+        bounds="positive",
+    )
     max_length: int = option(1024, "longest demonstration kept", unit="tokens", bounds="positive")
     lora_rank: int = option(0, "0: full fine-tuning; > 0: LoRA adapters of this rank", bounds="non-negative")
     lora_alpha: int = option(0, "LoRA scaling alpha; 0: twice the rank", bounds="non-negative")
@@ -95,6 +102,10 @@ class SFTOptions(Options):
         problems += tracker_problems(self.report_to)
         if self.max_steps == 0 and not self.epochs > 0:
             problems.append(f"epochs must be positive when max_steps is 0, got {self.epochs}")
+        if self.batch_size % self.micro_batches:
+            problems.append(
+                f"batch_size ({self.batch_size}) must be a multiple of micro_batches ({self.micro_batches})"
+            )
         if self.warmup_ratio == 1:
             problems.append("warmup_ratio must be below 1")
         if self.n_eval > self.demo_seed_start:

@@ -18,7 +18,7 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
         choices=["parse", "rollout", "sft", "fuzz"],
         help="parse: parse_action vs a paper-style regex parser, and env steps/s; "
         "rollout: the batched engine vs re-tokenizing model.generate loops (batched and sequential); "
-        "sft: SFTTrainer vs a bare PyTorch loop; "
+        "sft: SFTTrainer vs a bare PyTorch loop (or, with --micro-batches, vs itself on length-balanced micro-batches); "
         "fuzz: hostile actions against every task, counting exceptions (0 expected)",
     )
     parser.add_argument(
@@ -52,6 +52,13 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
         type=positive_int,
         default=3,
         help="rollout: timed runs of each side, taking turns (the best of each is compared)",
+    )
+    parser.add_argument(
+        "--micro-batches",
+        type=positive_int,
+        default=None,
+        help="sft: compare one padded batch of 32 per step with N micro-batches of similar lengths instead (the "
+        "demo's demonstrations, half of them giving up at once)",
     )
     add_mode_flag(parser)
     parser.add_argument(
@@ -139,11 +146,30 @@ def _sft(args: argparse.Namespace, console: Console) -> dict:
     from agentic.training.bench_sft import bench_sft
 
     task = args.task[0] if args.task else "Arithmetic"
+    if args.micro_batches:
+        return _sft_micro_batches(args, task, console)
     result = bench_sft(default_model_dir(args), task, steps=args.episodes or 30, seed=args.seed)
     console.print(
         f"TRL SFTTrainer: {result['trl']['tokens_per_s']:,.0f} training tokens/s\n"
         f"bare PyTorch loop: {result['bare']['tokens_per_s']:,.0f} training tokens/s\n"
         f"overhead (trainer time / bare time): {result['overhead']:.2f}x  ({result['steps']} steps of {result['batch_size']} demonstrations of {task}, device {result['device']})"
+    )
+    return result
+
+
+def _sft_micro_batches(args: argparse.Namespace, task: str, console: Console) -> dict:
+    from agentic.training.bench_sft import bench_micro_batches
+
+    result = bench_micro_batches(
+        default_model_dir(args), task, micro_batches=args.micro_batches, steps=args.episodes or 30, seed=args.seed
+    )
+    console.print(
+        f"one padded batch per step: {result['padded']['tokens_per_s']:,.0f} training tokens/s\n"
+        f"{result['micro_batches']} micro-batches of similar lengths: "
+        f"{result['balanced']['tokens_per_s']:,.0f} training tokens/s\n"
+        f"speed-up: {result['speedup']:.2f}x  ({result['steps']} steps of {result['batch_size']} demonstrations of "
+        f"{task}, {result['sloppy_demos']:.0%} giving up at once, one run each)",
+        markup=False,
     )
     return result
 
