@@ -17,6 +17,7 @@ def test_demo_writes_an_untrained_sft_rl_report(tmp_path, capsys):
     out = tmp_path / "demo"
     code = main(
         ["demo", "--out", str(out), "--n-eval", "4", "--n-demos", "16", "--epochs", "1", "--rl-iterations", "1"]
+        + ["--micro-batches", "2"]
     )
     captured = capsys.readouterr()
     printed = captured.out
@@ -34,6 +35,7 @@ def test_demo_writes_an_untrained_sft_rl_report(tmp_path, capsys):
         "rl_episodes": DemoOptions().rl_options("model").episodes_per_update,
     }
     assert sft_report["tokens_seen"] > 0
+    assert json.loads((out / "sft" / "config.json").read_text())["micro_batches"] == 2
     assert f"Compute: SFT 1 steps, {sft_report['tokens_seen']:,} tokens; PPO 1 updates" in printed
     assert "WARNING" not in printed
     rl_report = json.loads((out / "ppo" / "report.json").read_text())
@@ -70,6 +72,7 @@ def test_bad_demo_options_are_refused_before_any_work(tmp_path, capsys):
         (["--epochs", "nan"], "argument --epochs: nan is not a finite number"),
         (["--rl-seconds", "inf"], "argument --rl-seconds: inf is not a finite number"),
         (["--algorithm", "a2c"], "invalid choice: 'a2c'"),
+        (["--micro-batches", "5"], "batch_size (32) must be a multiple of micro_batches (5)"),
     ):
         assert main(["demo", *out, *flags]) == 2
         error = capsys.readouterr().err

@@ -51,6 +51,12 @@ class DemoOptions(Options):
     sloppy_demos: float = option(
         DEMO_SFT.sloppy_demos, "fraction of demonstrations that give up at once", bounds="fraction"
     )
+    micro_batches: int = option(
+        DEMO_SFT.micro_batches,
+        "SFT: split each step's demonstrations into this many micro-batches of similar lengths (the same step over "
+        "less padding; see `agentic sft --micro-batches`)",
+        bounds="positive",
+    )
     algorithm: str = option("ppo", "the RL stage", choices=tuple(OPTIONS_BY_ALGORITHM))
     rl_iterations: int = option(
         80, "RL updates (the RL stage's budget, whatever the machine's speed)", bounds="positive"
@@ -100,6 +106,7 @@ class DemoOptions(Options):
             epochs=self.epochs,
             max_seconds=self.sft_seconds,
             sloppy_demos=self.sloppy_demos,
+            micro_batches=self.micro_batches,
             seed=self.seed,
             progress=self.progress,
             report_to=self.report_to,
