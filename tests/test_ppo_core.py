@@ -291,6 +291,19 @@ def test_micro_batches_accumulate_exactly_the_gradient_of_the_whole_minibatch(po
     assert not all(torch.equal(a, b) for a, b in zip(whole_weights, [*policy.model.parameters()])), "a step was taken"
 
 
+def test_micro_batches_are_cut_from_the_minibatch_sorted_by_length(policy):
+    """Two long and two short episodes in micro-batches of two: one pass over the short pair, one over the long pair,
+    each only as wide as its own episodes, whatever order the minibatch drew them in."""
+    handmade = [two_turn_trajectory(), one_turn_trajectory(), two_turn_trajectory(-0.5), one_turn_trajectory()]
+    batch = collate(handmade, policy.pad_id)
+    model = copy.deepcopy(policy.model)
+    state = ppo_state(model, copy.deepcopy(model), epochs=3, minibatch_size=4, micro_batch_size=2)
+    targets = state.algorithm.advantages(model, batch)
+    shapes = input_shapes(model)
+    optimize(model, state, batch, targets, seed=0)
+    assert sorted(tuple(shape) for shape in shapes) == [(2, 4)] * 3 + [(2, 11)] * 3
+
+
 def mean_reward(policy: Policy, seeds: range) -> float:
     trajectories = rollout(policy, YesOrNo(), seeds, Sampling(seed=seeds.start))
     return sum(t.score for t in trajectories) / len(trajectories)

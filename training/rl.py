@@ -407,10 +407,12 @@ def accumulate_gradients(
 ) -> tuple[Tensor, dict[str, float]]:
     """The minibatch's loss and diagnostics, its gradient accumulated by backward passes over micro-batches of
     ``micro_batch_size`` episodes: each micro-batch's loss is taken over the minibatch's counts (`LossCounts`), so the
-    losses, diagnostics and gradients sum to those of one pass over the whole minibatch. Each micro-batch is cut to
-    its longest episode (`TurnBatch.longest`): the padding past it would cost forward and backward time, not loss."""
+    losses, diagnostics and gradients sum to those of one pass over the whole minibatch. The micro-batches are cut
+    from the minibatch sorted by length, each to its longest episode (`TurnBatch.longest`): padding would cost forward
+    and backward time, not loss."""
     counts, loss, stats = minibatch.loss_counts(), torch.zeros(()), defaultdict(float)
-    for rows in torch.arange(len(minibatch)).split(state.options.forward_batch_size):
+    by_length = minibatch.attention_mask.sum(1).argsort(stable=True)
+    for rows in by_length.split(state.options.forward_batch_size):
         n_tokens = minibatch.longest(rows)
         part, part_stats = state.algorithm.loss(
             policy, minibatch.rows(rows, n_tokens), targets.rows(rows, n_tokens), counts
