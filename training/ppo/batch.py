@@ -114,9 +114,7 @@ class TurnBatch:
     input_ids: Tensor = field(metadata=PER_TOKEN)  # [B, T] long, padded with the pad id
     attention_mask: Tensor = field(metadata=PER_TOKEN)  # [B, T] long, 1 on real tokens
     agent_mask: Tensor = field(metadata=PER_TOKEN)  # [B, T] bool, True on agent tokens (the loss mask)
-    old_logprobs: Tensor = field(
-        metadata=PER_TOKEN
-    )  # [B, T] float, the sampling log-probs on agent tokens, 0 elsewhere
+    old_logprobs: Tensor = field(metadata=PER_TOKEN)  # [B, T] float, sampling log-probs on agent tokens, 0 elsewhere
     turn_index: Tensor = field(metadata=PER_TOKEN)  # [B, T] long, the turn each agent token belongs to, -1 elsewhere
     decision_positions: Tensor  # [B, K] long, each turn's decision point (`TurnRecord.decision_index`), 0 on padding
     turn_rewards: Tensor  # [B, K] float, the environment's reward per turn (shaping, plus the score on the last)
