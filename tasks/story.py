@@ -6,8 +6,9 @@ instance starts from a corpus story whose hero is introduced as "named <Name>"; 
 constraints are chosen so that a sentence prefix of that story, with the hero renamed,
 meets them all, so every instance is solvable. The score is constraint satisfaction:
 the mean of "length", "character", "readability" and "prose" (a floor of 3+ sentences
-and varied words, so that RL cannot game the checks with "Tom. Tom. Tom."); success
-needs all four.
+and varied words, so that RL cannot game the checks with "Tom. Tom. Tom."); readability
+counts for prose only, so that giving up ("I don't know.", simple enough for any grade)
+scores 0; success needs all four.
 
 The user simulator answers by topic: a question about the name ("name", "character",
 "who"...), the length ("long", "words"...) or the reading grade ("grade", "read",
@@ -180,12 +181,12 @@ class InteractiveStory(Task):
 
     def score(self, instance: dict[str, Any], answer: str | None, history: Sequence[Turn]) -> Score:
         text = answer or ""
-        grade = reading_grade(text)
+        grade, prose = reading_grade(text), is_prose(text)
         parts = {
             "length": instance["min_words"] <= len(words(text)) <= instance["max_words"],
             "character": count_mentions(text, instance["name"]) > 0,
-            "readability": grade is not None and grade <= instance["max_grade"],
-            "prose": is_prose(text),
+            "readability": prose and grade is not None and grade <= instance["max_grade"],
+            "prose": prose,
         }
         breakdown = {k: float(v) for k, v in parts.items()}
         return Score(sum(breakdown.values()) / len(breakdown), breakdown, success=all(parts.values()))
