@@ -7,8 +7,11 @@ import json
 import pytest
 
 from agentic.cli import main
-from agentic.training.demo import compute_line
+from agentic.registry import make_task
+from agentic.rollout import oracle_trajectories
+from agentic.training.demo import action_limit, compute_line
 from agentic.training.demo_config import DemoOptions
+from agentic.training.tiny_model import task_corpus, train_tokenizer
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -49,6 +52,19 @@ def test_demo_writes_an_untrained_sft_rl_report(tmp_path, capsys):
         "ppo/plots/training.png",
     ):
         assert (out / path).exists(), path
+
+
+@pytest.mark.parametrize("name, longer", [("Arithmetic", False), ("InteractiveStory", True), ("GroundedSummary", True)])
+def test_the_demo_samples_actions_as_long_as_the_held_out_oracles(name, longer):
+    """A story or a summary cut at 64 tokens can never score: the demo's action limit covers every action the oracle
+    writes on held-out instances, and stays at 64 where the oracle's actions are short."""
+    task = make_task(name)
+    tokenizer = train_tokenizer(task_corpus([task], range(10_000, 10_050)))
+    limit = action_limit(DemoOptions(), [task], tokenizer)
+    held_out = oracle_trajectories(task, range(100), tokenizer, split="evaluation")
+    assert max(turn.end - turn.start for t in held_out for turn in t.turns) <= limit
+    assert (limit > 64) == longer
+    assert action_limit(DemoOptions(max_new_tokens=32), [task], tokenizer) == 32
 
 
 def test_the_demo_says_when_its_safety_net_cut_the_rl_stage():

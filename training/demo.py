@@ -14,26 +14,31 @@ the policy finds out that episodes which call it succeed and ones that give up f
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agentic.evaluation import evaluate_tool_calls, mean_cell
 from agentic.mixture import component_tasks, played_task, task_label
 from agentic.policy import Policy
 from agentic.registry import make_task
+from agentic.rollout import oracle_trajectories
 from agentic.run_dir import RunDir
 from agentic.sampling import Sampling
 from agentic.task import Task
-from agentic.training.demo_config import DemoOptions
+from agentic.training.demo_config import DEMO_ACTION_TOKENS, DemoOptions
 from agentic.training.objects import object_config
 from agentic.training.rl import run_rl
 from agentic.training.sft import run_sft
 from agentic.training.sft_config import DEMO_SEED_START
 from agentic.training.tiny_model import build_tiny_model
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 TOOL_CALL_METRICS = ("tool_call_validity", "tool_call_accuracy", "first_sentinel_is_tool")
 STAGES = ("untrained", "sft", "rl")
@@ -85,17 +90,32 @@ def multi_task_stages(options: DemoOptions, out: Path, tasks: list[str | Task] |
     """One policy on every task of ``options`` (or ``tasks``, names and objects): the tiny model with a tokenizer
     learnt from all of them, SFT on their interleaved demonstrations, RL on their interleaved instances; each task's
     RL row on its own held-out seeds, its compute and where its model is."""
-    played = played_task(options.task_specs if tasks is None else tasks)
-    model_dir = demo_tiny_model([each for _, each in component_tasks(played)], out, options.seed)
+    played = [each for _, each in component_tasks(played_task(options.task_specs if tasks is None else tasks))]
+    model_dir = demo_tiny_model(played, out, options.seed)
+    limit = action_limit(options, played, Policy.from_pretrained(model_dir).tokenizer)
     sft = run_sft(options.sft_options(model_dir, out / "sft"), tasks)
-    rl = run_rl(options.rl_options(sft.model_dir, out / options.algorithm), tasks)
+    rl = run_rl(options.rl_options(sft.model_dir, out / options.algorithm, limit), tasks)
     final = rl.evaluations[max(rl.evaluations)]["tasks"]
     return {
         "rl": {label: _stage(evaluation) for label, evaluation in final.items()},
         "model_dir": str(rl.model_dir),
+        "max_new_tokens": limit,
         "rl_updates": rl.iterations,
         "compute": {"sft_steps": sft.steps, "sft_tokens": sft.report["tokens_seen"], "rl_updates": rl.iterations},
     }
+
+
+def action_limit(options: DemoOptions, tasks: list[Task], tokenizer: PreTrainedTokenizerBase) -> int:
+    """The longest action the demo samples: ``options.max_new_tokens``, else `DEMO_ACTION_TOKENS`, or more where an
+    oracle writes longer actions (its longest over the tokenizer's 200 training episodes, plus a quarter): a story or
+    a summary cut short can never score, and RL would learn only that giving up beats trying."""
+    if options.max_new_tokens:
+        return options.max_new_tokens
+    seeds = range(DEMO_SEED_START, DEMO_SEED_START + 200)
+    longest = max(
+        turn.end - turn.start for task in tasks for t in oracle_trajectories(task, seeds, tokenizer) for turn in t.turns
+    )
+    return max(DEMO_ACTION_TOKENS, math.ceil(1.25 * longest))
 
 
 def demo_tiny_model(tasks: list[str | Task], out: Path, seed: int) -> Path:
@@ -114,11 +134,12 @@ def task_demo(options: DemoOptions, task: Task | None = None) -> dict[str, Any]:
 
     model_dir = demo_tiny_model([played], run.path, options.seed)
     untrained = Policy.from_pretrained(model_dir)
-    before, _ = evaluate_tool_calls(untrained, played, seeds, Sampling(temperature=0.0, max_new_tokens=64))
+    limit = action_limit(options, [played], untrained.tokenizer)
+    before, _ = evaluate_tool_calls(untrained, played, seeds, Sampling(temperature=0.0, max_new_tokens=limit))
 
     sft_options = options.sft_options(model_dir, run.path / "sft")
     sft = run_sft(sft_options, task)
-    rl = run_rl(options.rl_options(sft.model_dir, run.path / options.algorithm), task)
+    rl = run_rl(options.rl_options(sft.model_dir, run.path / options.algorithm, limit), task)
     start, end = rl.evaluations[0], rl.evaluations[max(rl.evaluations)]
 
     report = {
@@ -126,6 +147,7 @@ def task_demo(options: DemoOptions, task: Task | None = None) -> dict[str, Any]:
         "algorithm": options.algorithm,
         "eval_seeds": [0, options.n_eval - 1],
         "sloppy_demos": sft_options.sloppy_demos,
+        "max_new_tokens": limit,
         "model_dir": str(rl.model_dir),
         "untrained": {"tool_calls": before},
         "sft": _stage(start),
@@ -268,7 +290,8 @@ def demo_markdown(report: dict[str, Any]) -> str:
     lines = [
         f"# agentic demo: {report['task']}",
         "",
-        f"Held-out seeds {report['eval_seeds'][0]}–{report['eval_seeds'][1]}, greedy decoding; values with Wilson 95% intervals.",
+        f"Held-out seeds {report['eval_seeds'][0]}–{report['eval_seeds'][1]}, greedy decoding, actions of at most "
+        f"{report['max_new_tokens']} tokens; values with Wilson 95% intervals.",
         f"SFT on demonstrations of which {report['sloppy_demos']:.0%} give up (demonstrator success "
         f"{report['sft_demo_success_rate']:.2f}): {report['sft_train_seconds']:.0f} s of training "
         f"({report['sft_wall_seconds']:.0f} s with demonstrations), {report['sft_tokens_per_second']:,.0f} tokens/s.",

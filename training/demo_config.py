@@ -13,6 +13,7 @@ from agentic.training.rl_config import OPTIONS_BY_ALGORITHM, RLOptions
 from agentic.training.sft_config import SFTOptions
 
 ALL_TASKS = "all"
+DEMO_ACTION_TOKENS = 64  # the demo's longest action unless a task's oracle writes longer ones (`action_limit`)
 # The demo's warm-up: half of 8000 demonstrations give up at once (1250 steps), so that greedy decoding after SFT
 # mostly gives up too while sampling calls the tool often enough for RL to find out that it pays.
 DEMO_SFT = SFTOptions(sloppy_demos=0.5, n_demos=8000, epochs=5.0)
@@ -72,6 +73,13 @@ class DemoOptions(Options):
         unit="s",
         bounds="non-negative",
     )
+    max_new_tokens: int = option(
+        0,
+        f"longest action sampled, in RL and in every evaluation; 0: {DEMO_ACTION_TOKENS}, or more where a task's oracle "
+        "writes longer actions (its longest in 200 training episodes, plus a quarter)",
+        unit="tokens",
+        bounds="non-negative",
+    )
     progress: bool = option(True, "show progress bars")
     report_to: str = option("tensorboard", REPORT_TO_HELP)
 
@@ -112,9 +120,13 @@ class DemoOptions(Options):
             report_to=self.report_to,
         )
 
-    def rl_options(self, model: str | Path, out_dir: str | Path = "runs/demo/rl") -> RLOptions:
+    def rl_options(
+        self, model: str | Path, out_dir: str | Path = "runs/demo/rl", max_new_tokens: int = DEMO_ACTION_TOKENS
+    ) -> RLOptions:
+        """The RL stage's options; ``max_new_tokens``: the longest action it samples (`agentic.training.demo.action_limit`)."""
         return OPTIONS_BY_ALGORITHM[self.algorithm](
             model=str(model),
+            max_new_tokens=max_new_tokens,
             task=",".join(self.task_specs),
             out_dir=str(out_dir),
             iterations=self.rl_iterations,
