@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import tempfile
 import time
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -45,28 +46,8 @@ def bench_sft(
         tokenizer.pad_token = tokenizer.eos_token
     demos = oracle_trajectories(task, range(DEMO_SEED_START, DEMO_SEED_START + steps * batch_size), tokenizer)
     with tempfile.TemporaryDirectory() as scratch:
-        options = SFTOptions(
-            model=model_dir,
-            task=task,
-            out_dir=scratch,
-            max_steps=steps,
-            batch_size=batch_size,
-            learning_rate=learning_rate,
-            warmup_ratio=0.0,
-            seed=seed,
-            log_every=steps,
-            progress=False,
-        )
-        set_seed(seed)
-        model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
-        trainer = sft_trainer(
-            model,
-            tokenizer,
-            demo_dataset(demos),
-            options,
-            train_sampling_strategy="sequential",
-            lr_scheduler_type="constant",
-        )
+        options = _bench_options(model_dir, task, scratch, steps, batch_size, learning_rate, seed)
+        trainer = _fresh_trainer(options, tokenizer, demos, train_sampling_strategy="sequential")
         device = trainer.args.device
         trl = _measured(*_trainer_run(trainer))
 
@@ -107,22 +88,8 @@ def bench_micro_batches(
     sides = {}
     for side, n in (("padded", 1), ("balanced", micro_batches)):
         with tempfile.TemporaryDirectory() as scratch:
-            options = SFTOptions(
-                model=model_dir,
-                task=task,
-                out_dir=scratch,
-                max_steps=steps,
-                batch_size=batch_size,
-                micro_batches=n,
-                learning_rate=learning_rate,
-                warmup_ratio=0.0,
-                seed=seed,
-                log_every=steps,
-                progress=False,
-            )
-            set_seed(seed)
-            model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
-            trainer = sft_trainer(model, tokenizer, demo_dataset(demos), options, lr_scheduler_type="constant")
+            options = _bench_options(model_dir, task, scratch, steps, batch_size, learning_rate, seed)
+            trainer = _fresh_trainer(replace(options, micro_batches=n), tokenizer, demos)
             sides[side] = _measured(*_trainer_run(trainer))
     return {
         "task": task,
@@ -134,6 +101,31 @@ def bench_micro_batches(
         **sides,
         "speedup": sides["padded"]["seconds"] / sides["balanced"]["seconds"],
     }
+
+
+def _bench_options(
+    model_dir: str, task: str, out_dir: str, steps: int, batch_size: int, learning_rate: float, seed: int
+) -> SFTOptions:
+    """``steps`` steps of ``batch_size`` at a constant ``learning_rate`` (no warm-up), logging once, no progress bar."""
+    return SFTOptions(
+        model=model_dir,
+        task=task,
+        out_dir=out_dir,
+        max_steps=steps,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        warmup_ratio=0.0,
+        seed=seed,
+        log_every=steps,
+        progress=False,
+    )
+
+
+def _fresh_trainer(options: SFTOptions, tokenizer: Any, demos: list[Any], **config: Any) -> Any:
+    """`sft_trainer` on ``demos`` for a fresh copy of ``options.model``'s weights, at a constant learning rate."""
+    set_seed(options.seed)
+    model = AutoModelForCausalLM.from_pretrained(options.model, dtype=torch.float32)
+    return sft_trainer(model, tokenizer, demo_dataset(demos), options, lr_scheduler_type="constant", **config)
 
 
 def _measured(seconds: float, loss: float, tokens: int) -> dict[str, float]:
