@@ -33,6 +33,7 @@ from agentic.training.ppo.core import (
     token_logprobs,
     turn_gae,
 )
+from agentic.training.ppo.forward import forward_in_chunks, policy_forward
 from agentic.training.rl import TrainingState, optimize
 from agentic.training.rl_config import PPOOptions
 from agentic.trajectory import Trajectory, TurnRecord
@@ -302,6 +303,21 @@ def test_micro_batches_are_cut_from_the_minibatch_sorted_by_length(policy):
     shapes = input_shapes(model)
     optimize(model, state, batch, targets, seed=0)
     assert sorted(tuple(shape) for shape in shapes) == [(2, 4)] * 3 + [(2, 11)] * 3
+
+
+def test_scoring_in_chunks_gives_each_row_what_one_pass_gives_it(policy):
+    """Chunks taken in order of length and cut to their longest row: every row's log-probs, entropies and values come
+    back in the batch's order, equal to one pass over the whole padded batch (0 past a row's end)."""
+    batch = collate([two_turn_trajectory(), one_turn_trajectory(), two_turn_trajectory(-0.5)], policy.pad_id)
+    head = shared_value_head(policy.model)
+    whole = policy_forward(policy.model, batch, head)
+    with torch.no_grad():
+        chunked = forward_in_chunks(policy.model, batch, 1, head)
+    real = batch.attention_mask.bool()
+    assert torch.allclose(chunked.logprobs[real], whole.logprobs[real], atol=1e-5)
+    assert torch.allclose(chunked.entropy[real], whole.entropy[real], atol=1e-5)
+    assert torch.allclose(chunked.values, whole.values, atol=1e-5)
+    assert not chunked.logprobs[~real].any()
 
 
 def mean_reward(policy: Policy, seeds: range) -> float:

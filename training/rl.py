@@ -408,11 +408,10 @@ def accumulate_gradients(
     """The minibatch's loss and diagnostics, its gradient accumulated by backward passes over micro-batches of
     ``micro_batch_size`` episodes: each micro-batch's loss is taken over the minibatch's counts (`LossCounts`), so the
     losses, diagnostics and gradients sum to those of one pass over the whole minibatch. The micro-batches are cut
-    from the minibatch sorted by length, each to its longest episode (`TurnBatch.longest`): padding would cost forward
-    and backward time, not loss."""
+    from the minibatch in order of length (`TurnBatch.chunks`), each to its longest episode (`TurnBatch.longest`):
+    padding would cost forward and backward time, not loss."""
     counts, loss, stats = minibatch.loss_counts(), torch.zeros(()), defaultdict(float)
-    by_length = minibatch.attention_mask.sum(1).argsort(stable=True)
-    for rows in by_length.split(state.options.forward_batch_size):
+    for rows in minibatch.chunks(state.options.forward_batch_size):
         n_tokens = minibatch.longest(rows)
         part, part_stats = state.algorithm.loss(
             policy, minibatch.rows(rows, n_tokens), targets.rows(rows, n_tokens), counts

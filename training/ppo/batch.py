@@ -139,6 +139,11 @@ class TurnBatch:
         masks = None if self.masks is None else self.masks.rows(index, n_tokens)
         return replace(select_rows(self, index, n_tokens), masks=masks)
 
+    def chunks(self, size: int) -> tuple[Tensor, ...]:
+        """The batch's row indices in groups of ``size``, taken in order of length: each group's episodes of similar
+        lengths, so that cut to its longest (`longest`) it carries little padding."""
+        return self.attention_mask.sum(1).argsort(stable=True).split(size)
+
     def longest(self, index: Tensor) -> int:
         """The length of the longest of the trajectories at ``index``: a forward pass over them needs no position past
         it (right padding, masked out of every loss term), and its cost grows with the width it is given."""

@@ -48,19 +48,18 @@ def forward_in_chunks(
     model: nn.Module, batch: TurnBatch, chunk_size: int, value_head: ValueHead | None = None
 ) -> PolicyForward:
     """`policy_forward` without gradients, ``chunk_size`` rows at a time: a whole rollout batch scored in a minibatch's
-    memory, each chunk cut to its longest row (`TurnBatch.longest`) and its per-token outputs padded back with zeros."""
-    parts = [
-        policy_forward(model, batch.rows(rows, batch.longest(rows)), value_head)
-        for rows in torch.arange(len(batch)).split(chunk_size)
-    ]
-    width = batch.input_ids.shape[1]
+    memory. Chunks are taken in order of length (`TurnBatch.chunks`), each cut to its longest row; the outputs come
+    back in the batch's row order, per-token ones padded back with zeros."""
+    groups = batch.chunks(chunk_size)
+    parts = [policy_forward(model, batch.rows(rows, batch.longest(rows)), value_head) for rows in groups]
+    width, order = batch.input_ids.shape[1], torch.cat(groups).argsort()
 
     def padded(name: str) -> Tensor:
         return torch.cat(
             [nn.functional.pad(getattr(part, name), (0, width - getattr(part, name).shape[1])) for part in parts]
-        )
+        )[order]
 
-    values = None if value_head is None else torch.cat([part.values for part in parts])
+    values = None if value_head is None else torch.cat([part.values for part in parts])[order]
     return PolicyForward(padded("logprobs"), padded("entropy"), values)
 
 
