@@ -5,7 +5,9 @@ writes a short summary whose every sentence ends with the numbers of the sentenc
 that support it ("... [2]."), may check it with ``cite_check`` and ``coverage_check``,
 and finishes with it. The score is measured with the same functions the tools use:
 coverage of the highlights' content words, the fraction of grounded sentences, and
-a length within a word range.
+a length within a word range. Ungrounded sentences earn nothing: coverage counts the
+grounded sentences' words only and the length credit is scaled by the grounded fraction,
+so a string of the article's words without citations scores 0, not a third.
 
 The corpus is CNN/DailyMail (``abisee/cnn_dailymail``) or any local file with its fields;
 by default the shipped synthetic stand-in ``tasks/data/cnn_dailymail_standin.jsonl``.
@@ -31,7 +33,7 @@ from agentic.tools.summary import (
     content_words,
     coverage,
     coverage_check,
-    grounded_fraction,
+    judge_citations,
     retrieve,
     split_sentences,
     word_count,
@@ -108,12 +110,13 @@ class GroundedSummary(Task):
     def score(self, instance: dict[str, Any], answer: str | None, history: Sequence[Turn]) -> Score:
         if answer is None or not answer.strip():
             return Score(0.0, dict.fromkeys(WEIGHTS, 0.0), success=False)
-        covered, _ = coverage(answer, instance["highlights"])
-        grounded = grounded_fraction(answer, instance["sentences"])
+        verdicts = judge_citations(answer, instance["sentences"])
+        grounded = sum(v.grounded for v in verdicts) / len(verdicts) if verdicts else 0.0
+        covered, _ = coverage(" ".join(v.sentence for v in verdicts if v.grounded), instance["highlights"])
         words = word_count(answer)
         length_ok = self.min_words <= words <= self.max_words
         length = 1.0 if length_ok else min(words / self.min_words, self.max_words / max(words, 1))
-        breakdown = {"coverage": covered, "grounded": grounded, "length": length}
+        breakdown = {"coverage": covered, "grounded": grounded, "length": length * grounded}
         total = sum(WEIGHTS[k] * v for k, v in breakdown.items())
         return Score(total, breakdown, success=covered >= COVERAGE_TARGET and grounded == 1.0 and length_ok)
 

@@ -149,20 +149,36 @@ MAYOR = " The mayor said the repairs would begin in May [4]."  # 9 words, ground
 @pytest.mark.parametrize(
     ("summary", "expected"),
     [
-        (GOOD.replace("[3]", "[2]"), {"coverage": 1.0, "grounded": 0.5, "length": 1.0}),
-        (GOOD.replace(" [1]", "").replace(" [3]", ""), {"coverage": 1.0, "grounded": 0.0, "length": 1.0}),
+        (GOOD.replace("[3]", "[2]"), {"coverage": 9 / 13, "grounded": 0.5, "length": 0.5}),
+        (GOOD.replace(" [1]", "").replace(" [3]", ""), {"coverage": 0.0, "grounded": 0.0, "length": 0.0}),
         (GOOD + MAYOR * 5, {"coverage": 1.0, "grounded": 1.0, "length": 60 / (23 + 5 * 9)}),
         ("Bridges [1].", {"coverage": 1 / 13, "grounded": 1.0, "length": 1 / 10}),
     ],
     ids=["ungrounded-citation", "no-citation", "too-long", "too-short"],
 )
 def test_score_breakdown_of_flawed_summaries(task, summary, expected):
+    """Ungrounded sentences earn nothing: coverage counts the grounded sentences' words only (the first sentence of
+    "ungrounded-citation" covers 9 of the 13 key words), and the length credit is scaled by the grounded fraction."""
     score = task.score(ARTICLE, summary, [])
     assert not score.success
     assert score.breakdown == pytest.approx(expected)
     assert score.total == pytest.approx(
         0.5 * expected["coverage"] + 0.3 * expected["grounded"] + 0.2 * expected["length"]
     )
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "I don't know.",
+        "Millbrook council approves $4 million plan to repair 12 bridges, paid with parking fees.",
+        "I don't council million bridges parking fees Millbrook repair plan",
+    ],
+)
+def test_uncited_answers_score_zero(task, answer):
+    """Giving up, or a string of the article's key words without a citation (what PPO learnt to write when these
+    words were paid for), scores nothing."""
+    assert task.score(ARTICLE, answer, []).total == 0.0
 
 
 def test_no_answer_scores_zero(task):

@@ -233,12 +233,6 @@ def judge_citations(summary: str, article: Sequence[str]) -> list[Verdict]:
     return verdicts
 
 
-def grounded_fraction(summary: str, article: Sequence[str]) -> float:
-    """Fraction of summary sentences grounded by their citations (0 for an empty summary)."""
-    verdicts = judge_citations(summary, article)
-    return sum(v.grounded for v in verdicts) / len(verdicts) if verdicts else 0.0
-
-
 def coverage(summary: str, highlights: Sequence[str]) -> tuple[float, list[float]]:
     """Fraction of all highlight content words in the summary, and the same per highlight."""
     said = set(content_words(summary))
