@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -20,10 +21,11 @@ import torch
 from safetensors.torch import load_file
 from toy_yes_no import YesOrNo, warmed_up_policy
 
+from agentic import Budget, Turn, finish
 from agentic.cli import main
 from agentic.policy import Policy
 from agentic.registry import register_task
-from agentic.rollout import rollout
+from agentic.rollout import oracle_trajectories, rollout
 from agentic.sampling import Sampling
 from agentic.training.ppo import TrainingDiverged
 from agentic.training.rl import run_rl
@@ -137,6 +139,42 @@ def test_a_ppo_run_raises_the_reward_and_leaves_a_complete_run_dir(toy_model, tm
     assert report["updates"] == 8 and report["episodes"] == 256 and report["stop_reason"] == "completed"
     assert "| success |" in (result.run_dir / "report.md").read_text()
     assert greedy_success(result.model_dir) == 1.0
+
+
+class AtLength(YesOrNo):
+    """YesOrNo answered at length: the oracle's one action is about a hundred tokens long."""
+
+    name = "AtLength"
+    budget = Budget(max_turns=1)
+
+    def oracle(self, instance: dict, history: Sequence[Turn]) -> str:
+        return finish("yes " * 90)
+
+
+def test_rl_samples_actions_as_long_as_the_oracles_unless_told(tmp_path):
+    """Where no limit is given, rollouts and evaluations sample actions up to the task's longest oracle action plus a
+    quarter (at least 64 tokens): an answer cut shorter than the task needs could never score. An untrained model
+    rarely closes its action, so its sampled actions show the limit."""
+    policy = warmed_up_policy(steps=0)
+    model = tmp_path / "untrained"
+    policy.model.save_pretrained(model)
+    policy.tokenizer.save_pretrained(model)
+    (oracle,) = oracle_trajectories(AtLength(), [0], policy.tokenizer)
+    expected = math.ceil(1.25 * (oracle.turns[0].end - oracle.turns[0].start))
+    assert expected > 64
+    quick = dict(iterations=1, episodes=16, n_eval=2, eval_every=1, checkpoint_every=0, samples_per_update=16)
+    for given, limit in ((0, expected), (20, 20)):
+        out = tmp_path / f"run-{given}"
+        run_rl(toy_options(str(model), out, max_new_tokens=given, **quick), AtLength())
+        assert json.loads((out / "report.json").read_text())["action_limit"] == limit
+        assert json.loads((out / "config.json").read_text())["action_limit"] == limit
+        assert json.loads((out / "eval" / "update-000001.json").read_text())["sampling"]["max_new_tokens"] == limit
+        lengths = [
+            turn.end - turn.start
+            for t in read_trajectories(out / "samples" / "update-000001.jsonl")
+            for turn in t.turns
+        ]
+        assert max(lengths) == limit
 
 
 def test_a_grpo_run_raises_the_reward(toy_model, tmp_path):
@@ -352,6 +390,7 @@ from accelerate import PartialState
 from toy_yes_no import YesOrNo
 
 import agentic.training.rl
+from agentic import Budget, Turn, finish
 from agentic.cli import main
 from agentic.registry import register_task
 

@@ -79,6 +79,7 @@ from agentic.policy import Policy
 from agentic.rollout import rollout
 from agentic.sampling import Sampling
 from agentic.task import INVALID_EVENTS, Task
+from agentic.training.action_length import default_action_limit
 from agentic.training.callbacks import Callback
 from agentic.training.grpo import GRPO
 from agentic.training.objects import check_model_object, check_objects_given, model_name, object_config
@@ -115,13 +116,14 @@ def run_rl(
     checkpoint = run.checkpoint_to_resume()
     set_seed(options.seed)
     model, tokenizer, reference = build_policy(options, run.path, accelerator, model, tokenizer)
+    action_limit = resolve_action_limit(options, task, tokenizer)
     algorithm = ALGORITHMS[type(options)](options, model, reference, accelerator.prepare_model)
     learning_rate = options.learning_rate or default_learning_rate(model)
     state = TrainingState(model, algorithm, algorithm.optimizer(model, learning_rate), options)
 
     # restore: everything the newest checkpoint holds, in one step
     start = state.restore(checkpoint) if checkpoint else 0
-    run.begin(start, checkpoint, learning_rate, episode_mode(tokenizer))  # the mode `Policy` below plays in
+    run.begin(start, checkpoint, learning_rate, episode_mode(tokenizer), action_limit)  # `Policy` below plays in mode
     trained = accelerator.prepare_model(model).eval()  # what the loss trains (DDP-wrapped under several processes)
     policy = sampling_policy(Policy(accelerator.unwrap_model(trained), tokenizer), task)  # what samples
     stop_reason = run.evaluate_start(policy, started) if checkpoint is None else ""
@@ -129,7 +131,7 @@ def run_rl(
     done = start
     for iteration in range(start, options.iterations if not stop_reason else start):  # update `iteration` (0-based)
         tick = time.perf_counter()
-        trajectories = sample(policy, task, options, iteration, accelerator)  # 1. rollout: this process's share
+        trajectories = sample(policy, task, options, iteration, accelerator, action_limit)  # 1. rollout: this share
         rollout_seconds = time.perf_counter() - tick
         # 2. rewards: the environment's; non-finite ones left out, the last normalised and clipped as asked
         eos_ids = policy.stop_rule.stop_ids if task.free_text else None  # free text: a response ends at eos
@@ -166,7 +168,7 @@ def resolve_inputs(
     its name, a mixture's names comma-separated), the task to train on (several: a `TaskMixture`, from ``task`` or
     ``options.task``'s comma-separated specs), and what config.json records of the objects
     (`agentic.training.objects.object_config`). Refuses a run without a model, the resume of a run without the objects
-    it started from, or a run the constraint cannot fit."""
+    it started from, or a run whose ``max_new_tokens`` the constraint cannot fit."""
     if options.resume:  # before the task is made: a resumed run may name an unregistered task
         check_objects_given(options.out_dir, object_config(model, None if given_by_name(task) else task))
     if model is not None:
@@ -177,15 +179,27 @@ def resolve_inputs(
     played = played_task(options.task if task is None else task)
     if task is not None:
         options = replace(options, task=played.name)
-    check_constraint_fits(options, played)
+    if options.max_new_tokens:
+        check_constraint_fits(options, played, options.max_new_tokens)
     return options, played, object_config(model, None if given_by_name(task) else played)
 
 
-def check_constraint_fits(options: RLOptions, task: Task | TaskMixture) -> None:
-    """Refuse a constrained run whose actions are too short to call one of the task's tools (its grammar would leave
-    the tool out, and the policy could never learn to call it); each task of a mixture."""
+def resolve_action_limit(options: RLOptions, task: Task | TaskMixture, tokenizer: Any) -> int:
+    """The longest action sampled: ``options.max_new_tokens`` (checked against the constraint before any work), or
+    where 0 the task's longest oracle action plus a quarter, at least 64 tokens (`default_action_limit`)."""
+    if options.max_new_tokens:
+        return options.max_new_tokens
+    limit = default_action_limit(task, tokenizer)
+    check_constraint_fits(options, task, limit)
+    return limit
+
+
+def check_constraint_fits(options: RLOptions, task: Task | TaskMixture, action_limit: int) -> None:
+    """Refuse a constrained run whose actions (at most ``action_limit`` tokens) are too short to call one of the task's
+    tools (its grammar would leave the tool out, and the policy could never learn to call it); each task of a
+    mixture."""
     for _, each in component_tasks(task) if options.constrained else []:
-        limit = min(options.max_new_tokens, each.budget.max_action_tokens)
+        limit = min(action_limit, each.budget.max_action_tokens)
         left_out = tools_left_out(each.tools, limit)
         if left_out:
             raise ValueError(
@@ -362,14 +376,20 @@ def penalize_missing_eos(
 
 
 def sample(
-    policy: Policy, task: Task | TaskMixture, options: RLOptions, iteration: int, accelerator: Accelerator
+    policy: Policy,
+    task: Task | TaskMixture,
+    options: RLOptions,
+    iteration: int,
+    accelerator: Accelerator,
+    action_limit: int,
 ) -> list[Trajectory]:
-    """This process's episodes of update ``iteration`` (0-based), sampled with a seed of (seed, update, process)."""
+    """This process's episodes of update ``iteration`` (0-based), sampled with a seed of (seed, update, process),
+    their actions at most ``action_limit`` tokens."""
     seeds = options.process_seeds(iteration, accelerator.process_index, accelerator.num_processes)
     seed = derived_seed(options.seed, iteration, accelerator.process_index)
     sampling = Sampling(
         temperature=options.temperature,
-        max_new_tokens=options.max_new_tokens,
+        max_new_tokens=action_limit,
         seed=seed,
         constrained=options.constrained,
     )

@@ -56,7 +56,13 @@ class RLOptions(Options):
         "sampling temperature of the rollouts; 1 keeps the recorded log-probs the policy's own, as the ratio assumes",
         bounds="positive",
     )
-    max_new_tokens: int = option(64, "longest action sampled", unit="tokens", bounds="positive")
+    max_new_tokens: int = option(
+        0,
+        "longest action sampled; 0: the task's longest oracle action plus a quarter, at least 64 "
+        "(`agentic.training.action_length`)",
+        unit="tokens",
+        bounds="non-negative",
+    )
     constrained: bool = option(
         False,
         "sample every action (rollouts and evaluations) from the grammar of the valid actions; the ratio, the KL and "

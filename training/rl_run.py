@@ -107,6 +107,7 @@ class RLRunDir:
         self.run = RunDir(self.path, tensorboard=tensorboard) if self.main else None
         self.evaluated_at = self.saved_at = 0
         self.learning_rate = options.learning_rate
+        self.action_limit = options.max_new_tokens
         self.bar: Any = None
 
     def checkpoint_to_resume(self) -> Path | None:
@@ -134,16 +135,21 @@ class RLRunDir:
                 f"cannot resume {self.path}: its config.json is missing or unreadable ({error})"
             ) from None
 
-    def begin(self, start: int, checkpoint: Path | None, learning_rate: float, mode: str) -> None:
-        """Record the options and the episodes' ``mode`` (chat or raw); when resuming, make the directory hold what
-        ``checkpoint`` knew (its metrics, and no evaluations or samples of later updates, which the resumed run
-        repeats)."""
+    def begin(self, start: int, checkpoint: Path | None, learning_rate: float, mode: str, action_limit: int) -> None:
+        """Record the options, the episodes' ``mode`` (chat or raw) and the longest action sampled (``action_limit``,
+        evaluations included); when resuming, make the directory hold what ``checkpoint`` knew (its metrics, and no
+        evaluations or samples of later updates, which the resumed run repeats)."""
         self.evaluated_at = self.saved_at = start
-        self.learning_rate = learning_rate
+        self.learning_rate, self.action_limit = learning_rate, action_limit
         if self.run is not None:
             if checkpoint is not None:
                 forget_after(self.path, checkpoint, start)
-            extra = {"device": str(self.accelerator.device), "processes": self.accelerator.num_processes, "mode": mode}
+            extra = {
+                "device": str(self.accelerator.device),
+                "processes": self.accelerator.num_processes,
+                "mode": mode,
+                "action_limit": action_limit,
+            }
             extra |= self.objects
             self.run.write_config(self.options.to_dict() | extra)
         self.accelerator.init_trackers(self.path.name, config=self.options.to_dict())  # those of `report_to`
@@ -185,7 +191,7 @@ class RLRunDir:
         report = None
         if self.run is not None:
             options = self.options
-            greedy = Sampling(temperature=0.0, max_new_tokens=options.max_new_tokens, constrained=options.constrained)
+            greedy = Sampling(temperature=0.0, max_new_tokens=self.action_limit, constrained=options.constrained)
             with self.accelerator.autocast():
                 report = evaluate_each(policy, self.task, list(options.eval_seeds), greedy)
             self.run.write_json(f"eval/{checkpoint_name(step)}.json", report)
@@ -260,6 +266,7 @@ class RLRunDir:
             "model_dir": str(run.path / "model"),
             "lora_rank": options.lora_rank,
             "learning_rate": self.learning_rate,
+            "action_limit": self.action_limit,
             "device": str(accelerator.device),
             "processes": accelerator.num_processes,
             "mixed_precision": accelerator.mixed_precision,
@@ -359,7 +366,7 @@ def report_markdown(report: dict[str, Any]) -> str:
     lines = [
         f"# {name} on {report['task']}",
         "",
-        f"- start model: `{report['start_model']}` ({mode}, learning rate {report['learning_rate']:g}); final model: `{report['model_dir']}`",
+        f"- start model: `{report['start_model']}` ({mode}, learning rate {report['learning_rate']:g}, actions of at most {report['action_limit']} tokens); final model: `{report['model_dir']}`",
         f"- {report['updates']} updates ({report['stop_reason']}), {report['episodes']:,} episodes, {report['skipped_updates']:g} updates rolled back",
         (
             f"- {report['train_seconds']:.0f} s of training, {report['seconds_per_update']:.1f} s per update, "
