@@ -9,7 +9,7 @@ import pytest
 from agentic.cli import main
 from agentic.registry import make_task
 from agentic.rollout import oracle_trajectories
-from agentic.training.demo import action_limit, compute_line
+from agentic.training.demo import action_settings, compute_line
 from agentic.training.demo_config import DemoOptions
 from agentic.training.tiny_model import task_corpus, train_tokenizer
 
@@ -55,16 +55,22 @@ def test_demo_writes_an_untrained_sft_rl_report(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("name, longer", [("Arithmetic", False), ("InteractiveStory", True), ("GroundedSummary", True)])
-def test_the_demo_samples_actions_as_long_as_the_held_out_oracles(name, longer):
+def test_the_demo_samples_and_prices_actions_as_long_as_the_held_out_oracles(name, longer):
     """A story or a summary cut at 64 tokens can never score: the demo's action limit covers every action the oracle
-    writes on held-out instances, and stays at 64 where the oracle's actions are short."""
+    writes on held-out instances, and stays at 64 where the oracle's actions are short. Its KL coefficient, a
+    per-token penalty summed over each action, shrinks for long actions and stays the demo's 0.02 for short ones."""
     task = make_task(name)
     tokenizer = train_tokenizer(task_corpus([task], range(10_000, 10_050)))
-    limit = action_limit(DemoOptions(), [task], tokenizer)
+    limit, kl_coef = action_settings(DemoOptions(), [task], tokenizer)
     held_out = oracle_trajectories(task, range(100), tokenizer, split="evaluation")
-    assert max(turn.end - turn.start for t in held_out for turn in t.turns) <= limit
+    lengths = [turn.end - turn.start for t in held_out for turn in t.turns]
+    assert max(lengths) <= limit
     assert (limit > 64) == longer
-    assert action_limit(DemoOptions(max_new_tokens=32), [task], tokenizer) == 32
+    assert kl_coef == pytest.approx(0.02 * min(1.0, 16 / (sum(lengths) / len(lengths))), rel=0.15)
+    assert (kl_coef < 0.02) == longer
+    assert action_settings(DemoOptions(max_new_tokens=32, kl_coef=0.1), [task], tokenizer) == (32, 0.1)
+    rl = DemoOptions().rl_options("model", max_new_tokens=limit, kl_coef=kl_coef)
+    assert (rl.max_new_tokens, rl.kl_coef) == (limit, kl_coef)
 
 
 def test_the_demo_says_when_its_safety_net_cut_the_rl_stage():

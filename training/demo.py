@@ -14,7 +14,6 @@ the policy finds out that episodes which call it succeed and ones that give up f
 
 from __future__ import annotations
 
-import math
 import re
 import time
 from collections.abc import Sequence
@@ -26,11 +25,11 @@ from agentic.evaluation import evaluate_tool_calls, mean_cell
 from agentic.mixture import component_tasks, played_task, task_label
 from agentic.policy import Policy
 from agentic.registry import make_task
-from agentic.rollout import oracle_trajectories
 from agentic.run_dir import RunDir
 from agentic.sampling import Sampling
 from agentic.task import Task
-from agentic.training.demo_config import DEMO_ACTION_TOKENS, DemoOptions
+from agentic.training.action_length import oracle_actions
+from agentic.training.demo_config import DemoOptions, demo_kl_coef
 from agentic.training.objects import object_config
 from agentic.training.rl import run_rl
 from agentic.training.sft import run_sft
@@ -92,30 +91,29 @@ def multi_task_stages(options: DemoOptions, out: Path, tasks: list[str | Task] |
     RL row on its own held-out seeds, its compute and where its model is."""
     played = [each for _, each in component_tasks(played_task(options.task_specs if tasks is None else tasks))]
     model_dir = demo_tiny_model(played, out, options.seed)
-    limit = action_limit(options, played, Policy.from_pretrained(model_dir).tokenizer)
+    limit, kl_coef = action_settings(options, played, Policy.from_pretrained(model_dir).tokenizer)
     sft = run_sft(options.sft_options(model_dir, out / "sft"), tasks)
-    rl = run_rl(options.rl_options(sft.model_dir, out / options.algorithm, limit), tasks)
+    rl = run_rl(options.rl_options(sft.model_dir, out / options.algorithm, limit, kl_coef), tasks)
     final = rl.evaluations[max(rl.evaluations)]["tasks"]
     return {
         "rl": {label: _stage(evaluation) for label, evaluation in final.items()},
         "model_dir": str(rl.model_dir),
         "max_new_tokens": limit,
+        "kl_coef": kl_coef,
         "rl_updates": rl.iterations,
         "compute": {"sft_steps": sft.steps, "sft_tokens": sft.report["tokens_seen"], "rl_updates": rl.iterations},
     }
 
 
-def action_limit(options: DemoOptions, tasks: list[Task], tokenizer: PreTrainedTokenizerBase) -> int:
-    """The longest action the demo samples: ``options.max_new_tokens``, else `DEMO_ACTION_TOKENS`, or more where an
-    oracle writes longer actions (its longest over the tokenizer's 200 training episodes, plus a quarter): a story or
-    a summary cut short can never score, and RL would learn only that giving up beats trying."""
-    if options.max_new_tokens:
-        return options.max_new_tokens
-    seeds = range(DEMO_SEED_START, DEMO_SEED_START + 200)
-    longest = max(
-        turn.end - turn.start for task in tasks for t in oracle_trajectories(task, seeds, tokenizer) for turn in t.turns
-    )
-    return max(DEMO_ACTION_TOKENS, math.ceil(1.25 * longest))
+def action_settings(options: DemoOptions, tasks: list[Task], tokenizer: PreTrainedTokenizerBase) -> tuple[int, float]:
+    """The RL stage's longest action and KL coefficient: ``options.max_new_tokens`` and ``options.kl_coef``, or where
+    0 the tasks' oracle's (`agentic.training.action_length`): its longest action plus a quarter, at least 64 tokens; the
+    demo's coefficient scaled down for actions longer than those it was set on (`demo_kl_coef`)."""
+    actions = oracle_actions(tasks, tokenizer)
+    if actions is None:
+        raise ValueError(f"the demo needs a task with an oracle: {', '.join(t.name for t in tasks)} has none")
+    kl_coef = options.kl_coef or demo_kl_coef(options.algorithm, actions.mean)
+    return options.max_new_tokens or actions.limit, kl_coef
 
 
 def demo_tiny_model(tasks: list[str | Task], out: Path, seed: int) -> Path:
@@ -134,12 +132,12 @@ def task_demo(options: DemoOptions, task: Task | None = None) -> dict[str, Any]:
 
     model_dir = demo_tiny_model([played], run.path, options.seed)
     untrained = Policy.from_pretrained(model_dir)
-    limit = action_limit(options, [played], untrained.tokenizer)
+    limit, kl_coef = action_settings(options, [played], untrained.tokenizer)
     before, _ = evaluate_tool_calls(untrained, played, seeds, Sampling(temperature=0.0, max_new_tokens=limit))
 
     sft_options = options.sft_options(model_dir, run.path / "sft")
     sft = run_sft(sft_options, task)
-    rl = run_rl(options.rl_options(sft.model_dir, run.path / options.algorithm, limit), task)
+    rl = run_rl(options.rl_options(sft.model_dir, run.path / options.algorithm, limit, kl_coef), task)
     start, end = rl.evaluations[0], rl.evaluations[max(rl.evaluations)]
 
     report = {
@@ -148,6 +146,7 @@ def task_demo(options: DemoOptions, task: Task | None = None) -> dict[str, Any]:
         "eval_seeds": [0, options.n_eval - 1],
         "sloppy_demos": sft_options.sloppy_demos,
         "max_new_tokens": limit,
+        "kl_coef": kl_coef,
         "model_dir": str(rl.model_dir),
         "untrained": {"tool_calls": before},
         "sft": _stage(start),
@@ -295,7 +294,8 @@ def demo_markdown(report: dict[str, Any]) -> str:
         f"SFT on demonstrations of which {report['sloppy_demos']:.0%} give up (demonstrator success "
         f"{report['sft_demo_success_rate']:.2f}): {report['sft_train_seconds']:.0f} s of training "
         f"({report['sft_wall_seconds']:.0f} s with demonstrations), {report['sft_tokens_per_second']:,.0f} tokens/s.",
-        f"{report['algorithm'].upper()}: {report['rl_updates']} updates ({report['rl_stop_reason']}), {report['rl_train_seconds']:.0f} s. "
+        f"{report['algorithm'].upper()}: {report['rl_updates']} updates ({report['rl_stop_reason']}), {report['rl_train_seconds']:.0f} s, "
+        f"KL coefficient {report['kl_coef']:.4g}. "
         f"Whole demo: {report['total_seconds']:.0f} s.",
         compute_line(report),
         "",

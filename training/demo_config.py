@@ -13,7 +13,9 @@ from agentic.training.rl_config import OPTIONS_BY_ALGORITHM, RLOptions
 from agentic.training.sft_config import SFTOptions
 
 ALL_TASKS = "all"
-DEMO_ACTION_TOKENS = 64  # the demo's longest action unless a task's oracle writes longer ones (`action_limit`)
+# The demo's KL coefficient (DEMO_RL) prices actions of about this many tokens: the short-action tasks it was set on
+# (Arithmetic, MissingQuantity, TwoHop, MultiHopKnowledge) write oracle actions of 10-15 tokens on average.
+DEMO_KL_ACTION_TOKENS = 16
 # The demo's warm-up: half of 8000 demonstrations give up at once (1250 steps), so that greedy decoding after SFT
 # mostly gives up too while sampling calls the tool often enough for RL to find out that it pays.
 DEMO_SFT = SFTOptions(sloppy_demos=0.5, n_demos=8000, epochs=5.0)
@@ -75,9 +77,16 @@ class DemoOptions(Options):
     )
     max_new_tokens: int = option(
         0,
-        f"longest action sampled, in RL and in every evaluation; 0: {DEMO_ACTION_TOKENS}, or more where a task's oracle "
-        "writes longer actions (its longest in 200 training episodes, plus a quarter)",
+        "longest action sampled, in RL and in every evaluation; 0: 64, or more where a task's oracle writes longer "
+        "actions (its longest in 200 training episodes, plus a quarter)",
         unit="tokens",
+        bounds="non-negative",
+    )
+    kl_coef: float = option(
+        0.0,
+        f"the RL stage's KL coefficient; 0: {DEMO_RL['ppo']['kl_coef']}, scaled by {DEMO_KL_ACTION_TOKENS} / the mean "
+        f"oracle action's tokens where that is more than {DEMO_KL_ACTION_TOKENS} (a penalty summed over long actions "
+        "would outweigh the score)",
         bounds="non-negative",
     )
     progress: bool = option(True, "show progress bars")
@@ -121,9 +130,11 @@ class DemoOptions(Options):
         )
 
     def rl_options(
-        self, model: str | Path, out_dir: str | Path = "runs/demo/rl", max_new_tokens: int = DEMO_ACTION_TOKENS
+        self, model: str | Path, out_dir: str | Path = "runs/demo/rl", max_new_tokens: int = 0, kl_coef: float = 0.0
     ) -> RLOptions:
-        """The RL stage's options; ``max_new_tokens``: the longest action it samples (`agentic.training.demo.action_limit`)."""
+        """The RL stage's options; ``max_new_tokens`` and ``kl_coef``, where not 0: the longest action it samples and its
+        KL coefficient (`agentic.training.demo.action_settings`)."""
+        settings = DEMO_RL[self.algorithm] | self._instances() | ({"kl_coef": kl_coef} if kl_coef else {})
         return OPTIONS_BY_ALGORITHM[self.algorithm](
             model=str(model),
             max_new_tokens=max_new_tokens,
@@ -137,7 +148,7 @@ class DemoOptions(Options):
             seed=self.seed,
             progress=self.progress,
             report_to=self.report_to,
-            **DEMO_RL[self.algorithm] | self._instances(),
+            **settings,
         )
 
     def _instances(self) -> dict[str, int]:
@@ -145,3 +156,9 @@ class DemoOptions(Options):
         if not self.rl_instances:
             return {}
         return {"episodes" if self.algorithm == "ppo" else "groups": self.rl_instances}
+
+
+def demo_kl_coef(algorithm: str, mean_action_tokens: float) -> float:
+    """The demo's KL coefficient for ``algorithm`` on actions of ``mean_action_tokens`` on average: the per-token
+    penalty is summed over each action, so the coefficient shrinks as actions grow past `DEMO_KL_ACTION_TOKENS`."""
+    return DEMO_RL[algorithm]["kl_coef"] * min(1.0, DEMO_KL_ACTION_TOKENS / mean_action_tokens)
