@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from agentic.mixture import TaskMixture, component_tasks
 from agentic.rollout import oracle_trajectories
 from agentic.task import Task
 from agentic.training.sft_config import DEMO_SEED_START
@@ -38,17 +37,14 @@ class OracleActions:
         return max(ACTION_FLOOR, math.ceil(1.25 * self.longest))
 
 
-def oracle_actions(
-    tasks: Task | TaskMixture | Sequence[Task], tokenizer: PreTrainedTokenizerBase
-) -> OracleActions | None:
-    """The oracle's actions of every task of ``tasks`` (a mixture's components each), counted in ``tokenizer``'s
-    tokens; None when a task has no oracle (its answers are scored, not known)."""
-    played = [each for task in _as_list(tasks) for _, each in component_tasks(task)]
+def oracle_actions(tasks: Sequence[Task], tokenizer: PreTrainedTokenizerBase) -> OracleActions | None:
+    """The oracle's actions of every task of ``tasks``, counted in ``tokenizer``'s tokens; None when a task has no
+    oracle (its answers are scored, not known)."""
     seeds = range(DEMO_SEED_START, DEMO_SEED_START + ORACLE_EPISODES)
     try:
         lengths = [
             turn.end - turn.start
-            for task in played
+            for task in tasks
             for t in oracle_trajectories(task, seeds, tokenizer)
             for turn in t.turns
         ]
@@ -57,12 +53,8 @@ def oracle_actions(
     return OracleActions(max(lengths), statistics.fmean(lengths)) if lengths else None
 
 
-def default_action_limit(tasks: Task | TaskMixture | Sequence[Task], tokenizer: PreTrainedTokenizerBase) -> int:
+def default_action_limit(tasks: Sequence[Task], tokenizer: PreTrainedTokenizerBase) -> int:
     """The longest action to sample where none is asked for: `OracleActions.limit`, or `ACTION_FLOOR` without an
     oracle."""
     actions = oracle_actions(tasks, tokenizer)
     return ACTION_FLOOR if actions is None else actions.limit
-
-
-def _as_list(tasks: Task | TaskMixture | Sequence[Task]) -> list[Task | TaskMixture]:
-    return [tasks] if isinstance(tasks, (Task, TaskMixture)) else list(tasks)

@@ -189,7 +189,7 @@ def resolve_action_limit(options: RLOptions, task: Task | TaskMixture, tokenizer
     where 0 the task's longest oracle action plus a quarter, at least 64 tokens (`default_action_limit`)."""
     if options.max_new_tokens:
         return options.max_new_tokens
-    limit = default_action_limit(task, tokenizer)
+    limit = default_action_limit([each for _, each in component_tasks(task)], tokenizer)  # every task of a mixture
     check_constraint_fits(options, task, limit)
     return limit
 
