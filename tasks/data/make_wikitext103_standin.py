@@ -1,11 +1,12 @@
 """Generate `wikitext103_standin.jsonl`: a small, fictional stand-in for Wikitext-103.
 
-The hub is unreachable on the project's machines, so task C (MultiHopKnowledge) ships
-~100 short procedurally generated articles about invented towns, people, rivers and
-bridges. Every article says "fictional". Rows copy Wikitext-103's raw line format
-(``{"text": " = Title = \\n"}``, empty rows between blocks, sections as
-``" = = Section = = "``, numbers tokenized as ``12 @,@ 400``), so the fact extraction
-written for the stand-in runs unchanged on the real corpus.
+The hub is unreachable on the project's machines, so task C (MultiHopKnowledge) ships 2,100 short
+procedurally generated articles about invented towns, people, rivers and bridges. Every article says
+"fictional". The pool is large (about 1,700 training entities) so that a name recurs in few training
+episodes: a model must learn to copy names from the question, not memorise them. Rows copy
+Wikitext-103's raw line format (``{"text": " = Title = \\n"}``, empty rows between blocks, sections
+as ``" = = Section = = "``, numbers tokenized as ``12 @,@ 400``), so the fact extraction written for
+the stand-in runs unchanged on the real corpus.
 
 Run ``python tasks/data/make_wikitext103_standin.py`` to rewrite the file; the seed is
 fixed, so the output is byte-for-byte reproducible.
@@ -19,7 +20,7 @@ from pathlib import Path
 
 SEED = 103
 OUTPUT = Path(__file__).with_name("wikitext103_standin.jsonl")
-ARTICLE_COUNTS = {"town": 40, "person": 35, "river": 15, "bridge": 15}
+ARTICLE_COUNTS = {"town": 800, "person": 700, "river": 300, "bridge": 300}
 
 _ONSETS = ["B", "D", "F", "G", "H", "K", "L", "M", "N", "R", "S", "T", "V", "W", "Br", "Dr", "Gl", "Kr", "St", "Th"]
 _VOWELS = ["a", "e", "i", "o", "u", "ai", "ea", "ou"]
