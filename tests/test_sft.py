@@ -80,7 +80,9 @@ def test_micro_batches_of_similar_lengths_take_the_one_batch_step_over_less_padd
     for micro_batches in (1, 4):
         model = AutoModelForCausalLM.from_pretrained(model_dir)
         shapes = input_shapes(model)
-        settings = options(model_dir, tmp_path / str(micro_batches), batch_size=16, max_steps=1, warmup_ratio=0.0)
+        settings = options(
+            model_dir, tmp_path / str(micro_batches), batch_size=16, max_steps=1, warmup_ratio=0.0, share_prefix=False
+        )  # every row run whole: the positions counted are the padded batch's
         sft_trainer(model, tokenizer, demo_dataset(demos), replace(settings, micro_batches=micro_batches)).train()
         steps[micro_batches] = (
             sum(shape.numel() for shape in shapes),
@@ -124,7 +126,8 @@ def test_the_run_directory_has_config_demos_metrics_report_plot_and_model(full_r
     assert (
         report["steps"] == 12 and report["demos"] == 32 and report["final_loss"] == pytest.approx(full_run.final_loss)
     )
-    assert report["tokens_seen"] > 0 and report["tokens_per_second"] > 0
+    assert report["tokens_seen"] > report["shared_prefix_tokens"] > 0, "each batch ran its instructions once"
+    assert report["tokens_per_second"] > 0
     assert "final loss" in (run / "report.md").read_text()
     assert (run / "plots" / "training.png").is_file()
     assert any((run / "tensorboard").iterdir())
@@ -206,13 +209,22 @@ def test_bench_compares_the_trainer_with_a_bare_loop_on_the_same_batches(model_d
     )
 
 
-def test_bench_compares_padded_batches_with_micro_batches_on_the_same_demonstrations(model_dir, capsys):
-    assert main(["bench", "sft", "--model", model_dir, "--micro-batches", "4", "--episodes", "2", "--json"]) == 0
+@pytest.mark.parametrize(
+    ("flags", "change"),
+    [(["--micro-batches", "4"], {"micro_batches": 4}), (["--shared-prefix"], {"share_prefix": True})],
+    ids=["micro-batches", "shared-prefix"],
+)
+def test_bench_compares_plain_batches_with_a_change_on_the_same_demonstrations(model_dir, flags, change, capsys):
+    assert main(["bench", "sft", "--model", model_dir, *flags, "--episodes", "2", "--json"]) == 0
     printed = capsys.readouterr().out
-    assert "one padded batch per step:" in printed and "4 micro-batches of similar lengths:" in printed
+    assert "one padded batch per step, every row run whole" in printed
+    assert f"with {', '.join(f'{k}={v}' for k, v in change.items())}:" in printed
     result = json.loads(printed[printed.index("{") :])
-    assert result["padded"]["tokens"] == result["balanced"]["tokens"] > 0, "every demonstration once on each side"
-    assert result["speedup"] == pytest.approx(result["padded"]["seconds"] / result["balanced"]["seconds"])
+    assert result["change"] == change
+    assert result["plain"]["tokens"] == result["changed"]["tokens"] > 0, "every demonstration once on each side"
+    assert result["speedup"] == pytest.approx(result["plain"]["seconds"] / result["changed"]["seconds"])
+    if "share_prefix" in change:  # the same batches in the same order, each step the same
+        assert result["changed"]["mean_loss"] == pytest.approx(result["plain"]["mean_loss"], rel=1e-5)
 
 
 def test_a_lora_run_directory_loads_after_being_moved_and_through_auto_peft(tmp_path):

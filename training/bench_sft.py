@@ -1,5 +1,6 @@
-"""SFT throughput: TRL's `SFTTrainer` (the path `agentic.training.sft` takes) against a bare PyTorch loop; and
-one padded batch per step against the same steps in micro-batches of similar lengths (`bench_micro_batches`).
+"""SFT throughput: TRL's `SFTTrainer` (the path `agentic.training.sft` takes) against a bare PyTorch loop; and the
+plain trainer against itself with a change to its options (`bench_sft_change`): micro-batches of similar lengths,
+or each batch's shared prefix run once.
 
 Both sides start from the same weights (loaded afresh from ``model_dir``), read the same batches
 (the trainer's own dataloader over the demonstration dataset, in order, so the labels are -100
@@ -67,11 +68,11 @@ def bench_sft(
     }
 
 
-def bench_micro_batches(
+def bench_sft_change(
     model_dir: str,
     task: str = "Arithmetic",
     *,
-    micro_batches: int = 4,
+    change: dict[str, Any],
     steps: int = 30,
     batch_size: int = 32,
     sloppy_demos: float = 0.5,
@@ -79,34 +80,36 @@ def bench_micro_batches(
     seed: int = 0,
 ) -> dict[str, Any]:
     """Training tokens/s of `SFTTrainer` over one epoch of ``steps * batch_size`` demonstrations (``sloppy_demos`` of
-    them giving up at once, as in the demo), each step one padded batch (the default) or ``micro_batches``
-    micro-batches of similar lengths (`SFTOptions.micro_batches`), from the same weights; and the ratio of the times.
-    Both sides train on every demonstration once, so they count the same tokens."""
+    them giving up at once, as in the demo): plain (one padded batch per step, every row run whole) against the same
+    with ``change`` to its `SFTOptions` (``micro_batches=4``: micro-batches of similar lengths; ``share_prefix=True``:
+    the batch's shared prefix run once), from the same weights; the ratio of the times and each side's mean loss (equal
+    where the change keeps each step the same). Both sides train on every demonstration once: the same tokens."""
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     seeds = range(DEMO_SEED_START, DEMO_SEED_START + steps * batch_size)
     demos = demonstrations(task, seeds, tokenizer, sloppy_rate=sloppy_demos, seed=seed)
     sides = {}
-    for side, n in (("padded", 1), ("balanced", micro_batches)):
+    for side, changes in (("plain", {}), ("changed", change)):
         with tempfile.TemporaryDirectory() as scratch:
             options = _bench_options(model_dir, task, scratch, steps, batch_size, learning_rate, seed)
-            trainer = _fresh_trainer(replace(options, micro_batches=n), tokenizer, demos)
+            trainer = _fresh_trainer(replace(options, **changes), tokenizer, demos)
             sides[side] = _measured(*_trainer_run(trainer))
     return {
         "task": task,
         "model": str(model_dir),
         "steps": steps,
         "batch_size": batch_size,
-        "micro_batches": micro_batches,
+        "change": change,
         "sloppy_demos": sloppy_demos,
         **sides,
-        "speedup": sides["padded"]["seconds"] / sides["balanced"]["seconds"],
+        "speedup": sides["plain"]["seconds"] / sides["changed"]["seconds"],
     }
 
 
 def _bench_options(
     model_dir: str, task: str, out_dir: str, steps: int, batch_size: int, learning_rate: float, seed: int
 ) -> SFTOptions:
-    """``steps`` steps of ``batch_size`` at a constant ``learning_rate`` (no warm-up), logging once, no progress bar."""
+    """``steps`` steps of ``batch_size`` at a constant ``learning_rate`` (no warm-up), logging once, no progress bar;
+    every row run whole (the trainer as TRL has it, which the bare loop matches)."""
     return SFTOptions(
         model=model_dir,
         task=task,
@@ -118,6 +121,7 @@ def _bench_options(
         seed=seed,
         log_every=steps,
         progress=False,
+        share_prefix=False,
     )
 
 

@@ -6,8 +6,8 @@ imperfect on purpose, to leave reinforcement learning headroom. Each becomes one
 pre-tokenized row, ``input_ids`` (prompt, actions and replies exactly as a rollout sees them) and
 ``assistant_masks`` (1 on the agent's tokens). TRL's `SFTTrainer` turns the mask into labels,
 -100 on prompt and environment tokens, and trains on padded batches (no packing, no padding-free
-flattening, so sequences never attend across each other). Full fine-tuning, or LoRA through
-``peft_config``.
+flattening, so sequences never attend across each other), running the tokens every row of a batch begins with
+once (`agentic.training.shared_prefix`). Full fine-tuning, or LoRA through ``peft_config``.
 
 Demonstration seeds start at `DEMO_SEED_START` (10 000) so that they never meet the evaluation
 seeds (0, 1, 2, ...). ``model="tiny"`` builds the embedded default model (`agentic.training.tiny_model`),
@@ -58,6 +58,7 @@ from agentic.training.options import external_trackers, lora_config, trackers, t
 from agentic.training.rl_run import eval_metrics
 from agentic.training.sft_config import TINY_MODEL, TOKENIZER_DEMOS, SFTOptions
 from agentic.training.sft_data import SFTData, load_sft_dataset, sft_rows
+from agentic.training.shared_prefix import SharedPrefixSFTTrainer
 from agentic.training.tiny_model import build_tiny_model
 from agentic.trajectory import Trajectory, to_dataset
 
@@ -104,7 +105,8 @@ def sft_trainer(
     **config_overrides: Any,
 ) -> SFTTrainer:
     """TRL's `SFTTrainer` configured from ``options`` (``config_overrides`` go to `SFTConfig`): padded batches,
-    labels from ``assistant_masks``, the shared trainer arguments (`trainer_arguments`), checkpoints in
+    their shared prefix run once (`SharedPrefixSFTTrainer`) unless ``options.share_prefix`` is off, labels from
+    ``assistant_masks``, the shared trainer arguments (`trainer_arguments`), checkpoints in
     ``<out_dir>/checkpoints``.
 
     With ``options.micro_batches`` > 1 each step's demonstrations are drawn at random as before, then split by
@@ -138,7 +140,8 @@ def sft_trainer(
         )
         dataset = dataset.shuffle(seed=options.seed)
     lora = options.lora_rank and lora_config(options.lora_rank, options.lora_alpha, options.lora_target_modules)
-    trainer = SFTTrainer(
+    trainer_class = SharedPrefixSFTTrainer if options.share_prefix else SFTTrainer
+    trainer = trainer_class(
         model=model,
         args=SFTConfig(**arguments | config_overrides),
         train_dataset=dataset,
@@ -366,7 +369,7 @@ def sft_report(
     extra: dict[str, Any],
 ) -> dict[str, Any]:
     """What report.json holds: the model, the training data (``data``: `demo_report`'s or a dataset's), the
-    training and its speed."""
+    training and its speed (``shared_prefix_tokens``: tokens counted as seen that ran once per batch, not per row)."""
     tokens_seen = trainer.state.num_input_tokens_seen
     return {
         "task": options.task,
@@ -381,6 +384,7 @@ def sft_report(
         "epochs": trainer.state.epoch,
         "final_loss": curve[-1][1],
         "tokens_seen": tokens_seen,
+        "shared_prefix_tokens": getattr(trainer, "shared_tokens", 0),
         "tokens_per_second": tokens_seen / extra["train_seconds"],
     } | extra
 
@@ -392,7 +396,7 @@ def _markdown(report: dict[str, Any]) -> str:
 - base model: `{report["base_model"]}` ({report["parameters"]:,} parameters, {report["trainable_parameters"]:,} trained, {mode}) on {report["device"]}
 - {_data_line(report)}, {report["demo_tokens"]:,} tokens of which {report["demo_agent_tokens"]:,} agent tokens carry the loss
 - training: {report["steps"]} steps ({report["epochs"]:.2f} epochs){" stopped by the time limit" if report["stopped_by_time_limit"] else ""}{" stopped by a callback" if report["stopped_by_callback"] else ""}, final loss {report["final_loss"]:.4f}
-- speed: {report["tokens_seen"]:,} tokens in {report["train_seconds"]:.1f} s ({report["tokens_per_second"]:,.0f} tokens/s); whole run {report["wall_seconds"]:.1f} s
+- speed: {report["tokens_seen"]:,} tokens in {report["train_seconds"]:.1f} s ({report["tokens_per_second"]:,.0f} tokens/s, {report["shared_prefix_tokens"]:,} of them in prefixes run once per batch); whole run {report["wall_seconds"]:.1f} s
 - model: `{report["model_dir"]}`
 {_evaluation_line(report["evaluation"])}"""
 

@@ -65,6 +65,11 @@ class SFTOptions(Options):
         "batch in random order",
         bounds="positive",
     )
+    share_prefix: bool = option(
+        True,
+        "run the tokens all demonstrations of a batch begin with (instructions, tool manual) once per batch, not once "
+        "per row: the same loss and gradients for less compute (training.shared_prefix)",
+    )
     max_length: int = option(1024, "longest demonstration kept", unit="tokens", bounds="positive")
     lora_rank: int = option(0, "0: full fine-tuning; > 0: LoRA adapters of this rank", bounds="non-negative")
     lora_alpha: int = option(0, "LoRA scaling alpha; 0: twice the rank", bounds="non-negative")

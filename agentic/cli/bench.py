@@ -18,7 +18,7 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
         choices=["parse", "rollout", "sft", "fuzz"],
         help="parse: parse_action vs a paper-style regex parser, and env steps/s; "
         "rollout: the batched engine vs re-tokenizing model.generate loops (batched and sequential); "
-        "sft: SFTTrainer vs a bare PyTorch loop (or, with --micro-batches, vs itself on length-balanced micro-batches); "
+        "sft: SFTTrainer vs a bare PyTorch loop (or, with --micro-batches / --shared-prefix, vs itself with that change); "
         "fuzz: hostile actions against every task, counting exceptions (0 expected)",
     )
     parser.add_argument(
@@ -59,6 +59,9 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="sft: compare one padded batch of 32 per step with N micro-batches of similar lengths instead (the "
         "demo's demonstrations, half of them giving up at once)",
+    )
+    parser.add_argument(
+        "--shared-prefix", action="store_true", help="sft: compare with each batch's shared prefix run once instead"
     )
     add_mode_flag(parser)
     parser.add_argument(
@@ -146,8 +149,8 @@ def _sft(args: argparse.Namespace, console: Console) -> dict:
     from agentic.training.bench_sft import bench_sft
 
     task = args.task[0] if args.task else "Arithmetic"
-    if args.micro_batches:
-        return _sft_micro_batches(args, task, console)
+    if args.micro_batches or args.shared_prefix:
+        return _sft_change(args, task, console)
     result = bench_sft(default_model_dir(args), task, steps=args.episodes or 30, seed=args.seed)
     console.print(
         f"TRL SFTTrainer: {result['trl']['tokens_per_s']:,.0f} training tokens/s\n"
@@ -157,16 +160,18 @@ def _sft(args: argparse.Namespace, console: Console) -> dict:
     return result
 
 
-def _sft_micro_batches(args: argparse.Namespace, task: str, console: Console) -> dict:
-    from agentic.training.bench_sft import bench_micro_batches
+def _sft_change(args: argparse.Namespace, task: str, console: Console) -> dict:
+    from agentic.training.bench_sft import bench_sft_change
 
-    result = bench_micro_batches(
-        default_model_dir(args), task, micro_batches=args.micro_batches, steps=args.episodes or 30, seed=args.seed
-    )
+    change = {"micro_batches": args.micro_batches} if args.micro_batches else {}
+    change |= {"share_prefix": True} if args.shared_prefix else {}
+    result = bench_sft_change(default_model_dir(args), task, change=change, steps=args.episodes or 30, seed=args.seed)
+    described = ", ".join(f"{name}={value}" for name, value in change.items())
+    plain, changed = result["plain"], result["changed"]
     console.print(
-        f"one padded batch per step: {result['padded']['tokens_per_s']:,.0f} training tokens/s\n"
-        f"{result['micro_batches']} micro-batches of similar lengths: "
-        f"{result['balanced']['tokens_per_s']:,.0f} training tokens/s\n"
+        f"plain (one padded batch per step, every row run whole): {plain['tokens_per_s']:,.0f} training tokens/s, "
+        f"mean loss {plain['mean_loss']:.4f}\n"
+        f"with {described}: {changed['tokens_per_s']:,.0f} training tokens/s, mean loss {changed['mean_loss']:.4f}\n"
         f"speed-up: {result['speedup']:.2f}x  ({result['steps']} steps of {result['batch_size']} demonstrations of "
         f"{task}, {result['sloppy_demos']:.0%} giving up at once, one run each)",
         markup=False,
