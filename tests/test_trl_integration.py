@@ -1,7 +1,8 @@
 """`agentic.integrations.trl`: TRL's GRPOTrainer trained through `TaskRollout` on the project's engine.
 
 The model is a one-layer tiny GPT-NeoX on `Arithmetic`, untrained: its actions are mostly invalid, so episodes
-carry plenty of environment tokens (``<sys>`` feedback) and returns that differ within a group.
+carry plenty of environment tokens (``<sys>`` feedback). Its returns are then often all the same within a group,
+which gives GRPO no advantage to learn from, so the training test adds a second reward that always differs.
 """
 
 from __future__ import annotations
@@ -33,7 +34,13 @@ def model_dir(small_arithmetic_model) -> str:
     return small_arithmetic_model
 
 
-def make_trainer(model_dir: str, out_dir, rollout_func, **config) -> GRPOTrainer:
+def brevity(completion_ids: list[list[int]], **_) -> list[float]:
+    """A reward that differs within every group (completions differ in length): nonzero advantages that do not
+    depend on an untrained model happening to earn different returns."""
+    return [-len(ids) / 1000 for ids in completion_ids]
+
+
+def make_trainer(model_dir: str, out_dir, rollout_func, reward_funcs=environment_reward, **config) -> GRPOTrainer:
     settings = dict(
         output_dir=str(out_dir), max_steps=2, per_device_train_batch_size=8, num_generations=4, learning_rate=1e-2,
         mask_truncated_completions=True, logging_steps=1, save_strategy="no", report_to="none", use_cpu=True,
@@ -42,7 +49,7 @@ def make_trainer(model_dir: str, out_dir, rollout_func, **config) -> GRPOTrainer
     return GRPOTrainer(
         model=AutoModelForCausalLM.from_pretrained(model_dir),
         processing_class=AutoTokenizer.from_pretrained(model_dir),
-        reward_funcs=environment_reward,
+        reward_funcs=reward_funcs,
         train_dataset=TaskRollout("Arithmetic").dataset(SEEDS),
         rollout_func=rollout_func,
         args=GRPOConfig(**settings | config),
@@ -96,7 +103,7 @@ def test_two_grpo_steps_train_on_agent_tokens_only_and_no_episode_counts_as_trun
         outputs.append(rollout(prompts, trainer))
         return outputs[-1]
 
-    trainer = make_trainer(model_dir, tmp_path, recording_rollout)
+    trainer = make_trainer(model_dir, tmp_path, recording_rollout, reward_funcs=[environment_reward, brevity])
     before = {name: p.detach().clone() for name, p in trainer.model.named_parameters()}
     gradients = LossGradients(trainer.model)
     trainer.train()
