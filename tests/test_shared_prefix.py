@@ -28,9 +28,9 @@ def test_the_shared_prefix_stops_before_rows_differ_before_padding_and_before_th
     assert shared_prefix_length(ids[:1], torch.ones_like(ids[:1]), no_labels[:1]) == 5  # one token left to run
 
 
-def one_step_gradients(model_dir, tmp_path, share_prefix: bool, lora_rank: int = 0):
+def one_step_gradients(model_dir, tmp_path, share_prefix: bool, lora_rank: int = 0, **config):
     """The loss, the gradient of every trained parameter and the trainer after one SFT batch of eight Arithmetic
-    demonstrations, from the weights in ``model_dir``."""
+    demonstrations, from the weights in ``model_dir`` (``config`` goes to `SFTConfig`)."""
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -40,7 +40,9 @@ def one_step_gradients(model_dir, tmp_path, share_prefix: bool, lora_rank: int =
         share_prefix=share_prefix, lora_rank=lora_rank,
     )  # fmt: skip
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
-    trainer = sft_trainer(model, tokenizer, demo_dataset(demos), options, train_sampling_strategy="sequential")
+    trainer = sft_trainer(
+        model, tokenizer, demo_dataset(demos), options, train_sampling_strategy="sequential", **config
+    )
     batch = next(iter(trainer.get_train_dataloader()))
     trainer.model.train()
     items = (batch["labels"][:, 1:] != -100).sum()
@@ -81,3 +83,13 @@ def test_a_model_with_sliding_window_layers_gets_the_plain_steps_gradients_too(s
     assert shared_loss == pytest.approx(loss, rel=1e-5)
     for name, gradient in gradients.items():
         torch.testing.assert_close(shared_gradients[name], gradient, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_under_gradient_checkpointing_every_row_runs_whole(small_arithmetic_model, tmp_path):
+    """Checkpointing recomputes each layer without a cache, so the prefix is not shared, and the step is the plain one."""
+    loss, _, _ = one_step_gradients(small_arithmetic_model, tmp_path / "plain", False, activation_checkpointing=True)
+    shared_loss, _, shared = one_step_gradients(
+        small_arithmetic_model, tmp_path / "shared", True, activation_checkpointing=True
+    )
+    assert not shared.sharing and shared.shared_tokens == 0
+    assert shared_loss == pytest.approx(loss, rel=1e-6)

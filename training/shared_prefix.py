@@ -39,8 +39,8 @@ def shared_prefix_length(input_ids: torch.Tensor, attention_mask: torch.Tensor, 
 
 class SharedPrefixSFTTrainer(SFTTrainer):
     """TRL's `SFTTrainer` whose loss runs a batch's shared prefix (`shared_prefix_length`) once. It falls back to the
-    plain forward for a batch that shares fewer than `MIN_SHARED_TOKENS`, one that carries more than input ids, mask
-    and labels, under gradient checkpointing (which recomputes without a cache), and for good on a model whose cache is
+    plain forward for a batch that shares fewer than `MIN_SHARED_TOKENS`, one that is not exactly input ids, mask and
+    labels, under gradient checkpointing (which recomputes without a cache), and for good on a model whose cache is
     not transformers' `DynamicCache` (whose sliding-window layers keep the window the rows still attend to)."""
 
     def __init__(self, *args: Any, **kwargs: Any):
@@ -69,6 +69,6 @@ class SharedPrefixSFTTrainer(SFTTrainer):
         return super().compute_loss(model, rest, return_outputs, num_items_in_batch)
 
     def _shareable(self, inputs: dict[str, Any]) -> int:
-        if not self.sharing or set(inputs) - PLAIN_BATCH_KEYS or "attention_mask" not in inputs:
+        if not self.sharing or set(inputs) != PLAIN_BATCH_KEYS:
             return 0
         return shared_prefix_length(inputs["input_ids"], inputs["attention_mask"], inputs["labels"])
