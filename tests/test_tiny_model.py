@@ -4,7 +4,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from agentic.training.tiny_model import SENTINEL_TOKENS, build_tiny_model, task_corpus
+from agentic.training.tiny_model import SENTINEL_TOKENS, build_tiny_model, task_corpus, train_tokenizer
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +46,16 @@ def test_sentinels_are_single_ordinary_tokens_that_decode_verbatim(tokenizer):
     pieces = tokenizer.convert_ids_to_tokens(tokenizer(call, add_special_tokens=False)["input_ids"])
     assert pieces[0] == '<tool name="' and pieces[-1] == "</tool>"
     assert [p for p in pieces if p.strip("Ġ").isdigit()] == list("129874"), "digits are one token each"
+
+
+def test_a_name_has_the_same_tokens_wherever_it_is_copied_from_or_to():
+    """TwoHop copies names from the question and from results into JSON arguments: the tokens must match."""
+    tokenizer = train_tokenizer(task_corpus(["TwoHop"], range(20)))
+    for name in ("Ines Takdru", "Tornaxtrix", "Belka"):
+        alone = tokenizer(name, add_special_tokens=False)["input_ids"]
+        for context in (f"the founder of {name} live?", f"<result>{name}</result>", f'{{"entity": "{name}"}}'):
+            ids = tokenizer(context, add_special_tokens=False)["input_ids"]
+            assert any(ids[i : i + len(alone)] == alone for i in range(len(ids))), (name, context)
 
 
 def test_decoding_is_lossless_and_compositional(tokenizer):

@@ -7,6 +7,9 @@ see. Three choices help a model of a few million parameters:
 - every sentinel tag (``<tool name="``, ``</tool>``, ``<result>``, ...) is one token, added as an
   ordinary (not special) token so it decodes verbatim; an action then ends on exactly one token;
 - digits are split one per token, so copying a number is copying digits, not arbitrary merges;
+- a space before a capital letter is a token of its own, so a name (``Ines Takdru``) has the same
+  tokens after a space in a question, after ``<result>`` and after ``"`` in a tool's JSON: copying an
+  entity is copying its tokens, not re-spelling it with other merges;
 - byte-level BPE: any text encodes, and decoding is lossless and compositional,
   ``decode(a + b) == decode(a) + decode(b)``, wherever the split does not cut a multi-byte
   UTF-8 character in two (such a half decodes to U+FFFD, as with every byte-level tokenizer).
@@ -23,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
+from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import GPTNeoXConfig, GPTNeoXForCausalLM, PreTrainedTokenizerFast
 
 from agentic.env import AgenticEnvironment, oracle_action, run_episode
@@ -72,6 +75,7 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 1024) -> PreTrainedT
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
         [
+            pre_tokenizers.Split(Regex(" (?=[A-Z])"), behavior="isolated"),
             pre_tokenizers.Digits(individual_digits=True),
             pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True),
         ]
