@@ -2,7 +2,7 @@
 
 Nothing is downloaded. The tokenizer is learnt offline with `tokenizers` from oracle episodes run
 through the real environment, so its merges fit the prompts, tool calls and replies the model will
-see. Three choices help a model of a few million parameters:
+see. Four choices help a model of a few million parameters:
 
 - every sentinel tag (``<tool name="``, ``</tool>``, ``<result>``, ...) is one token, added as an
   ordinary (not special) token so it decodes verbatim; an action then ends on exactly one token;
