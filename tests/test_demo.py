@@ -20,7 +20,7 @@ def test_demo_writes_an_untrained_sft_rl_report(tmp_path, capsys):
     out = tmp_path / "demo"
     code = main(
         ["demo", "--out", str(out), "--n-eval", "4", "--n-demos", "16", "--epochs", "1", "--rl-iterations", "1"]
-        + ["--micro-batches", "2"]
+        + ["--micro-batches", "2", "--sft-learning-rate", "0.002"]
     )
     captured = capsys.readouterr()
     printed = captured.out
@@ -38,7 +38,8 @@ def test_demo_writes_an_untrained_sft_rl_report(tmp_path, capsys):
         "rl_episodes": DemoOptions().rl_options("model").episodes_per_update,
     }
     assert sft_report["tokens_seen"] > 0
-    assert json.loads((out / "sft" / "config.json").read_text())["micro_batches"] == 2
+    sft_config = json.loads((out / "sft" / "config.json").read_text())
+    assert (sft_config["micro_batches"], sft_config["learning_rate"]) == (2, 0.002), "SFT took the demo's flags"
     assert f"Compute: SFT 1 steps, {sft_report['tokens_seen']:,} tokens; PPO 1 updates" in printed
     assert "WARNING" not in printed
     rl_report = json.loads((out / "ppo" / "report.json").read_text())
