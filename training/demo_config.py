@@ -18,7 +18,8 @@ ALL_TASKS = "all"
 DEMO_KL_ACTION_TOKENS = 16
 # The demo's warm-up: half of 8000 demonstrations give up at once (1250 steps), so that greedy decoding after SFT
 # mostly gives up too while sampling calls the tool often enough for RL to find out that it pays. At SFT's default
-# peak learning rate (3e-3) whether the warm-up learnt to copy digits depended on the seed; at half of it, it did.
+# peak learning rate (3e-3) whether the warm-up learnt to copy digits depended on the seed; at half of it, it did on
+# each seed measured (README, "The demo").
 DEMO_SFT = SFTOptions(sloppy_demos=0.5, n_demos=8000, epochs=5.0, learning_rate=1.5e-3)
 # RL settings for a model of about a million parameters on 2 CPU cores (see `PPOOptions` / `GRPOOptions`).
 DEMO_RL: dict[str, dict[str, Any]] = {
