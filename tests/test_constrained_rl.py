@@ -47,16 +47,18 @@ def trajectories(model_dir):
     return rollout(Policy.from_pretrained(model_dir), "Arithmetic", [0, 0, 1, 1, 2, 2, 3, 3], CONSTRAINED)
 
 
-def agent_logprobs(model, batch) -> tuple[torch.Tensor, torch.Tensor]:
+def agent_logprobs(model, batch, share_prefix: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """(recomputed, recorded) log-probs at every agent token of ``batch``."""
     with torch.no_grad():
-        new = policy_forward(model, batch).logprobs
+        new = policy_forward(model, batch, share_prefix=share_prefix).logprobs
     return new[batch.agent_mask], batch.old_logprobs[batch.agent_mask]
 
 
-def test_recomputed_logprobs_under_the_replayed_masks_equal_the_sampling_ones(policy, trajectories):
+@pytest.mark.parametrize("share_prefix", [False, True], ids=["whole", "shared-prefix"])
+def test_recomputed_logprobs_under_the_replayed_masks_equal_the_sampling_ones(policy, trajectories, share_prefix):
+    """Also with the episodes' shared prefix run once: the masks then apply from the first position after it."""
     batch = collate(trajectories, policy.pad_id, policy.tokenizer)
-    recomputed, recorded = agent_logprobs(policy.model, batch)
+    recomputed, recorded = agent_logprobs(policy.model, batch, share_prefix)
     assert recomputed.numel() > 100 and torch.allclose(recomputed, recorded, atol=1e-4), "the ratio is exactly 1"
     unmasked, _ = agent_logprobs(policy.model, replace(batch, masks=None))
     assert (unmasked - recorded).abs().max() > 0.1, "without the masks the ratio is not 1: they matter"

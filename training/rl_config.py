@@ -29,6 +29,7 @@ RESUMABLE_CHANGES = (
     "checkpoint_every",
     "samples_per_update",
     "micro_batch_size",
+    "share_prefix",
 )
 
 
@@ -81,6 +82,11 @@ class RLOptions(Options):
         "many, exactly as one pass would give it (memory then grows with this, not with the minibatch); also the "
         "rows of the update's passes without gradients. 0: the whole minibatch at once",
         bounds="non-negative",
+    )
+    share_prefix: bool = option(
+        True,
+        "run the tokens all episodes of a forward pass begin with (instructions, tool manual) once per pass, not once "
+        "per episode: the same log-probs and gradients for less compute",
     )
     clip_range: float = option(0.2, "the probability ratio is clipped to 1 +- this", bounds="positive")
     max_grad_norm: float = option(1.0, "gradients are clipped to this norm", bounds="positive")

@@ -1,11 +1,12 @@
-"""SFT that runs the tokens every demonstration of a batch begins with once per batch, not once per row.
+"""Training passes that run the tokens every row of a batch begins with once per batch, not once per row.
 
-Every demonstration of a task opens with the same tokens: the instructions and the tool manual, 50-60% of a TwoHop,
+Every episode of a task opens with the same tokens: the instructions and the tool manual, 50-60% of a TwoHop,
 MultiHopKnowledge or Arithmetic transcript for the tiny model. A padded batch runs them through the model once per
-row. `SharedPrefixSFTTrainer` runs the batch's shared beginning once, as a batch of one, repeats its key/value cache
-along the batch (transformers' `DynamicCache.batch_repeat_interleave`) and runs the rest of every row against that
-cache. The gradient flows back through the repeated cache into the single prefix pass, so the loss, the gradients and
-TRL's metrics are those of the plain forward, up to float rounding; only the compute differs.
+row. `prefix_cache` runs the batch's shared beginning once, as a batch of one, and repeats its key/value cache along
+the batch (transformers' `DynamicCache.batch_repeat_interleave`); the rest of every row then runs against that cache.
+The gradient flows back through the repeated cache into the single prefix pass, so losses and gradients are those of
+the plain forward, up to float rounding; only the compute differs. Two users: SFT (`SharedPrefixSFTTrainer`, TRL's
+metrics included) and the RL update's forward passes (`agentic.training.ppo.forward`).
 
 Written here because neither TRL nor transformers trains this way: TRL's packing and padding-free modes remove padding,
 not repeated prefixes.
@@ -17,6 +18,7 @@ import logging
 from typing import Any
 
 import torch
+from torch import nn
 from transformers.cache_utils import DynamicCache
 from trl import SFTTrainer
 
@@ -37,6 +39,18 @@ def shared_prefix_length(input_ids: torch.Tensor, attention_mask: torch.Tensor, 
     return max(0, min(common, first_label - 1, input_ids.shape[1] - 1))
 
 
+def prefix_cache(model: nn.Module, input_ids: torch.Tensor, n_shared: int) -> DynamicCache | None:
+    """The key/value cache of the first ``n_shared`` tokens of row 0, run once and repeated for every row of
+    ``input_ids`` (the rows share them: `shared_prefix_length`); None, after a warning, for a model whose cache is not a
+    `DynamicCache` (its rows must then run whole)."""
+    cache = model(input_ids=input_ids[:1, :n_shared], use_cache=True, logits_to_keep=1).cache
+    if not isinstance(cache, DynamicCache):
+        log.warning("the model's cache is a %s, not a DynamicCache: training on whole rows", type(cache).__name__)
+        return None
+    cache.batch_repeat_interleave(len(input_ids))
+    return cache
+
+
 class SharedPrefixSFTTrainer(SFTTrainer):
     """TRL's `SFTTrainer` whose loss runs a batch's shared prefix (`shared_prefix_length`) once. It falls back to the
     plain forward for a batch that shares fewer than `MIN_SHARED_TOKENS`, one that is not exactly input ids, mask and
@@ -52,14 +66,12 @@ class SharedPrefixSFTTrainer(SFTTrainer):
         shared = self._shareable(inputs)
         if shared < MIN_SHARED_TOKENS:
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-        input_ids, rows = inputs["input_ids"], len(inputs["input_ids"])
-        cache = model(input_ids=input_ids[:1, :shared], use_cache=True, logits_to_keep=1).cache
-        if not isinstance(cache, DynamicCache):
-            log.warning("the model's cache is a %s, not a DynamicCache: training on whole rows", type(cache).__name__)
+        input_ids = inputs["input_ids"]
+        cache = prefix_cache(model, input_ids, shared)
+        if cache is None:
             self.sharing = False
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-        cache.batch_repeat_interleave(rows)
-        self.shared_tokens += shared * (rows - 1)
+        self.shared_tokens += shared * (len(input_ids) - 1)
         rest = {
             "input_ids": input_ids[:, shared:],
             "attention_mask": inputs["attention_mask"],  # prefix and rest: the rows attend to the shared tokens

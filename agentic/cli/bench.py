@@ -1,4 +1,4 @@
-"""`agentic bench parse | rollout | sft`: each benchmark a ratio against a baseline in the same run."""
+"""`agentic bench parse | rollout | sft | rl-update | fuzz`: each benchmark a ratio against a baseline in the same run."""
 
 from __future__ import annotations
 
@@ -15,16 +15,17 @@ from agentic.cli.model_args import add_mode_flag, default_model_dir
 def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "what",
-        choices=["parse", "rollout", "sft", "fuzz"],
+        choices=["parse", "rollout", "sft", "rl-update", "fuzz"],
         help="parse: parse_action vs a paper-style regex parser, and env steps/s; "
         "rollout: the batched engine vs re-tokenizing model.generate loops (batched and sequential); "
         "sft: SFTTrainer vs a bare PyTorch loop (or, with --micro-batches / --shared-prefix, vs itself with that change); "
+        "rl-update: the PPO/GRPO update with each pass's shared prefix run once vs every episode run whole; "
         "fuzz: hostile actions against every task, counting exceptions (0 expected)",
     )
     parser.add_argument(
         "--task",
         action="append",
-        help="task(s) to draw inputs or episodes from (parse, fuzz: default all; rollout: Arithmetic); "
+        help="task(s) to draw inputs or episodes from (parse, fuzz: default all; rollout, sft, rl-update: Arithmetic); "
         "fuzz also takes NAME:key=value,... (e.g. ReasoningGym:dataset=n_queens)",
     )
     parser.add_argument(
@@ -32,14 +33,16 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
         type=positive_int,
         default=None,
         help="oracle episodes per task (parse, default 20), episodes (rollout, default 64), training steps "
-        "(sft, default 30) or hostile episodes per task (fuzz, default 1000)",
+        "(sft, default 30), updates (rl-update, default 8) or hostile episodes per task (fuzz, default 1000)",
     )
     parser.add_argument(
         "--model",
-        help="rollout, sft: model directory, hub id or a name `agentic models list` shows "
+        help="rollout, sft, rl-update: model directory, hub id or a name `agentic models list` shows "
         "(default: a fresh embedded tiny model)",
     )
-    parser.add_argument("--max-new-tokens", type=positive_int, default=64, help="rollout: per-turn token limit")
+    parser.add_argument(
+        "--max-new-tokens", type=positive_int, default=64, help="rollout, rl-update: per-turn token limit"
+    )
     parser.add_argument(
         "--baseline",
         action="append",
@@ -50,8 +53,9 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--repeats",
         type=positive_int,
-        default=3,
-        help="rollout: timed runs of each side, taking turns (the best of each is compared)",
+        default=None,
+        help="rollout (default 3), rl-update (default 2): timed runs of each side, taking turns (the best of each is "
+        "compared)",
     )
     parser.add_argument(
         "--micro-batches",
@@ -68,6 +72,9 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
         "--constrained",
         action="store_true",
         help="rollout: the engine with and without constrained sampling instead (time, and validity of the actions)",
+    )
+    parser.add_argument(
+        "--algorithm", choices=["ppo", "grpo"], default="ppo", help="rl-update: the update timed (the demo's settings)"
     )
     parser.add_argument("--seed", type=non_negative_int, default=0)
     parser.add_argument("--json", action="store_true", help="also print the result as JSON")
@@ -103,7 +110,7 @@ def _rollout(args: argparse.Namespace, console: Console) -> dict:
         n_episodes=args.episodes or 64,
         max_new_tokens=args.max_new_tokens,
         seed=args.seed,
-        repeats=args.repeats,
+        repeats=args.repeats or 3,
         mode=args.mode,
     )
     if args.constrained:
@@ -179,6 +186,30 @@ def _sft_change(args: argparse.Namespace, task: str, console: Console) -> dict:
     return result
 
 
+def _rl_update(args: argparse.Namespace, console: Console) -> dict:
+    from agentic.training.bench_rl import bench_rl_update
+
+    task = args.task[0] if args.task else "Arithmetic"
+    result = bench_rl_update(
+        default_model_dir(args),
+        task,
+        algorithm=args.algorithm,
+        updates=args.episodes or 8,
+        repeats=args.repeats or 2,
+        max_new_tokens=args.max_new_tokens,
+        seed=args.seed,
+    )
+    console.print(
+        f"every episode run whole: {result['whole_seconds']:.2f} s\n"
+        f"shared prefix run once per pass: {result['shared_seconds']:.2f} s\n"
+        f"speed-up: {result['speedup']:.2f}x  (best of {result['repeats']} runs each; {result['updates']} "
+        f"{result['algorithm'].upper()} updates with the demo's settings on the same {result['episodes']} episodes of "
+        f"{task}, {result['tokens']:,} tokens; final weights at most {result['max_weight_difference']:.1e} apart)",
+        markup=False,
+    )
+    return result
+
+
 def _fuzz(args: argparse.Namespace, console: Console) -> dict:
     from agentic.bench.fuzz import bench_fuzz
 
@@ -202,7 +233,7 @@ def _fuzz(args: argparse.Namespace, console: Console) -> dict:
     return result
 
 
-BENCHMARKS = {"parse": _parse, "rollout": _rollout, "sft": _sft, "fuzz": _fuzz}
+BENCHMARKS = {"parse": _parse, "rollout": _rollout, "sft": _sft, "rl-update": _rl_update, "fuzz": _fuzz}
 
 
 def _run(args: argparse.Namespace, console: Console) -> None:

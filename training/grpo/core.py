@@ -78,7 +78,9 @@ class GRPO:
         token_advantages = torch.where(batch.agent_mask, advantages[:, None], 0.0)
         ref_logprobs = None
         if self.kl.coef > 0:
-            ref_logprobs = reference_logprobs(policy, self.reference, batch, self.options.forward_batch_size)
+            ref_logprobs = reference_logprobs(
+                policy, self.reference, batch, self.options.forward_batch_size, self.options.share_prefix
+            )
         stats = {"reward": returns.mean().item(), "no_signal_fraction": (advantages == 0).float().mean().item()}
         return GRPOTargets(token_advantages, ref_logprobs, stats)
 
@@ -89,7 +91,7 @@ class GRPO:
         per-token k3 KL to the reference; with diagnostics. ``counts``: the means' denominators when ``minibatch`` is
         a micro-batch of a larger minibatch (default: its own)."""
         agent_tokens = (counts or minibatch.loss_counts()).agent_tokens
-        new = policy_forward(policy, minibatch)
+        new = policy_forward(policy, minibatch, share_prefix=self.options.share_prefix)
         loss, stats = clipped_policy_loss(
             new.logprobs,
             minibatch.old_logprobs,

@@ -57,6 +57,10 @@ class TokenMasks:
     def rows(self, index: Tensor, n_tokens: int | None = None) -> TokenMasks:
         return replace(self, index=self.index[index][:, :n_tokens])
 
+    def after(self, n_tokens: int) -> TokenMasks:
+        """The masks of every position from ``n_tokens`` on: those of a pass that ran the first ``n_tokens`` apart."""
+        return replace(self, index=self.index[:, n_tokens:])
+
     def to(self, device: torch.device | str) -> TokenMasks:
         return TokenMasks(self.index.to(device), self.bits.to(device))
 

@@ -114,11 +114,15 @@ class PPO:
         beside it. Without a reference (and ``kl_coef`` 0) the rewards are the task's alone.
         """
         options, kl_coef = self.options, self.kl.coef
-        values = forward_in_chunks(policy, batch, options.forward_batch_size, self.trained_head).values
+        values = forward_in_chunks(
+            policy, batch, options.forward_batch_size, self.trained_head, options.share_prefix
+        ).values
         rewards = batch.turn_rewards
         stats = {"reward": batch.episode_returns.mean().item(), "kl_coef": kl_coef}
         if kl_coef > 0 or has_reference(policy, self.reference):
-            ref_logprobs = reference_logprobs(policy, self.reference, batch, options.forward_batch_size)
+            ref_logprobs = reference_logprobs(
+                policy, self.reference, batch, options.forward_batch_size, options.share_prefix
+            )
             token_kl = kl_k1(batch.old_logprobs, ref_logprobs)
             rewards = kl_penalized_rewards(rewards, token_kl, batch.turn_index, kl_coef)
             n_turns = rewards.shape[1]
@@ -144,7 +148,7 @@ class PPO:
         minus ``entropy_coef`` times the mean entropy on agent tokens; with diagnostics. ``counts``: the means'
         denominators when ``minibatch`` is a micro-batch of a larger minibatch (default: its own)."""
         options, counts = self.options, counts or minibatch.loss_counts()
-        new = policy_forward(policy, minibatch, self.trained_head)
+        new = policy_forward(policy, minibatch, self.trained_head, options.share_prefix)
         policy_loss, stats = clipped_policy_loss(
             new.logprobs,
             minibatch.old_logprobs,
