@@ -48,14 +48,28 @@ def test_sentinels_are_single_ordinary_tokens_that_decode_verbatim(tokenizer):
     assert [p for p in pieces if p.strip("Ġ").isdigit()] == list("129874"), "digits are one token each"
 
 
-def test_a_name_has_the_same_tokens_wherever_it_is_copied_from_or_to():
+@pytest.mark.parametrize("spell_names", [False, True], ids=["merged", "spelt"])
+def test_a_name_has_the_same_tokens_wherever_it_is_copied_from_or_to(spell_names):
     """TwoHop copies names from the question and from results into JSON arguments: the tokens must match."""
-    tokenizer = train_tokenizer(task_corpus(["TwoHop"], range(20)))
+    tokenizer = train_tokenizer(task_corpus(["TwoHop"], range(20)), spell_names=spell_names)
     for name in ("Ines Takdru", "Tornaxtrix", "Belka"):
         alone = tokenizer(name, add_special_tokens=False)["input_ids"]
         for context in (f"the founder of {name} live?", f"<result>{name}</result>", f'{{"entity": "{name}"}}'):
             ids = tokenizer(context, add_special_tokens=False)["input_ids"]
             assert any(ids[i : i + len(alone)] == alone for i in range(len(ids))), (name, context)
+
+
+def test_the_tiny_models_tokenizer_spells_a_name_never_seen_in_training_letter_by_letter(tokenizer):
+    """MultiHopKnowledge's held-out entities are new strings: spelt, they are made of the tokens every training name
+    trains. Words that are not capitalised keep their merges."""
+    corpus = task_corpus(["MultiHopKnowledge"], range(20))
+    for spelt in (tokenizer, train_tokenizer(corpus, spell_names=True)):
+        for context in ('{"entity": "Relwick"}', "Where is Relwick?", "<result>Relwick</result>"):
+            pieces = spelt.convert_ids_to_tokens(spelt(context, add_special_tokens=False)["input_ids"])
+            assert [p.lstrip("Ġ") for p in pieces if p.lstrip("Ġ") in set("Relwick")][-7:] == list("Relwick"), context
+    spelt, merged = train_tokenizer(corpus, spell_names=True), train_tokenizer(corpus)
+    assert spelt.tokenize(" number") == merged.tokenize(" number") == ["Ġnumber"]
+    assert len(merged.tokenize("Relwick")) < 7
 
 
 def test_decoding_is_lossless_and_compositional(tokenizer):
