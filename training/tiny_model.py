@@ -69,7 +69,9 @@ def task_corpus(task_names: Iterable[str | Task], seeds: Iterable[int]) -> list[
     return texts
 
 
-def train_tokenizer(texts: Iterable[str], vocab_size: int = 1024, *, spell_names: bool = False) -> PreTrainedTokenizerFast:
+def train_tokenizer(
+    texts: Iterable[str], vocab_size: int = 1024, *, spell_names: bool = False
+) -> PreTrainedTokenizerFast:
     """A byte-level BPE tokenizer learnt from ``texts``, with single-token sentinels, eos and pad.
 
     ``vocab_size`` bounds the learnt vocabulary (eos and pad included); the 12 sentinels come on top.
