@@ -52,8 +52,10 @@ SENTINEL_TOKENS = (
     "</sys>",
 )
 _SENTINEL_SPLIT = re.compile("|".join(re.escape(s) for s in SENTINEL_TOKENS))
-# Each letter of a capitalised word (a capital followed by lower-case letters), for `train_tokenizer(spell_names=True)`.
-_NAME_LETTER = "[A-Z](?=[a-z])|(?<=[A-Z][a-z]{0,63})[a-z]"
+# Each letter of a capitalised word (a capital followed by lower-case letters, the first 32 of them), for
+# `train_tokenizer(spell_names=True)`. One fixed-width look-behind per position, not `{0,31}`: llguidance's regex
+# engine, which reads the pre-tokenizer for constrained decoding, refuses look-behinds of variable width.
+_NAME_LETTER = "[A-Z](?=[a-z])|" + "|".join(f"(?<=[A-Z][a-z]{{{k}}})[a-z]" for k in range(32))
 
 
 def task_corpus(task_names: Iterable[str | Task], seeds: Iterable[int]) -> list[str]:
