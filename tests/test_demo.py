@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from transformers import AutoTokenizer
 
 from agentic.cli import main
 from agentic.registry import make_task
@@ -20,7 +21,7 @@ def test_demo_writes_an_untrained_sft_rl_report(tmp_path, capsys):
     out = tmp_path / "demo"
     code = main(
         ["demo", "--out", str(out), "--n-eval", "4", "--n-demos", "16", "--epochs", "1", "--rl-iterations", "1"]
-        + ["--micro-batches", "2", "--sft-learning-rate", "0.002"]
+        + ["--micro-batches", "2", "--sft-learning-rate", "0.002", "--spell-names"]
     )
     captured = capsys.readouterr()
     printed = captured.out
@@ -40,6 +41,7 @@ def test_demo_writes_an_untrained_sft_rl_report(tmp_path, capsys):
     assert sft_report["tokens_seen"] > 0
     sft_config = json.loads((out / "sft" / "config.json").read_text())
     assert (sft_config["micro_batches"], sft_config["learning_rate"]) == (2, 0.002), "SFT took the demo's flags"
+    assert AutoTokenizer.from_pretrained(out / "tiny-model").tokenize("Relwick") == list("Relwick"), "names spelt"
     assert f"Compute: SFT 1 steps, {sft_report['tokens_seen']:,} tokens; PPO 1 updates" in printed
     assert "WARNING" not in printed
     rl_report = json.loads((out / "ppo" / "report.json").read_text())

@@ -59,11 +59,13 @@ def test_a_name_has_the_same_tokens_wherever_it_is_copied_from_or_to(spell_names
             assert any(ids[i : i + len(alone)] == alone for i in range(len(ids))), (name, context)
 
 
-def test_the_tiny_models_tokenizer_spells_a_name_never_seen_in_training_letter_by_letter(tokenizer):
+def test_with_spell_names_a_name_never_seen_in_training_is_spelt_letter_by_letter(tokenizer, tmp_path):
     """MultiHopKnowledge's held-out entities are new strings: spelt, they are made of the tokens every training name
     trains. Words that are not capitalised keep their merges."""
     corpus = task_corpus(["MultiHopKnowledge"], range(20))
-    for spelt in (tokenizer, train_tokenizer(corpus, spell_names=True)):
+    built = AutoTokenizer.from_pretrained(build_tiny_model(["Arithmetic"], tmp_path, seeds=range(20), spell_names=True))
+    assert len(tokenizer.tokenize("Relwick")) < 7, "off by default"
+    for spelt in (built, train_tokenizer(corpus, spell_names=True)):
         for context in ('{"entity": "Relwick"}', "Where is Relwick?", "<result>Relwick</result>"):
             pieces = spelt.convert_ids_to_tokens(spelt(context, add_special_tokens=False)["input_ids"])
             assert [p.lstrip("Ġ") for p in pieces if p.lstrip("Ġ") in set("Relwick")][-7:] == list("Relwick"), context

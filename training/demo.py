@@ -90,7 +90,7 @@ def multi_task_stages(options: DemoOptions, out: Path, tasks: list[str | Task] |
     learnt from all of them, SFT on their interleaved demonstrations, RL on their interleaved instances; each task's
     RL row on its own held-out seeds, its compute and where its model is."""
     played = [each for _, each in component_tasks(played_task(options.task_specs if tasks is None else tasks))]
-    model_dir = demo_tiny_model(played, out, options.seed)
+    model_dir = demo_tiny_model(played, out, options)
     limit, kl_coef = action_settings(options, played, Policy.from_pretrained(model_dir).tokenizer)
     sft = run_sft(options.sft_options(model_dir, out / "sft"), tasks)
     rl = run_rl(options.rl_options(sft.model_dir, out / options.algorithm, limit, kl_coef), tasks)
@@ -116,9 +116,10 @@ def action_settings(options: DemoOptions, tasks: list[Task], tokenizer: PreTrain
     return options.max_new_tokens or actions.limit, kl_coef
 
 
-def demo_tiny_model(tasks: list[str | Task], out: Path, seed: int) -> Path:
+def demo_tiny_model(tasks: list[str | Task], out: Path, options: DemoOptions) -> Path:
     """The demo's tiny model in ``<out>/tiny-model``, its tokenizer learnt from 200 demonstrations of ``tasks``."""
-    return build_tiny_model(tasks, out / "tiny-model", seeds=range(DEMO_SEED_START, DEMO_SEED_START + 200), seed=seed)
+    seeds = range(DEMO_SEED_START, DEMO_SEED_START + 200)
+    return build_tiny_model(tasks, out / "tiny-model", seeds=seeds, seed=options.seed, spell_names=options.spell_names)
 
 
 def task_demo(options: DemoOptions, task: Task | None = None) -> dict[str, Any]:
@@ -130,7 +131,7 @@ def task_demo(options: DemoOptions, task: Task | None = None) -> dict[str, Any]:
     seeds = list(range(options.n_eval))
     played = make_task(options.task) if task is None else task  # the stages get ``task`` as given: None for a name
 
-    model_dir = demo_tiny_model([played], run.path, options.seed)
+    model_dir = demo_tiny_model([played], run.path, options)
     untrained = Policy.from_pretrained(model_dir)
     limit, kl_coef = action_settings(options, [played], untrained.tokenizer)
     before, _ = evaluate_tool_calls(untrained, played, seeds, Sampling(temperature=0.0, max_new_tokens=limit))

@@ -65,6 +65,11 @@ class DemoOptions(Options):
         "less padding; see `agentic sft --micro-batches`)",
         bounds="positive",
     )
+    spell_names: bool = option(
+        False,
+        "the tiny model's tokenizer spells capitalised words one letter per token, so that names never seen in "
+        "training are copied from tokens every name trains (MultiHopKnowledge; see build_tiny_model for the cost)",
+    )
     algorithm: str = option("ppo", "the RL stage", choices=tuple(OPTIONS_BY_ALGORITHM))
     rl_iterations: int = option(
         80, "RL updates (the RL stage's budget, whatever the machine's speed)", bounds="positive"

@@ -10,9 +10,9 @@ see. Four choices help a model of a few million parameters:
 - a space before a capital letter is a token of its own, so a name (``Ines Takdru``) has the same
   tokens after a space in a question, after ``<result>`` and after ``"`` in a tool's JSON: copying an
   entity is copying its tokens, not re-spelling it with other merges;
-- a capitalised word is spelt one letter per token (``spell_names``), as digits are: a name never seen in
-  training (MultiHopKnowledge's held-out entities) is then made of tokens every training name trains, where
-  BPE would cut it into rare merges whose embeddings few examples have taught to be copied;
+- optionally (``spell_names``), a capitalised word is spelt one letter per token, as digits are: a name never
+  seen in training (MultiHopKnowledge's held-out entities) is then made of tokens every training name trains,
+  where BPE would cut it into rare merges whose embeddings few examples have taught to be copied;
 - byte-level BPE: any text encodes, and decoding is lossless and compositional,
   ``decode(a + b) == decode(a) + decode(b)``, wherever the split does not cut a multi-byte
   UTF-8 character in two (such a half decodes to U+FFFD, as with every byte-level tokenizer).
@@ -140,9 +140,14 @@ def build_tiny_model(
     seeds: Iterable[int] = range(10_000, 10_200),
     seed: int = 0,
     vocab_size: int = 1024,
+    spell_names: bool = False,
     **config_overrides: Any,
 ) -> Path:
     """Train the tokenizer on the tasks' oracle transcripts, initialise the model from ``seed`` and save both to ``out_dir``.
+
+    ``spell_names``: capitalised words one letter per token (`train_tokenizer`). Off by default: a model can then
+    write a capital and a lower-case merge (``M|or``) that the tokenizer re-encodes as more tokens (``M|o|r``), so an
+    action sampled within the environment's token limit can count as over it.
 
     The default ``seeds`` lie among the training seeds (10000 and up), away from the evaluation seeds (0-199).
 
@@ -150,7 +155,7 @@ def build_tiny_model(
     random state is left as it was.
     """
     out = Path(out_dir)
-    tokenizer = train_tokenizer(task_corpus(task_names, seeds), vocab_size=vocab_size, spell_names=True)
+    tokenizer = train_tokenizer(task_corpus(task_names, seeds), vocab_size=vocab_size, spell_names=spell_names)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = GPTNeoXForCausalLM(tiny_config(tokenizer, **config_overrides))

@@ -40,9 +40,7 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
         help="rollout, sft, rl-update: model directory, hub id or a name `agentic models list` shows "
         "(default: a fresh embedded tiny model)",
     )
-    parser.add_argument(
-        "--max-new-tokens", type=positive_int, default=64, help="rollout, rl-update: per-turn token limit"
-    )
+    parser.add_argument("--max-new-tokens", type=positive_int, default=64, help="rollout, rl-update: action limit")
     parser.add_argument(
         "--baseline",
         action="append",
@@ -57,6 +55,19 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
         help="rollout (default 3), rl-update (default 2): timed runs of each side, taking turns (the best of each is "
         "compared)",
     )
+    _training_arguments(parser)
+    add_mode_flag(parser)
+    parser.add_argument(
+        "--constrained",
+        action="store_true",
+        help="rollout: the engine with and without constrained sampling instead (time, and validity of the actions)",
+    )
+    parser.add_argument("--seed", type=non_negative_int, default=0)
+    parser.add_argument("--json", action="store_true", help="also print the result as JSON")
+
+
+def _training_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of the training benchmarks (sft, rl-update)."""
     parser.add_argument(
         "--micro-batches",
         type=positive_int,
@@ -67,17 +78,7 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--shared-prefix", action="store_true", help="sft: compare with each batch's shared prefix run once instead"
     )
-    add_mode_flag(parser)
-    parser.add_argument(
-        "--constrained",
-        action="store_true",
-        help="rollout: the engine with and without constrained sampling instead (time, and validity of the actions)",
-    )
-    parser.add_argument(
-        "--algorithm", choices=["ppo", "grpo"], default="ppo", help="rl-update: the update timed (the demo's settings)"
-    )
-    parser.add_argument("--seed", type=non_negative_int, default=0)
-    parser.add_argument("--json", action="store_true", help="also print the result as JSON")
+    parser.add_argument("--algorithm", choices=["ppo", "grpo"], default="ppo", help="rl-update: the update timed")
 
 
 def _parse(args: argparse.Namespace, console: Console) -> dict:
