@@ -132,6 +132,12 @@ def tools_left_out(tools: Sequence[Tool], max_tokens: int) -> list[str]:
     return [tool.name for tool in tools if _tool_rule("tool", tool.name, tool.parameters, room) is None]
 
 
+def fitting_action_limit(tools: Sequence[Tool], at_least: int, at_most: int) -> int:
+    """The smallest action limit from ``at_least`` to ``at_most`` that leaves none of the ``tools`` out of the grammar
+    (``at_most`` where none does, for `tools_left_out` to name them)."""
+    return next((limit for limit in range(at_least, at_most) if not tools_left_out(tools, limit)), at_most)
+
+
 def _room(max_tokens: int) -> int:
     """The tokens an action of ``max_tokens`` keeps for its sentinel and content, after the thought's share."""
     return max_tokens - min(max_tokens // THOUGHT_SHARE, max(max_tokens - len("<finish></finish>"), 0))

@@ -8,6 +8,7 @@ import pytest
 from transformers import AutoTokenizer
 
 from agentic.cli import main
+from agentic.constraint import tools_left_out
 from agentic.registry import make_task
 from agentic.rollout import oracle_trajectories
 from agentic.training.demo import action_settings, compute_line
@@ -57,6 +58,21 @@ def test_demo_writes_an_untrained_sft_rl_report(tmp_path, capsys):
         assert (out / path).exists(), path
 
 
+def test_a_constrained_demo_decodes_every_stage_under_the_action_grammar(tmp_path, capsys):
+    """`--constrained`: the evaluations and the RL rollouts sample from the grammar of valid actions, so even a model
+    trained for one step writes no malformed action."""
+    out = tmp_path / "demo"
+    flags = ["--n-eval", "4", "--n-demos", "16", "--epochs", "1", "--rl-iterations", "1", "--constrained"]
+    assert main(["demo", "--out-dir", str(out), *flags]) == 0
+    assert "greedy decoding under the action grammar" in capsys.readouterr().out
+    report = json.loads((out / "report.json").read_text())
+    assert report["constrained"]
+    for stage in ("sft", "rl"):
+        assert report[stage]["episodes"]["invalid_action_rate"]["value"] == 0.0, stage
+    assert json.loads((out / "ppo" / "config.json").read_text())["constrained"], "the rollouts were constrained too"
+    assert "under the action grammar" in (out / "report.md").read_text()
+
+
 @pytest.mark.parametrize("name, longer", [("Arithmetic", False), ("InteractiveStory", True), ("GroundedSummary", True)])
 def test_the_demo_samples_and_prices_actions_as_long_as_the_held_out_oracles(name, longer):
     """A story or a summary cut at 64 tokens can never score: the demo's action limit covers every action the oracle
@@ -72,6 +88,10 @@ def test_the_demo_samples_and_prices_actions_as_long_as_the_held_out_oracles(nam
     assert kl_coef == pytest.approx(0.02 * min(1.0, 16 / (sum(lengths) / len(lengths))), rel=0.15)
     assert (kl_coef < 0.02) == longer
     assert action_settings(DemoOptions(max_new_tokens=32, kl_coef=0.1), [task], tokenizer) == (32, 0.1)
+    constrained_limit, _ = action_settings(DemoOptions(constrained=True), [task], tokenizer)
+    assert constrained_limit >= limit and not tools_left_out(task.tools, constrained_limit), (
+        "the grammar keeps each tool"
+    )
     rl = DemoOptions().rl_options("model", max_new_tokens=limit, kl_coef=kl_coef)
     assert (rl.max_new_tokens, rl.kl_coef) == (limit, kl_coef)
 

@@ -21,6 +21,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from agentic.constraint import fitting_action_limit
 from agentic.evaluation import evaluate_tool_calls, mean_cell
 from agentic.mixture import component_tasks, played_task, task_label
 from agentic.policy import Policy
@@ -65,6 +66,7 @@ def run_demo(options: DemoOptions, task: Task | Sequence[str | Task] | None = No
         "tasks": reports,
         "multi_task": mixed,
         "algorithm": options.algorithm,
+        "constrained": options.constrained,
         "eval_seeds": [0, options.n_eval - 1],
         "total_seconds": time.perf_counter() - started,
     }
@@ -107,13 +109,16 @@ def multi_task_stages(options: DemoOptions, out: Path, tasks: list[str | Task] |
 
 def action_settings(options: DemoOptions, tasks: list[Task], tokenizer: PreTrainedTokenizerBase) -> tuple[int, float]:
     """The RL stage's longest action and KL coefficient: ``options.max_new_tokens`` and ``options.kl_coef``, or where
-    0 the tasks' oracle's (`agentic.training.action_length`): its longest action plus a quarter, at least 64 tokens; the
-    demo's coefficient scaled down for actions longer than those it was set on (`demo_kl_coef`)."""
+    0 the tasks' oracle's (`agentic.training.action_length`): its longest action plus a quarter, at least 64 tokens, and
+    under the constraint at least what the grammar needs to keep every tool in; the demo's coefficient scaled down for
+    actions longer than those it was set on (`demo_kl_coef`)."""
     actions = oracle_actions(tasks, tokenizer)
     if actions is None:
         raise ValueError(f"the demo needs a task with an oracle: {', '.join(t.name for t in tasks)} has none")
     kl_coef = options.kl_coef or demo_kl_coef(options.algorithm, actions.mean)
-    return options.max_new_tokens or actions.limit, kl_coef
+    if options.max_new_tokens or not options.constrained:
+        return options.max_new_tokens or actions.limit, kl_coef
+    return max(fitting_action_limit(t.tools, actions.limit, t.budget.max_action_tokens) for t in tasks), kl_coef
 
 
 def demo_tiny_model(tasks: list[str | Task], out: Path, options: DemoOptions) -> Path:
@@ -134,7 +139,8 @@ def task_demo(options: DemoOptions, task: Task | None = None) -> dict[str, Any]:
     model_dir = demo_tiny_model([played], run.path, options)
     untrained = Policy.from_pretrained(model_dir)
     limit, kl_coef = action_settings(options, [played], untrained.tokenizer)
-    before, _ = evaluate_tool_calls(untrained, played, seeds, Sampling(temperature=0.0, max_new_tokens=limit))
+    greedy = Sampling(temperature=0.0, max_new_tokens=limit, constrained=options.constrained)
+    before, _ = evaluate_tool_calls(untrained, played, seeds, greedy)
 
     sft_options = options.sft_options(model_dir, run.path / "sft")
     sft = run_sft(sft_options, task)
@@ -144,6 +150,7 @@ def task_demo(options: DemoOptions, task: Task | None = None) -> dict[str, Any]:
     report = {
         "task": task_name,
         "algorithm": options.algorithm,
+        "constrained": options.constrained,
         "eval_seeds": [0, options.n_eval - 1],
         "sloppy_demos": sft_options.sloppy_demos,
         "max_new_tokens": limit,
@@ -264,7 +271,7 @@ def tasks_markdown(report: dict[str, Any]) -> str:
     lines = [
         f"# agentic demo: {report['task']}",
         "",
-        f"Held-out seeds {report['eval_seeds'][0]}–{report['eval_seeds'][1]} of each task, greedy decoding; values "
+        f"Held-out seeds {report['eval_seeds'][0]}–{report['eval_seeds'][1]} of each task, {decoding(report)}; values "
         f"with Wilson 95% intervals. Whole demo: {report['total_seconds']:.0f} s.",
         "",
         "| " + " | ".join(TASK_COLUMNS) + " |",
@@ -280,6 +287,11 @@ def tasks_markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def decoding(report: dict[str, Any]) -> str:
+    """How the report's evaluations decoded."""
+    return "greedy decoding under the action grammar" if report["constrained"] else "greedy decoding"
+
+
 def column_names(report: dict[str, Any]) -> tuple[str, str, str, str]:
     return ("metric", "untrained", "after SFT", f"after {report['algorithm'].upper()}")
 
@@ -290,7 +302,7 @@ def demo_markdown(report: dict[str, Any]) -> str:
     lines = [
         f"# agentic demo: {report['task']}",
         "",
-        f"Held-out seeds {report['eval_seeds'][0]}–{report['eval_seeds'][1]}, greedy decoding, actions of at most "
+        f"Held-out seeds {report['eval_seeds'][0]}–{report['eval_seeds'][1]}, {decoding(report)}, actions of at most "
         f"{report['max_new_tokens']} tokens; values with Wilson 95% intervals.",
         f"SFT on demonstrations of which {report['sloppy_demos']:.0%} give up (demonstrator success "
         f"{report['sft_demo_success_rate']:.2f}): {report['sft_train_seconds']:.0f} s of training "

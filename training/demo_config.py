@@ -71,6 +71,11 @@ class DemoOptions(Options):
         "training are copied from tokens every name trains (MultiHopKnowledge; see build_tiny_model for the cost)",
     )
     algorithm: str = option("ppo", "the RL stage", choices=tuple(OPTIONS_BY_ALGORITHM))
+    constrained: bool = option(
+        False,
+        "sample every action of the RL stage and of every evaluation from the grammar of the valid actions, so that "
+        "no action is malformed and RL learns what to call, not how to write it (needs llguidance)",
+    )
     rl_iterations: int = option(
         80, "RL updates (the RL stage's budget, whatever the machine's speed)", bounds="positive"
     )
@@ -149,6 +154,7 @@ class DemoOptions(Options):
         return OPTIONS_BY_ALGORITHM[self.algorithm](
             model=str(model),
             max_new_tokens=max_new_tokens,
+            constrained=self.constrained,
             task=",".join(self.task_specs),
             out_dir=str(out_dir),
             iterations=self.rl_iterations,

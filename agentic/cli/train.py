@@ -73,7 +73,7 @@ def _demo_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _demo(args: argparse.Namespace, console: Console) -> None:
-    from agentic.training.demo import column_names, compute_line, run_demo, summary_rows
+    from agentic.training.demo import column_names, compute_line, decoding, run_demo, summary_rows
     from agentic.training.demo_config import DemoOptions
 
     options = options_from(DemoOptions, args)
@@ -83,7 +83,7 @@ def _demo(args: argparse.Namespace, console: Console) -> None:
         return
     table = Table(
         *column_names(report),
-        title=f"agentic demo: {options.task} on {options.n_eval} held-out seeds, greedy (Wilson 95%)",
+        title=f"agentic demo: {options.task} on {options.n_eval} held-out seeds, {decoding(report)} (Wilson 95%)",
     )
     for row in summary_rows(report):
         table.add_row(*row)
@@ -97,11 +97,11 @@ def _demo(args: argparse.Namespace, console: Console) -> None:
 
 def _print_tasks(report: dict, options, console: Console) -> None:
     """A several-task demo's table (`agentic.training.demo.task_rows`) and where its report is."""
-    from agentic.training.demo import TASK_COLUMNS, task_rows
+    from agentic.training.demo import TASK_COLUMNS, decoding, task_rows
 
     table = Table(
         *TASK_COLUMNS,
-        title=f"agentic demo: {report['task']} on {options.n_eval} held-out seeds each, greedy (Wilson 95%)",
+        title=f"agentic demo: {report['task']} on {options.n_eval} held-out seeds each, {decoding(report)} (Wilson 95%)",
     )
     for row in task_rows(report):
         table.add_row(*row)
