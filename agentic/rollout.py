@@ -25,7 +25,7 @@ from agentic.constraint import episode_grammar, record_grammar
 from agentic.encoding import EpisodeEncoding, episode_encoding
 from agentic.env import AgenticEnvironment, oracle_action
 from agentic.mixture import TaskMixture, episode_task
-from agentic.policy import Policy, encode
+from agentic.policy import Policy
 from agentic.sampling import Sampling
 from agentic.task import Score, Task
 from agentic.trajectory import Trajectory, TurnRecord
@@ -33,11 +33,17 @@ from agentic.trajectory import Trajectory, TurnRecord
 
 class Episode:
     """One environment episode recorded token by token: the prompt, then each action's tokens and the reply's.
-    ``split``: the split the instance is drawn for (`agentic.task.SPLITS`)."""
+    ``split``: the split the instance is drawn for (`agentic.task.SPLITS`).
+
+    The environment's per-turn token budget counts each action's own tokens (the episode sets ``env.count_tokens``):
+    re-encoding the action's text could count more, since a model may write a word in other tokens than the
+    tokenizer's own split of it (a spelling tokenizer re-encodes a sampled `M|or` as `M|o|r`)."""
 
     def __init__(self, env: AgenticEnvironment, seed: int, encoding: EpisodeEncoding, split: str = "training"):
         self.env = env
         self.encoding = encoding
+        self._action_tokens = 0
+        env.count_tokens = lambda text: self._action_tokens
         env.reset(seed=seed, options={"split": split})
         prompt = encoding.prompt(env)
         self.trajectory = Trajectory(
@@ -55,6 +61,7 @@ class Episode:
     def step(self, action: str, action_ids: Sequence[int], logprobs: Sequence[float] | None = None) -> list[int]:
         """Play ``action`` (whose tokens are ``action_ids``); returns the reply's token ids. ``logprobs`` None: not sampled."""
         trajectory = self.trajectory
+        self._action_tokens = len(action_ids)
         _, reward, terminated, truncated, info = self.env.step(self.encoding.environment_text(action, action_ids))
         reply = self.encoding.reply(info["delta"], action_ids)
         start = len(trajectory.token_ids)
@@ -104,12 +111,7 @@ def rollout(
     same device and batch. Under ``sampling.constrained`` each action is drawn from the grammar of the actions
     valid in its episode's state (`agentic.constraint.episode_grammar`), recorded with the trajectory.
     """
-    episodes = [
-        Episode(
-            AgenticEnvironment(episode_task(task, seed), count_tokens=policy.count_tokens), seed, policy.encoding, split
-        )
-        for seed in seeds
-    ]
+    episodes = [Episode(AgenticEnvironment(episode_task(task, seed)), seed, policy.encoding, split) for seed in seeds]
     batch = policy.decoding_batch([e.trajectory.token_ids for e in episodes], sampling)
 
     def grammar(i: int, limit: int) -> str:  # episode i's next action, under constrained sampling
@@ -171,8 +173,7 @@ def scripted_trajectories(
     encoding = episode_encoding(tokenizer, mode)
     trajectories = []
     for seed in tqdm(seeds, desc="demonstrations", unit="episode", disable=not progress):
-        env = AgenticEnvironment(episode_task(task, seed), count_tokens=lambda text: len(encode(tokenizer, text)))
-        episode = Episode(env, seed, encoding, split)
+        episode = Episode(AgenticEnvironment(episode_task(task, seed)), seed, encoding, split)
         while not episode.done:
             action = encoding.action(act(episode.env))
             episode.step(action.text, action.ids)

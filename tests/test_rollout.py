@@ -10,13 +10,16 @@ from sliding_window import sliding_window_policy
 
 from agentic.bench.rollout import bench_rollout
 from agentic.decoding import CHUNK_OVERHEAD_TOKENS, PaddedBatch, RaggedBatch, staircase
+from agentic.encoding import episode_encoding
+from agentic.env import AgenticEnvironment
 from agentic.kv_cache import RaggedCache
 from agentic.parsing import parse_action
-from agentic.policy import Policy
-from agentic.rollout import oracle_trajectories, rollout
+from agentic.policy import Policy, encode
+from agentic.rollout import Episode, oracle_trajectories, rollout
 from agentic.sampling import Sampling, sample
 from agentic.stopping import turn_is_over
-from agentic.training.tiny_model import build_tiny_model
+from agentic.task import Budget
+from agentic.training.tiny_model import build_tiny_model, task_corpus, train_tokenizer
 
 SEEDS = list(range(6))
 SAMPLING = Sampling(max_new_tokens=12, seed=3)
@@ -299,6 +302,31 @@ def test_oracle_trajectories_succeed_with_exact_tokens(policy):
         assert all(math.isnan(lp) for lp in demo.logprobs)
         assert sum(demo.loss_mask) == sum(len(policy.encode(turn.action)) for turn in demo.turns)
         assert [turn.event for turn in demo.turns] == ["tool", "finish"]
+
+
+def test_the_token_budget_counts_the_tokens_the_model_wrote_not_a_re_encoding_of_them():
+    """A model may write a word in other tokens than its tokenizer's own split: with names spelt, `M|or` where the
+    tokenizer re-encodes `M|o|r`. The action's budget counts the tokens written, so an action within it is played."""
+    tokenizer = train_tokenizer(task_corpus(["Arithmetic"], range(20)), spell_names=True)
+    text = "<finish>Mor</finish>"
+    spelt = encode(tokenizer, text)
+    letters = [tokenizer.convert_tokens_to_ids(letter) for letter in "or"]
+    at = next(i for i in range(len(spelt)) if spelt[i : i + 2] == letters)
+    written = [*spelt[:at], tokenizer.convert_tokens_to_ids("or"), *spelt[at + 2 :]]
+    assert tokenizer.decode(written) == text and len(written) == len(spelt) - 1
+
+    def re_encoded(action: str) -> int:  # how the environment counted a rollout's actions before
+        return len(encode(tokenizer, action))
+
+    env = AgenticEnvironment("Arithmetic", budget=Budget(max_action_tokens=len(written)), count_tokens=re_encoded)
+    episode = Episode(env, 0, episode_encoding(tokenizer, "raw"))
+    episode.step(text, written)
+    assert [turn.event for turn in episode.trajectory.turns] == ["finish"]
+    over = Episode(
+        AgenticEnvironment("Arithmetic", budget=Budget(max_action_tokens=len(written) - 1)), 0, episode.encoding
+    )
+    over.step(text, written)
+    assert [turn.event for turn in over.trajectory.turns] == ["invalid"], "one token over the budget is refused"
 
 
 def test_a_peft_adapter_directory_loads_with_its_base_model(model_dir, policy, tmp_path):
