@@ -49,6 +49,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from agentic.encoding import encode
+
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
@@ -132,10 +134,10 @@ def tools_left_out(tools: Sequence[Tool], max_tokens: int) -> list[str]:
     return [tool.name for tool in tools if _tool_rule("tool", tool.name, tool.parameters, room) is None]
 
 
-def fitting_action_limit(tools: Sequence[Tool], at_least: int, at_most: int) -> int:
-    """The smallest action limit from ``at_least`` to ``at_most`` that leaves none of the ``tools`` out of the grammar
-    (``at_most`` where none does, for `tools_left_out` to name them)."""
-    return next((limit for limit in range(at_least, at_most) if not tools_left_out(tools, limit)), at_most)
+def admits(grammar: str, tokenizer: PreTrainedTokenizerBase, text: str) -> bool:
+    """Whether ``text``, encoded as a policy encodes it, is a complete action of ``grammar``."""
+    matcher = Grammars.of(tokenizer).matcher(grammar)
+    return matcher.consume_tokens(encode(tokenizer, text)) and matcher.is_stopped()
 
 
 def _room(max_tokens: int) -> int:

@@ -33,6 +33,7 @@ from agentic.constraint import (
     BatchConstraint,
     Grammars,
     action_grammar,
+    admits,
     constrained_masks,
     episode_grammar,
     size_bounded,
@@ -45,6 +46,7 @@ from agentic.run_dir import write_jsonl
 from agentic.sampling import Sampling
 from agentic.task import INVALID_EVENTS
 from agentic.tooling import ToolRegistry
+from agentic.training.action_length import default_action_limit
 from agentic.training.tiny_model import build_tiny_model, task_corpus, train_tokenizer
 from agentic.trajectory import from_dataset, read_trajectories, to_dataset
 
@@ -139,12 +141,6 @@ def longest_walk(grammar: str, tokenizer) -> list[int]:
             return tokens
 
 
-def admits(grammar: str, tokenizer, text: str) -> bool:
-    """Whether ``text``, encoded as the policy encodes it, is a complete action of ``grammar``."""
-    matcher = Grammars.of(tokenizer).matcher(grammar)
-    return matcher.consume_tokens(encode(tokenizer, text)) and matcher.is_stopped()
-
-
 def check_valid(text: str, tools, *, ask_allowed: bool) -> None:
     action = parse_action(text)
     assert action.kind is not ActionKind.INVALID and action.kind is not ActionKind.TEXT, (text, action.error)
@@ -233,6 +229,26 @@ def test_every_oracle_action_is_admitted(name, tokenizer):
 
     env = AgenticEnvironment(name)
     assert sum(len(run_episode(env, checked_oracle, seed)) for seed in range(8)) >= 8
+
+
+@pytest.mark.parametrize("name", ["Arithmetic", "TwoHop", "MultiHopKnowledge"])
+def test_the_default_limit_under_the_constraint_admits_every_held_out_oracle_action(name, tokenizer):
+    """The grammar bounds each string by its worst case, so a limit that holds the oracle's tokens can still cut its
+    arguments (at 130 tokens MultiHopKnowledge's names to 4 characters). Under the constraint the default limit admits
+    every oracle action, held-out ones too, and is the shortest that admits the training ones."""
+    task = make_task(name)
+    limit = default_action_limit([task], tokenizer, constrained=True)
+    assert limit >= default_action_limit([task], tokenizer)
+    for split, seeds in (("evaluation", range(100)), ("training", range(10_000, 10_200))):
+        actions = [
+            (t.instance, turn.action)
+            for t in oracle_trajectories(task, seeds, tokenizer, split=split)
+            for turn in t.turns
+        ]
+        assert all(admits(task_grammar(task, instance, limit), tokenizer, action) for instance, action in actions), (
+            split
+        )
+    assert not all(admits(task_grammar(task, instance, limit - 1), tokenizer, action) for instance, action in actions)
 
 
 def plain_text(max_size: int) -> st.SearchStrategy[str]:

@@ -7,18 +7,22 @@ outweighs a score in [0, 1], where a three-token give-up costs almost none).
 
 from __future__ import annotations
 
+import logging
 import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from agentic.constraint import admits, task_grammar, tools_left_out
 from agentic.rollout import oracle_trajectories
 from agentic.task import Task
 from agentic.training.sft_config import DEMO_SEED_START
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
+
+log = logging.getLogger(__name__)
 
 ACTION_FLOOR = 64  # tokens: the shortest default action limit, enough for every short-action task's tool calls
 ORACLE_EPISODES = 200  # the first SFT demonstration seeds' episodes, per task
@@ -53,8 +57,47 @@ def oracle_actions(tasks: Sequence[Task], tokenizer: PreTrainedTokenizerBase) ->
     return OracleActions(max(lengths), statistics.fmean(lengths)) if lengths else None
 
 
-def default_action_limit(tasks: Sequence[Task], tokenizer: PreTrainedTokenizerBase) -> int:
+def default_action_limit(
+    tasks: Sequence[Task], tokenizer: PreTrainedTokenizerBase, *, constrained: bool = False
+) -> int:
     """The longest action to sample where none is asked for: `OracleActions.limit`, or `ACTION_FLOOR` without an
-    oracle."""
+    oracle; under the constraint at least `constrained_action_limit`."""
     actions = oracle_actions(tasks, tokenizer)
-    return ACTION_FLOOR if actions is None else actions.limit
+    limit = ACTION_FLOOR if actions is None else actions.limit
+    return constrained_action_limit(tasks, tokenizer, limit) if constrained else limit
+
+
+def constrained_action_limit(tasks: Sequence[Task], tokenizer: PreTrainedTokenizerBase, at_least: int) -> int:
+    """The shortest action limit from ``at_least`` up to the tasks' budget whose grammar (every tool offered) leaves
+    no tool out and admits every action of the oracle's `ORACLE_EPISODES` first demonstration episodes; the budget
+    where none does. The grammar bounds each string by its worst case, 4 bytes a character, so a limit that holds
+    the oracle's tokens can still cut its strings short: at 130 tokens MultiHopKnowledge's entity names to 4
+    characters, and no held-out question could then be answered."""
+    seeds = range(DEMO_SEED_START, DEMO_SEED_START + ORACLE_EPISODES)
+    try:
+        actions = [
+            (task, t.instance, turn.action)
+            for task in tasks
+            for t in oracle_trajectories(task, seeds, tokenizer)
+            for turn in t.turns
+        ]
+    except NotImplementedError:
+        actions = []
+
+    def admitted(limit: int) -> bool:
+        return not any(tools_left_out(task.tools, limit) for task in tasks) and all(
+            admits(task_grammar(task, instance, limit), tokenizer, action) for task, instance, action in actions
+        )
+
+    low, high = at_least, max(at_least, min(task.budget.max_action_tokens for task in tasks))
+    while low < high:  # admitting is monotone in the limit: a longer action leaves every string more room
+        middle = (low + high) // 2
+        low, high = (low, middle) if admitted(middle) else (middle + 1, high)
+    if not admitted(low):
+        log.warning(
+            "under the constraint no action limit up to %d tokens admits every oracle action of %s: long strings "
+            "(drafts, answers) are cut to what the limit holds at 4 bytes a character",
+            low,
+            ", ".join(task.name for task in tasks),
+        )
+    return low

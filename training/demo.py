@@ -21,7 +21,6 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agentic.constraint import fitting_action_limit
 from agentic.evaluation import evaluate_tool_calls, mean_cell
 from agentic.mixture import component_tasks, played_task, task_label
 from agentic.policy import Policy
@@ -29,7 +28,7 @@ from agentic.registry import make_task
 from agentic.run_dir import RunDir
 from agentic.sampling import Sampling
 from agentic.task import Task
-from agentic.training.action_length import oracle_actions
+from agentic.training.action_length import constrained_action_limit, oracle_actions
 from agentic.training.demo_config import DemoOptions, demo_kl_coef
 from agentic.training.objects import object_config
 from agentic.training.rl import run_rl
@@ -110,7 +109,7 @@ def multi_task_stages(options: DemoOptions, out: Path, tasks: list[str | Task] |
 def action_settings(options: DemoOptions, tasks: list[Task], tokenizer: PreTrainedTokenizerBase) -> tuple[int, float]:
     """The RL stage's longest action and KL coefficient: ``options.max_new_tokens`` and ``options.kl_coef``, or where
     0 the tasks' oracle's (`agentic.training.action_length`): its longest action plus a quarter, at least 64 tokens, and
-    under the constraint at least what the grammar needs to keep every tool in; the demo's coefficient scaled down for
+    under the constraint at least what the grammar needs to admit the oracle's actions; the demo's coefficient scaled down for
     actions longer than those it was set on (`demo_kl_coef`)."""
     actions = oracle_actions(tasks, tokenizer)
     if actions is None:
@@ -118,7 +117,7 @@ def action_settings(options: DemoOptions, tasks: list[Task], tokenizer: PreTrain
     kl_coef = options.kl_coef or demo_kl_coef(options.algorithm, actions.mean)
     if options.max_new_tokens or not options.constrained:
         return options.max_new_tokens or actions.limit, kl_coef
-    return max(fitting_action_limit(t.tools, actions.limit, t.budget.max_action_tokens) for t in tasks), kl_coef
+    return constrained_action_limit(tasks, tokenizer, actions.limit), kl_coef
 
 
 def demo_tiny_model(tasks: list[str | Task], out: Path, options: DemoOptions) -> Path:

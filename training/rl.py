@@ -186,10 +186,12 @@ def resolve_inputs(
 
 def resolve_action_limit(options: RLOptions, task: Task | TaskMixture, tokenizer: Any) -> int:
     """The longest action sampled: ``options.max_new_tokens`` (checked against the constraint before any work), or
-    where 0 the task's longest oracle action plus a quarter, at least 64 tokens (`default_action_limit`)."""
+    where 0 the task's longest oracle action plus a quarter, at least 64 tokens, and under the constraint at least
+    what its grammar needs to admit the oracle's actions (`default_action_limit`)."""
     if options.max_new_tokens:
         return options.max_new_tokens
-    limit = default_action_limit([each for _, each in component_tasks(task)], tokenizer)  # every task of a mixture
+    tasks = [each for _, each in component_tasks(task)]  # every task of a mixture
+    limit = default_action_limit(tasks, tokenizer, constrained=options.constrained)
     check_constraint_fits(options, task, limit)
     return limit
 
