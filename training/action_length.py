@@ -11,8 +11,8 @@ import logging
 import math
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from agentic.constraint import admits, task_grammar, tools_left_out
 from agentic.rollout import oracle_trajectories
@@ -30,10 +30,12 @@ ORACLE_EPISODES = 200  # the first SFT demonstration seeds' episodes, per task
 
 @dataclass(frozen=True)
 class OracleActions:
-    """Token counts of a task's oracle actions over its `ORACLE_EPISODES` first demonstration episodes."""
+    """A task's oracle actions over its `ORACLE_EPISODES` first demonstration episodes: their token counts, and each
+    action as played, ``(task, instance, text)``."""
 
     longest: int
     mean: float
+    played: tuple[tuple[Task, Any, str], ...] = field(repr=False, compare=False)
 
     @property
     def limit(self) -> int:
@@ -46,15 +48,19 @@ def oracle_actions(tasks: Sequence[Task], tokenizer: PreTrainedTokenizerBase) ->
     oracle (its answers are scored, not known)."""
     seeds = range(DEMO_SEED_START, DEMO_SEED_START + ORACLE_EPISODES)
     try:
-        lengths = [
-            turn.end - turn.start
+        turns = [
+            (task, t.instance, turn)
             for task in tasks
             for t in oracle_trajectories(task, seeds, tokenizer)
             for turn in t.turns
         ]
     except NotImplementedError:
         return None
-    return OracleActions(max(lengths), statistics.fmean(lengths)) if lengths else None
+    if not turns:
+        return None
+    lengths = [turn.end - turn.start for _, _, turn in turns]
+    played = tuple((task, instance, turn.action) for task, instance, turn in turns)
+    return OracleActions(max(lengths), statistics.fmean(lengths), played)
 
 
 def default_action_limit(
@@ -63,32 +69,27 @@ def default_action_limit(
     """The longest action to sample where none is asked for: `OracleActions.limit`, or `ACTION_FLOOR` without an
     oracle; under the constraint at least `constrained_action_limit`."""
     actions = oracle_actions(tasks, tokenizer)
-    limit = ACTION_FLOOR if actions is None else actions.limit
-    return constrained_action_limit(tasks, tokenizer, limit) if constrained else limit
+    if constrained:
+        return constrained_action_limit(tasks, tokenizer, actions)
+    return ACTION_FLOOR if actions is None else actions.limit
 
 
-def constrained_action_limit(tasks: Sequence[Task], tokenizer: PreTrainedTokenizerBase, at_least: int) -> int:
-    """The shortest action limit from ``at_least`` up to the tasks' budget whose grammar (every tool offered) leaves
-    no tool out and admits every action of the oracle's `ORACLE_EPISODES` first demonstration episodes; the budget
+def constrained_action_limit(
+    tasks: Sequence[Task], tokenizer: PreTrainedTokenizerBase, actions: OracleActions | None
+) -> int:
+    """The shortest action limit from ``actions.limit`` (`ACTION_FLOOR` without an oracle) up to the tasks' budget
+    whose grammar (every tool offered) leaves no tool out and admits every one of the oracle's ``actions``; the budget
     where none does. The grammar bounds each string by its worst case, 4 bytes a character, so a limit that holds
     the oracle's tokens can still cut its strings short: at 130 tokens MultiHopKnowledge's entity names to 4
     characters, and no held-out question could then be answered."""
-    seeds = range(DEMO_SEED_START, DEMO_SEED_START + ORACLE_EPISODES)
-    try:
-        actions = [
-            (task, t.instance, turn.action)
-            for task in tasks
-            for t in oracle_trajectories(task, seeds, tokenizer)
-            for turn in t.turns
-        ]
-    except NotImplementedError:
-        actions = []
+    played = actions.played if actions is not None else ()
 
     def admitted(limit: int) -> bool:
         return not any(tools_left_out(task.tools, limit) for task in tasks) and all(
-            admits(task_grammar(task, instance, limit), tokenizer, action) for task, instance, action in actions
+            admits(task_grammar(task, instance, limit), tokenizer, action) for task, instance, action in played
         )
 
+    at_least = ACTION_FLOOR if actions is None else actions.limit
     low, high = at_least, max(at_least, min(task.budget.max_action_tokens for task in tasks))
     while low < high:  # admitting is monotone in the limit: a longer action leaves every string more room
         middle = (low + high) // 2

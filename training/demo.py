@@ -117,7 +117,7 @@ def action_settings(options: DemoOptions, tasks: list[Task], tokenizer: PreTrain
     kl_coef = options.kl_coef or demo_kl_coef(options.algorithm, actions.mean)
     if options.max_new_tokens or not options.constrained:
         return options.max_new_tokens or actions.limit, kl_coef
-    return constrained_action_limit(tasks, tokenizer, actions.limit), kl_coef
+    return constrained_action_limit(tasks, tokenizer, actions), kl_coef
 
 
 def demo_tiny_model(tasks: list[str | Task], out: Path, options: DemoOptions) -> Path:
