@@ -145,9 +145,9 @@ def build_tiny_model(
 ) -> Path:
     """Train the tokenizer on the tasks' oracle transcripts, initialise the model from ``seed`` and save both to ``out_dir``.
 
-    ``spell_names``: capitalised words one letter per token (`train_tokenizer`). Off by default: a model can then
-    write a capital and a lower-case merge (``M|or``) that the tokenizer re-encodes as more tokens (``M|o|r``), so an
-    action sampled within the environment's token limit can count as over it.
+    ``spell_names``: capitalised words one letter per token (`train_tokenizer`). Off by default: it lengthens every
+    transcript (12% for Arithmetic, 39% for TwoHop) and changes what each task's measured warm-up learns, so the
+    tables measured without it would have to be measured again first.
 
     The default ``seeds`` lie among the training seeds (10000 and up), away from the evaluation seeds (0-199).
 
