@@ -2,6 +2,7 @@
 the KL to the reference, the NaN guard, and a short run on a toy task that raises the reward."""
 
 import copy
+import json
 import math
 from collections import Counter
 
@@ -34,7 +35,7 @@ from agentic.training.ppo.core import (
     turn_gae,
 )
 from agentic.training.ppo.forward import forward_in_chunks, policy_forward
-from agentic.training.rl import TrainingState, optimize
+from agentic.training.rl import TrainingState, optimize, run_rl
 from agentic.training.rl_config import PPOOptions
 from agentic.trajectory import Trajectory, TurnRecord
 
@@ -232,6 +233,29 @@ def test_kl_is_zero_at_the_first_update_when_the_policy_is_the_reference(policy,
     for seeds in (range(16, 32), range(32, 48)):
         later = ppo_update(state, sampled_batch(policy, seeds))
     assert later["kl_k3"] > 1e-3, "the reference stays frozen while the policy moves"
+
+
+@pytest.mark.parametrize("temperature", [0.5, 1.5])
+def test_rollouts_at_a_temperature_are_trained_at_it_the_first_ratio_one(policy, temperature, tmp_path):
+    """The update retakes the log-probs of the distribution the actions were drawn from, ``logits / temperature``:
+    the first minibatch step's ratio is 1 and the KL to a reference equal to the policy 0, as at temperature 1."""
+    sampled = rollout(policy, YesOrNo(), range(16), Sampling(temperature=temperature, seed=3))
+    batch = collate(sampled, policy.pad_id, temperature=temperature)
+    with torch.no_grad():
+        tempered = policy_forward(policy.model, batch).logprobs[batch.agent_mask]
+        plain = policy_forward(policy.model, collate(sampled, policy.pad_id)).logprobs[batch.agent_mask]
+    recorded = batch.old_logprobs[batch.agent_mask]
+    assert torch.allclose(tempered, recorded, atol=1e-4)
+    assert not torch.allclose(plain, recorded, atol=1e-3), "at temperature 1 the ratio would not start at 1"
+
+    options = PPOOptions(
+        model="toy", task="YesOrNo", out_dir=str(tmp_path), iterations=1, episodes=16, epochs=1, minibatch_size=16,
+        temperature=temperature, kl_coef=0.1, n_eval=2, eval_every=0, checkpoint_every=0, progress=False,
+    )  # fmt: skip
+    result = run_rl(options, YesOrNo(), model=policy.model, tokenizer=policy.tokenizer)
+    metrics = next(row for row in map(json.loads, (result.run_dir / "metrics.jsonl").open()) if "approx_kl" in row)
+    assert metrics["approx_kl"] == pytest.approx(0.0, abs=1e-6) and metrics["clip_fraction"] == 0.0
+    assert metrics["kl"] == pytest.approx(0.0, abs=1e-4)
 
 
 def test_an_injected_nan_rolls_the_update_back_and_repeated_ones_stop_training(policy):

@@ -54,7 +54,8 @@ class RLOptions(Options):
     iterations: int = option(100, "updates", bounds="positive")
     temperature: float = option(
         1.0,
-        "sampling temperature of the rollouts; 1 keeps the recorded log-probs the policy's own, as the ratio assumes",
+        "sampling temperature of the rollouts; the update takes its log-probs (ratio, KL, entropy) at the same "
+        "temperature, so what it trains is the distribution sampled from (as TRL does)",
         bounds="positive",
     )
     max_new_tokens: int = option(

@@ -125,6 +125,7 @@ class TurnBatch:
     turn_mask: Tensor  # [B, K] bool, True on real turns
     instances: Tensor  # [B] long, one id per task instance (task, seed), numbered in order of first appearance
     masks: TokenMasks | None = None  # under the constraint: the tokens each position could be drawn from
+    temperature: float = 1.0  # the rollouts' sampling temperature: log-probs are recomputed under logits / temperature
 
     def __len__(self) -> int:
         return self.input_ids.shape[0]
@@ -155,13 +156,16 @@ class TurnBatch:
 
     def to(self, device: torch.device | str) -> TurnBatch:
         moved: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)}
-        return replace(self, **{name: value.to(device) for name, value in moved.items() if value is not None})
+        return replace(self, **{name: value.to(device) for name, value in moved.items() if hasattr(value, "to")})
 
 
 def collate(
-    trajectories: Sequence[Trajectory], pad_id: int, tokenizer: PreTrainedTokenizerBase | None = None
+    trajectories: Sequence[Trajectory],
+    pad_id: int,
+    tokenizer: PreTrainedTokenizerBase | None = None,
+    temperature: float = 1.0,
 ) -> TurnBatch:
-    """Pad ``trajectories`` into one `TurnBatch`.
+    """Pad ``trajectories``, sampled at ``temperature``, into one `TurnBatch`.
 
     Every agent token must carry its sampling log-prob (trajectories from `agentic.rollout.rollout`;
     oracle demonstrations have none), and every turn a decision point (a non-empty prompt). Trajectories
@@ -170,6 +174,8 @@ def collate(
     """
     if not trajectories:
         raise ValueError("no trajectories to collate")
+    if not (math.isfinite(temperature) and temperature > 0):
+        raise ValueError(f"trajectories sampled at temperature {temperature} cannot be trained on: it must be > 0")
     n_tokens = max(len(t.token_ids) for t in trajectories)
     n_turns = max(max(len(t.turns) for t in trajectories), 1)
     batch = {
@@ -206,7 +212,7 @@ def collate(
             batch["decision_positions"][row, k] = turn.decision_index
             batch["turn_rewards"][row, k] = turn.reward
             batch["turn_mask"][row, k] = True
-    return TurnBatch(**batch)
+    return TurnBatch(**batch, temperature=temperature)
 
 
 def instance_ids(trajectories: Sequence[Trajectory]) -> Tensor:

@@ -37,10 +37,12 @@ def masked_whiten(values: Tensor, mask: Tensor, eps: float = 1e-8) -> Tensor:
 
 
 def token_logprobs(
-    logits: Tensor, input_ids: Tensor, mask: Callable[[Tensor], Tensor] | None = None
+    logits: Tensor, input_ids: Tensor, mask: Callable[[Tensor], Tensor] | None = None, temperature: float = 1.0
 ) -> tuple[Tensor, Tensor]:
-    """Log-prob of each token under ``logits`` (float32 log-softmax, ``logits[:, :-1]`` predicting ``input_ids[:, 1:]``)
-    and the entropy of the distribution it was drawn from, both ``[B, T]`` and 0 at position 0 (nothing predicts it).
+    """Log-prob of each token under ``logits / temperature`` (float32 log-softmax, ``logits[:, :-1]`` predicting
+    ``input_ids[:, 1:]``) and the entropy of the distribution it was drawn from, both ``[B, T]`` and 0 at position 0
+    (nothing predicts it). ``temperature``: the rollouts' (`agentic.sampling.sample` divides by it before drawing), so
+    that what is trained is the distribution sampled from, as TRL's trainers do.
 
     ``mask`` (under the constraint: `agentic.training.ppo.batch.TokenMasks.apply`) sets the logits of the tokens that
     could not be drawn to -inf first: the log-probs and entropy are then the masked, renormalised distribution's, the
@@ -48,6 +50,8 @@ def token_logprobs(
     log-probs for the KL and the entropy all use the same masks.
     """
     logits = logits[:, :-1].float()
+    if temperature != 1.0:
+        logits = logits / temperature
     if mask is not None:
         logits = mask(logits)
     logp = torch.log_softmax(logits, dim=-1)

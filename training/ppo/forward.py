@@ -38,7 +38,7 @@ def policy_forward(
     policy: nn.Module, batch: TurnBatch, value_head: ValueHead | None = None, share_prefix: bool = False
 ) -> PolicyForward:
     """One forward pass of the policy over the batch (plus the critic's own, when it has a trunk); the log-probs and
-    entropies under the batch's constraint masks, if it has any. With ``share_prefix`` the policy runs the batch's
+    entropies at the batch's sampling temperature and under its constraint masks, if it has any. With ``share_prefix`` the policy runs the batch's
     shared prefix (`update_prefix_length`) once (a critic's own trunk still runs whole episodes); positions in it get
     log-prob and entropy 0, as position 0 does."""
     shared_head = value_head is not None and extract_model_from_parallel(value_head).shared
@@ -53,7 +53,9 @@ def policy_forward(
         **({"cache": cache} if cache is not None else {}),
     )
     masks = None if batch.masks is None else batch.masks.after(n_shared)
-    logprobs, entropy = token_logprobs(output.logits, input_ids, None if masks is None else masks.apply)
+    logprobs, entropy = token_logprobs(
+        output.logits, input_ids, None if masks is None else masks.apply, batch.temperature
+    )
     values = None
     if value_head is not None:
         hidden = output.hidden_states[-1] if shared_head else None
