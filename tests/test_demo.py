@@ -92,8 +92,8 @@ def test_the_demo_samples_and_prices_actions_as_long_as_the_held_out_oracles(nam
     assert constrained_limit >= limit and not tools_left_out(task.tools, constrained_limit), (
         "the grammar keeps each tool"
     )
-    rl = DemoOptions().rl_options("model", max_new_tokens=limit, kl_coef=kl_coef)
-    assert (rl.max_new_tokens, rl.kl_coef) == (limit, kl_coef)
+    rl = DemoOptions(rl_temperature=0.7).rl_options("model", max_new_tokens=limit, kl_coef=kl_coef)
+    assert (rl.max_new_tokens, rl.kl_coef, rl.temperature) == (limit, kl_coef, 0.7)
 
 
 def test_the_demo_says_when_its_safety_net_cut_the_rl_stage():

@@ -66,6 +66,7 @@ def run_demo(options: DemoOptions, task: Task | Sequence[str | Task] | None = No
         "multi_task": mixed,
         "algorithm": options.algorithm,
         "constrained": options.constrained,
+        "rl_temperature": options.rl_temperature,
         "eval_seeds": [0, options.n_eval - 1],
         "total_seconds": time.perf_counter() - started,
     }
@@ -150,6 +151,7 @@ def task_demo(options: DemoOptions, task: Task | None = None) -> dict[str, Any]:
         "task": task_name,
         "algorithm": options.algorithm,
         "constrained": options.constrained,
+        "rl_temperature": options.rl_temperature,
         "eval_seeds": [0, options.n_eval - 1],
         "sloppy_demos": sft_options.sloppy_demos,
         "max_new_tokens": limit,

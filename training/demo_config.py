@@ -97,6 +97,11 @@ class DemoOptions(Options):
         unit="tokens",
         bounds="non-negative",
     )
+    rl_temperature: float = option(
+        1.0,
+        "sampling temperature of the RL stage's rollouts (the update trains the distribution at that temperature)",
+        bounds="positive",
+    )
     kl_coef: float = option(
         0.0,
         f"the RL stage's KL coefficient; 0: {DEMO_RL['ppo']['kl_coef']}, scaled by {DEMO_KL_ACTION_TOKENS} / the mean "
@@ -154,6 +159,7 @@ class DemoOptions(Options):
         return OPTIONS_BY_ALGORITHM[self.algorithm](
             model=str(model),
             max_new_tokens=max_new_tokens,
+            temperature=self.rl_temperature,
             constrained=self.constrained,
             task=",".join(self.task_specs),
             out_dir=str(out_dir),
