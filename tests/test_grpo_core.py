@@ -1,6 +1,7 @@
 """GRPO: group-normalised advantages on a hand example, instances as groups, the paper's KL term, a toy run that learns."""
 
 import copy
+from dataclasses import replace
 
 import pytest
 import torch
@@ -11,6 +12,7 @@ from agentic.policy import Policy
 from agentic.rollout import rollout
 from agentic.sampling import Sampling
 from agentic.training.grpo import GRPO, group_advantages
+from agentic.training.grpo.core import K3_CAP
 from agentic.training.ppo import collate
 from agentic.training.ppo.batch import instance_ids
 from agentic.training.rl import TrainingState, optimize
@@ -79,6 +81,33 @@ def test_the_kl_term_is_zero_while_the_policy_is_the_reference(policy):
     stats = grpo_update(state, trajectories)
     assert stats["kl_per_token"] == pytest.approx(0.0, abs=1e-6) and stats["approx_kl"] == pytest.approx(0.0, abs=1e-6)
     assert 0 < stats["no_signal_fraction"] < 1
+
+
+def test_a_token_the_policy_has_ruled_out_adds_at_most_the_cap_to_the_kl_term_and_no_gradient(policy):
+    """k3 grows as p_ref / p: one sampled token the reference likes e^15 times more than the policy would make the term
+    explode (and the step with it). Capped, the token adds `K3_CAP` at most, and raising its reference log-prob
+    further changes nothing."""
+    trajectories = sample_groups(policy, range(4), 0)
+    state = grpo_state(policy.model, copy.deepcopy(policy.model), minibatch_size=16, kl_coef=0.1)
+    batch = collate(trajectories, policy.model.config.pad_token_id)
+    targets = state.algorithm.advantages(policy.model, batch)
+    row, position = batch.agent_mask.nonzero()[0].tolist()
+
+    def loss_and_gradient(raise_by: float) -> tuple[dict[str, float], list[torch.Tensor]]:
+        ref = targets.ref_logprobs.clone()
+        ref[row, position] = batch.old_logprobs[row, position] + raise_by
+        policy.model.zero_grad()
+        loss, stats = state.algorithm.loss(policy.model, batch, replace(targets, ref_logprobs=ref))
+        loss.backward()
+        return stats, [p.grad.clone() for p in policy.model.parameters() if p.grad is not None]
+
+    plain, _ = loss_and_gradient(0.0)
+    far, far_gradient = loss_and_gradient(15.0)
+    farther, farther_gradient = loss_and_gradient(30.0)
+    cap_share = K3_CAP / int(batch.agent_mask.sum())
+    assert far["kl_per_token"] == pytest.approx(plain["kl_per_token"] + cap_share, rel=1e-3)
+    assert farther["kl_per_token"] == pytest.approx(far["kl_per_token"])
+    assert all(torch.allclose(a, b, atol=1e-7) for a, b in zip(far_gradient, farther_gradient))
 
 
 def test_a_short_grpo_run_raises_the_mean_reward_on_a_toy_task(policy):

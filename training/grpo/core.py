@@ -5,7 +5,7 @@ call: the sampler's random stream runs on, so the G episodes differ) and collate
 are the groups. Each trajectory's advantage is its return normalised within its group,
 ``(R - mean_group) / (std_group + eps)``, broadcast to all of its agent tokens. The optional KL term
 is the paper's: ``kl_coef`` times the k3 estimate of KL(policy || reference) per agent token, in the
-loss rather than in the reward.
+loss rather than in the reward, each token's estimate capped at `K3_CAP`.
 """
 
 from __future__ import annotations
@@ -24,6 +24,12 @@ from agentic.training.ppo.update import make_optimizer
 from agentic.training.rl_config import GRPOOptions
 
 EPS = 1e-4
+K3_CAP = 10.0
+"""The most one token's k3 estimate adds to the KL term (verl caps it alike). k3 = r - 1 - log r with r = p_ref / p
+grows as e^(log r) where the policy has all but ruled out a token the reference still likes (a policy that learnt
+never to give up, sampling a give-up); one such token made the term 20 nats a token and the gradient norm 34 in a
+TwoHop run, and the momentum of that one step undid the policy over the next updates. Past the cap a token adds a
+constant: no gradient."""
 
 
 def group_advantages(returns: Tensor, groups: Tensor, eps: float = EPS) -> Tensor:
@@ -88,7 +94,7 @@ class GRPO:
         self, policy: nn.Module, minibatch: TurnBatch, targets: GRPOTargets, counts: LossCounts | None = None
     ) -> tuple[Tensor, dict[str, float]]:
         """The clipped surrogate on agent tokens, minus ``entropy_coef`` times the entropy, plus ``kl_coef`` times the
-        per-token k3 KL to the reference; with diagnostics. ``counts``: the means' denominators when ``minibatch`` is
+        per-token k3 KL to the reference (each token's capped at `K3_CAP`); with diagnostics. ``counts``: the means' denominators when ``minibatch`` is
         a micro-batch of a larger minibatch (default: its own)."""
         agent_tokens = (counts or minibatch.loss_counts()).agent_tokens
         new = policy_forward(policy, minibatch, share_prefix=self.options.share_prefix)
@@ -105,7 +111,8 @@ class GRPO:
         if self.options.entropy_coef:
             loss = loss - self.options.entropy_coef * entropy
         if targets.ref_logprobs is not None:
-            kl = masked_mean(kl_k3(new.logprobs, targets.ref_logprobs), minibatch.agent_mask, agent_tokens)
+            token_kl = kl_k3(new.logprobs, targets.ref_logprobs).clamp(max=K3_CAP)
+            kl = masked_mean(token_kl, minibatch.agent_mask, agent_tokens)
             loss = loss + self.kl.coef * kl
             stats["kl_per_token"] = kl.item()
         return loss, stats
