@@ -93,7 +93,8 @@ def test_the_demo_samples_and_prices_actions_as_long_as_the_held_out_oracles(nam
         "the grammar keeps each tool"
     )
     rl = DemoOptions(rl_temperature=0.7).rl_options("model", max_new_tokens=limit, kl_coef=kl_coef)
-    assert (rl.max_new_tokens, rl.kl_coef, rl.temperature) == (limit, kl_coef, 0.7)
+    assert (rl.max_new_tokens, rl.kl_coef, rl.temperature, rl.learning_rate) == (limit, kl_coef, 0.7, 3e-4)
+    assert DemoOptions(algorithm="grpo", rl_learning_rate=1e-4).rl_options("model").learning_rate == 1e-4
 
 
 def test_the_demo_says_when_its_safety_net_cut_the_rl_stage():

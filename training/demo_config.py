@@ -97,6 +97,13 @@ class DemoOptions(Options):
         unit="tokens",
         bounds="non-negative",
     )
+    rl_learning_rate: float = option(
+        0.0,
+        "the RL stage's policy learning rate; 0: the demo's ("
+        + ", ".join(f"{name} {settings['learning_rate']:g}" for name, settings in DEMO_RL.items())
+        + ")",
+        bounds="non-negative",
+    )
     rl_temperature: float = option(
         1.0,
         "sampling temperature of the RL stage's rollouts (the update trains the distribution at that temperature)",
@@ -156,6 +163,8 @@ class DemoOptions(Options):
         """The RL stage's options; ``max_new_tokens`` and ``kl_coef``, where not 0: the longest action it samples and its
         KL coefficient (`agentic.training.demo.action_settings`)."""
         settings = DEMO_RL[self.algorithm] | self._instances() | ({"kl_coef": kl_coef} if kl_coef else {})
+        if self.rl_learning_rate:
+            settings |= {"learning_rate": self.rl_learning_rate}
         return OPTIONS_BY_ALGORITHM[self.algorithm](
             model=str(model),
             max_new_tokens=max_new_tokens,
