@@ -136,7 +136,6 @@ def run_rl(
         # 2. rewards: the environment's; non-finite ones left out, the last normalised and clipped as asked
         eos_ids = policy.stop_rule.stop_ids if task.free_text else None  # free text: a response ends at eos
         trajectories, reward_stats = state.rewards(trajectories, accelerator, eos_ids)
-        # the constraint masks replayed once; the log-probs retaken at the rollouts' temperature
         batch = collate(trajectories, policy.pad_id, tokenizer, options.temperature).to(accelerator.device)
         with accelerator.autocast():
             targets = algorithm.advantages(trained, batch)  # 3. advantages
