@@ -94,8 +94,8 @@ class GRPO:
         self, policy: nn.Module, minibatch: TurnBatch, targets: GRPOTargets, counts: LossCounts | None = None
     ) -> tuple[Tensor, dict[str, float]]:
         """The clipped surrogate on agent tokens, minus ``entropy_coef`` times the entropy, plus ``kl_coef`` times the
-        per-token k3 KL to the reference (each token's capped at `K3_CAP`); with diagnostics. ``counts``: the means' denominators when ``minibatch`` is
-        a micro-batch of a larger minibatch (default: its own)."""
+        per-token k3 KL to the reference (each token's capped at `K3_CAP`); with diagnostics. ``counts``: the means'
+        denominators when ``minibatch`` is a micro-batch of a larger minibatch (default: its own)."""
         agent_tokens = (counts or minibatch.loss_counts()).agent_tokens
         new = policy_forward(policy, minibatch, share_prefix=self.options.share_prefix)
         loss, stats = clipped_policy_loss(

@@ -38,9 +38,9 @@ def policy_forward(
     policy: nn.Module, batch: TurnBatch, value_head: ValueHead | None = None, share_prefix: bool = False
 ) -> PolicyForward:
     """One forward pass of the policy over the batch (plus the critic's own, when it has a trunk); the log-probs and
-    entropies at the batch's sampling temperature and under its constraint masks, if it has any. With ``share_prefix`` the policy runs the batch's
-    shared prefix (`update_prefix_length`) once (a critic's own trunk still runs whole episodes); positions in it get
-    log-prob and entropy 0, as position 0 does."""
+    entropies at the batch's sampling temperature and under its constraint masks, if it has any. With
+    ``share_prefix`` the policy runs the batch's shared prefix (`update_prefix_length`) once (a critic's own trunk
+    still runs whole episodes); positions in it get log-prob and entropy 0, as position 0 does."""
     shared_head = value_head is not None and extract_model_from_parallel(value_head).shared
     n_shared = update_prefix_length(batch) if share_prefix and extract_model_from_parallel(policy) is policy else 0
     cache = prefix_cache(policy, batch.input_ids, n_shared) if n_shared >= MIN_SHARED_TOKENS else None
