@@ -2,7 +2,6 @@
 the KL to the reference, the NaN guard, and a short run on a toy task that raises the reward."""
 
 import copy
-import json
 import math
 from collections import Counter
 
@@ -14,6 +13,7 @@ from toy_yes_no import YesOrNo, warmed_up_policy
 
 from agentic.policy import Policy
 from agentic.rollout import oracle_trajectories, rollout
+from agentic.run_dir import read_jsonl
 from agentic.sampling import Sampling
 from agentic.training.ppo import (
     PPO,
@@ -253,7 +253,7 @@ def test_rollouts_at_a_temperature_are_trained_at_it_the_first_ratio_one(policy,
         temperature=temperature, kl_coef=0.1, n_eval=2, eval_every=0, checkpoint_every=0, progress=False,
     )  # fmt: skip
     result = run_rl(options, YesOrNo(), model=policy.model, tokenizer=policy.tokenizer)
-    metrics = next(row for row in map(json.loads, (result.run_dir / "metrics.jsonl").open()) if "approx_kl" in row)
+    metrics = next(row for row in read_jsonl(result.run_dir / "metrics.jsonl") if "approx_kl" in row)
     assert metrics["approx_kl"] == pytest.approx(0.0, abs=1e-6) and metrics["clip_fraction"] == 0.0
     assert metrics["kl"] == pytest.approx(0.0, abs=1e-4)
 
